@@ -1,0 +1,47 @@
+"""Output discipline: data on stdout (plain or JSON), everything else on one stderr console."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+#: The one console for messages, warnings, progress and human tables: always stderr.
+err = Console(stderr=True, highlight=False)
+
+SCHEMA_VERSION = 1
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    """Write exactly one JSON document to stdout, with the schema version first."""
+    body = {"schema_version": SCHEMA_VERSION, **document}
+    # print() is the point of this module: stdout carries data and nothing else.
+    print(json.dumps(body, sort_keys=False, ensure_ascii=False))  # noqa: T201
+
+
+def emit_line(text: str) -> None:
+    """Write one plain line of data to stdout (no markup interpretation)."""
+    print(text)  # noqa: T201
+
+
+def stdout_console() -> Console:
+    """Return a console for human tables on stdout (data), honouring NO_COLOR and pipes."""
+    return Console(file=sys.stdout, highlight=False)
+
+
+def warn(text: str) -> None:
+    """Print a warning line to stderr, with file names kept literal."""
+    err.print(f"[yellow]warning:[/yellow] {_escape(text)}")
+
+
+def info(text: str) -> None:
+    """Print an informational line to stderr."""
+    err.print(_escape(text))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
