@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title ProMLLedger: the shared provenance ledger of one proml project.
+/// @notice Artefact-as-a-State-Machine. Every version of an artefact (one exact content, named by
+/// its sha256 digest) is an instance of its artefact's *kind*: a state machine whose states,
+/// initial state and role-guarded transitions the project admin defines as data. The contract
+/// enforces every rule itself; a proml client is not trusted.
+/// @dev Storage holds only what the rules need (current state, packed into one slot per version);
+/// the whole history lives in events, from which any client rebuilds history and lineage.
+/// Names (artefacts, kinds, states, transitions, roles) are short ASCII strings right-padded
+/// into bytes32 so that events stay readable without a lookup.
+contract ProMLLedger {
+    // ------------------------------------------------------------------ errors
+
+    error NotAdmin(address caller);
+    error NotPendingAdmin(address caller);
+    error ZeroAddress();
+    error EmptyName();
+    error RoleExists(bytes32 role);
+    error UnknownRole(bytes32 role);
+    error TooManyRoles();
+    error KindExists(bytes32 kind);
+    error UnknownKind(bytes32 kind);
+    error TooManyKinds();
+    error NoStates(bytes32 kind);
+    error TooManyStates(bytes32 kind);
+    error DuplicateState(bytes32 kind, bytes32 state);
+    error BadInitialState(bytes32 kind, uint8 initial);
+    error UnknownState(bytes32 kind, bytes32 state);
+    error NoRoles(bytes32 kind, bytes32 transition);
+    error NoSourceStates(bytes32 kind, bytes32 transition);
+    error DuplicateTransition(bytes32 kind, bytes32 transition);
+    error UnknownTransition(bytes32 kind, bytes32 transition);
+    error MissingRole(address account, bytes32 kind, bytes32 action);
+    error WrongState(bytes32 artefact, bytes32 digest, bytes32 transition, bytes32 state);
+    error DuplicateVersion(bytes32 artefact, bytes32 digest);
+    error UnknownVersion(bytes32 artefact, bytes32 digest);
+    error UnknownArtefact(bytes32 artefact);
+    error ArtefactExists(bytes32 artefact, bytes32 kind);
+    error EmptyBatch();
+    error LengthMismatch();
+
+    // ------------------------------------------------------------------ events
+
+    event AdminTransferStarted(address indexed admin, address indexed pending);
+    event AdminTransferred(address indexed previous, address indexed admin);
+    event RoleDefined(bytes32 indexed role, uint8 bit);
+    event RoleGranted(bytes32 indexed role, address indexed account, address indexed by);
+    event RoleRevoked(bytes32 indexed role, address indexed account, address indexed by);
+    event ArtefactDefined(bytes32 indexed artefact, bytes32 indexed kind);
+    event KindDefined(bytes32 indexed kind, bytes32[] states, uint8 initial, bytes32[] registerRoles);
+    event TransitionDefined(
+        bytes32 indexed kind, bytes32 indexed transition, bytes32[] sources, bytes32 target, bytes32[] roles
+    );
+    /// A new version entered its kind's initial state. `inputs` are the version keys
+    /// (keccak256(artefact ‖ digest)) it was derived from: the lineage.
+    event Registered(
+        bytes32 indexed artefact,
+        bytes32 indexed digest,
+        address indexed actor,
+        bytes cid,
+        bytes recordCid,
+        bytes32[] inputs
+    );
+    /// States are indices into the kind's `states` (see KindDefined): names would cost two
+    /// storage reads per transition.
+    event Transitioned(
+        bytes32 indexed artefact,
+        bytes32 indexed digest,
+        address indexed actor,
+        bytes32 transition,
+        uint8 source,
+        uint8 target,
+        bytes recordCid
+    );
+
+    // ------------------------------------------------------------------ types
+
+    struct TransitionDef {
+        bytes32 name;
+        bytes32[] sources;
+        bytes32 target;
+        bytes32[] roles;
+    }
+
+    struct Registration {
+        bytes32 artefact;
+        bytes32 digest;
+        bytes cid;
+        bytes32[] inputs;
+    }
+
+    struct Move {
+        bytes32 artefact;
+        bytes32 digest;
+        bytes32 transition;
+    }
+
+    // ------------------------------------------------------------------ storage
+
+    uint256 private constant MAX_ROLES = 128;
+    uint256 private constant MAX_STATES = 64;
+
+    address public admin;
+    address public pendingAdmin;
+
+    /// role name => bit index + 1 (0: undefined)
+    mapping(bytes32 => uint256) private _roleBit;
+    bytes32[] private _roleNames;
+    /// account => bitmap of held roles (bit i = _roleNames[i])
+    mapping(address => uint256) private _rolesOf;
+
+    /// kind name => packed: index+1 (16) | stateCount (8) | initial (8) | registerRoles (128)
+    mapping(bytes32 => uint256) private _kinds;
+    bytes32[] private _kindNames;
+    mapping(uint256 => bytes32[]) private _kindStates;
+    mapping(uint256 => bytes32[]) private _kindTransitions;
+    /// kind index+1 => transition name => packed: sourceMask (64) | target (8) | roleMask (128) at bit 80
+    mapping(uint256 => mapping(bytes32 => uint256)) private _transitions;
+
+    /// artefact name => a copy of its kind's packed word (kinds are immutable, so the copy never
+    /// goes stale); one storage read gives a registration everything it needs.
+    mapping(bytes32 => uint256) private _artefacts;
+    /// version key => packed: kind index+1 (16) | state (8); 0 means "not registered"
+    mapping(bytes32 => uint256) private _versions;
+
+    constructor() {
+        admin = msg.sender;
+        emit AdminTransferred(address(0), msg.sender);
+    }
+
+    modifier onlyAdmin() {
+        if (msg.sender != admin) revert NotAdmin(msg.sender);
+        _;
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Start handing the admin role to `next`; it takes effect when `next` accepts.
+    function transferAdmin(address next) external onlyAdmin {
+        if (next == address(0)) revert ZeroAddress();
+        pendingAdmin = next;
+        emit AdminTransferStarted(msg.sender, next);
+    }
+
+    function acceptAdmin() external {
+        if (msg.sender != pendingAdmin) revert NotPendingAdmin(msg.sender);
+        emit AdminTransferred(admin, msg.sender);
+        admin = msg.sender;
+        pendingAdmin = address(0);
+    }
+
+    function defineRoles(bytes32[] calldata names) external onlyAdmin {
+        for (uint256 i = 0; i < names.length; ++i) {
+            bytes32 name = names[i];
+            if (name == bytes32(0)) revert EmptyName();
+            if (_roleBit[name] != 0) revert RoleExists(name);
+            uint256 bit = _roleNames.length;
+            if (bit >= MAX_ROLES) revert TooManyRoles();
+            _roleNames.push(name);
+            _roleBit[name] = bit + 1;
+            emit RoleDefined(name, uint8(bit));
+        }
+    }
+
+    /// @notice Grant `role` to `account`; granting a held role changes nothing and emits nothing.
+    function grantRole(bytes32 role, address account) external onlyAdmin {
+        if (account == address(0)) revert ZeroAddress();
+        uint256 mask = _maskOf(role);
+        uint256 held = _rolesOf[account];
+        if (held & mask != 0) return;
+        _rolesOf[account] = held | mask;
+        emit RoleGranted(role, account, msg.sender);
+    }
+
+    function revokeRole(bytes32 role, address account) external onlyAdmin {
+        uint256 mask = _maskOf(role);
+        uint256 held = _rolesOf[account];
+        if (held & mask == 0) return;
+        _rolesOf[account] = held & ~mask;
+        emit RoleRevoked(role, account, msg.sender);
+    }
+
+    /// @notice Define an immutable kind (state machine). A kind's rules never change once defined:
+    /// a changed machine is a new kind name, so old versions keep the rules they were made under.
+    function defineKind(
+        bytes32 name,
+        bytes32[] calldata states,
+        uint8 initial,
+        bytes32[] calldata registerRoles,
+        TransitionDef[] calldata transitions
+    ) external onlyAdmin {
+        if (name == bytes32(0)) revert EmptyName();
+        if (_kinds[name] != 0) revert KindExists(name);
+        if (states.length == 0) revert NoStates(name);
+        if (states.length > MAX_STATES) revert TooManyStates(name);
+        if (initial >= states.length) revert BadInitialState(name, initial);
+        if (_kindNames.length >= type(uint16).max - 1) revert TooManyKinds();
+        for (uint256 i = 0; i < states.length; ++i) {
+            if (states[i] == bytes32(0)) revert EmptyName();
+            for (uint256 j = 0; j < i; ++j) {
+                if (states[j] == states[i]) revert DuplicateState(name, states[i]);
+            }
+        }
+        uint256 index1 = _kindNames.length + 1;
+        _kindNames.push(name);
+        _kindStates[index1] = states;
+        uint256 registerMask = _masksOf(registerRoles);
+        if (registerMask == 0) revert NoRoles(name, bytes32("register"));
+        _kinds[name] = index1 | (states.length << 16) | (uint256(initial) << 24) | (registerMask << 32);
+        emit KindDefined(name, states, initial, registerRoles);
+
+        for (uint256 t = 0; t < transitions.length; ++t) {
+            TransitionDef calldata def = transitions[t];
+            if (def.name == bytes32(0)) revert EmptyName();
+            if (_transitions[index1][def.name] != 0) revert DuplicateTransition(name, def.name);
+            if (def.sources.length == 0) revert NoSourceStates(name, def.name);
+            uint256 sourceMask = 0;
+            for (uint256 s = 0; s < def.sources.length; ++s) {
+                sourceMask |= uint256(1) << _stateIndex(name, states, def.sources[s]);
+            }
+            uint256 target = _stateIndex(name, states, def.target);
+            uint256 roleMask = _masksOf(def.roles);
+            if (roleMask == 0) revert NoRoles(name, def.name);
+            _transitions[index1][def.name] = sourceMask | (target << 64) | (roleMask << 80);
+            _kindTransitions[index1].push(def.name);
+            emit TransitionDefined(name, def.name, def.sources, def.target, def.roles);
+        }
+    }
+
+    /// @notice Bind artefacts to kinds. Only the admin decides an artefact's kind, once: a
+    /// registrant cannot pick a laxer machine for it.
+    function defineArtefacts(bytes32[] calldata names, bytes32[] calldata kinds) external onlyAdmin {
+        if (names.length != kinds.length) revert LengthMismatch();
+        for (uint256 i = 0; i < names.length; ++i) {
+            bytes32 name = names[i];
+            if (name == bytes32(0)) revert EmptyName();
+            uint256 k = _kinds[kinds[i]];
+            if (k == 0) revert UnknownKind(kinds[i]);
+            uint256 bound = _artefacts[name];
+            if (bound != 0) revert ArtefactExists(name, _kindNames[(bound & 0xffff) - 1]);
+            _artefacts[name] = k;
+            emit ArtefactDefined(name, kinds[i]);
+        }
+    }
+
+    // ------------------------------------------------------------------ versions
+
+    /// @notice Register a new version of `artefact`; it enters the kind's initial state.
+    function register(
+        bytes32 artefact,
+        bytes32 digest,
+        bytes calldata cid,
+        bytes calldata recordCid,
+        bytes32[] calldata inputs
+    ) external {
+        _register(_rolesOf[msg.sender], artefact, digest, cid, recordCid, inputs);
+    }
+
+    /// @notice Fire `transition` on the version (`artefact`, `digest`).
+    function transition(bytes32 artefact, bytes32 digest, bytes32 name, bytes calldata recordCid) external {
+        _transition(_rolesOf[msg.sender], artefact, digest, name, recordCid);
+    }
+
+    /// @notice Apply registrations, then moves, in order, in one transaction: all or nothing.
+    /// Every operation shares the one provenance record `recordCid`.
+    function batch(bytes calldata recordCid, Registration[] calldata registrations, Move[] calldata moves)
+        external
+    {
+        if (registrations.length + moves.length == 0) revert EmptyBatch();
+        uint256 roles = _rolesOf[msg.sender];
+        for (uint256 i = 0; i < registrations.length; ++i) {
+            Registration calldata r = registrations[i];
+            _register(roles, r.artefact, r.digest, r.cid, recordCid, r.inputs);
+        }
+        for (uint256 i = 0; i < moves.length; ++i) {
+            Move calldata m = moves[i];
+            _transition(roles, m.artefact, m.digest, m.transition, recordCid);
+        }
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    function versionKey(bytes32 artefact, bytes32 digest) public pure returns (bytes32 key) {
+        assembly {
+            mstore(0x00, artefact)
+            mstore(0x20, digest)
+            key := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// @notice A version's kind and current state; `exists` is false for an unknown version.
+    function versionOf(bytes32 artefact, bytes32 digest)
+        external
+        view
+        returns (bool exists, bytes32 kind, bytes32 state)
+    {
+        uint256 v = _versions[versionKey(artefact, digest)];
+        if (v == 0) return (false, bytes32(0), bytes32(0));
+        uint256 index1 = v & 0xffff;
+        return (true, _kindNames[index1 - 1], _kindStates[index1][(v >> 16) & 0xff]);
+    }
+
+    function artefactKind(bytes32 artefact) external view returns (bytes32) {
+        uint256 k = _artefacts[artefact];
+        return k == 0 ? bytes32(0) : _kindNames[(k & 0xffff) - 1];
+    }
+
+    function kindNames() external view returns (bytes32[] memory) {
+        return _kindNames;
+    }
+
+    function kindOf(bytes32 name)
+        external
+        view
+        returns (bytes32[] memory states, uint8 initial, bytes32[] memory registerRoles, bytes32[] memory transitions)
+    {
+        uint256 k = _kinds[name];
+        if (k == 0) revert UnknownKind(name);
+        uint256 index1 = k & 0xffff;
+        return (_kindStates[index1], uint8(k >> 24), _namesOf(k >> 32), _kindTransitions[index1]);
+    }
+
+    function transitionOf(bytes32 kind, bytes32 name)
+        external
+        view
+        returns (bytes32[] memory sources, bytes32 target, bytes32[] memory roles)
+    {
+        uint256 k = _kinds[kind];
+        if (k == 0) revert UnknownKind(kind);
+        uint256 index1 = k & 0xffff;
+        uint256 t = _transitions[index1][name];
+        if (t == 0) revert UnknownTransition(kind, name);
+        bytes32[] storage states = _kindStates[index1];
+        uint256 count = 0;
+        for (uint256 s = 0; s < states.length; ++s) {
+            if ((t >> s) & 1 == 1) ++count;
+        }
+        sources = new bytes32[](count);
+        count = 0;
+        for (uint256 s = 0; s < states.length; ++s) {
+            if ((t >> s) & 1 == 1) sources[count++] = states[s];
+        }
+        return (sources, states[(t >> 64) & 0xff], _namesOf(t >> 80));
+    }
+
+    function roleNames() external view returns (bytes32[] memory) {
+        return _roleNames;
+    }
+
+    function rolesOf(address account) external view returns (bytes32[] memory) {
+        return _namesOf(_rolesOf[account]);
+    }
+
+    function hasRole(bytes32 role, address account) external view returns (bool) {
+        uint256 bit = _roleBit[role];
+        return bit != 0 && (_rolesOf[account] >> (bit - 1)) & 1 == 1;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _register(
+        uint256 roles,
+        bytes32 artefact,
+        bytes32 digest,
+        bytes calldata cid,
+        bytes calldata recordCid,
+        bytes32[] calldata inputs
+    ) private {
+        uint256 k = _artefacts[artefact];
+        if (k == 0) revert UnknownArtefact(artefact);
+        uint256 index1 = k & 0xffff;
+        if (roles & (k >> 32) == 0) revert MissingRole(msg.sender, _kindNames[index1 - 1], bytes32("register"));
+        bytes32 key = versionKey(artefact, digest);
+        if (_versions[key] != 0) revert DuplicateVersion(artefact, digest);
+        // Inputs are recorded, not checked here: a storage read per input would cost 2,100 gas
+        // and still could not make a lineage claim true. `proml verify --deep` checks that every
+        // input is a registered version in an accepted state.
+        _versions[key] = index1 | (((k >> 24) & 0xff) << 16);
+        emit Registered(artefact, digest, msg.sender, cid, recordCid, inputs);
+    }
+
+    function _transition(uint256 roles, bytes32 artefact, bytes32 digest, bytes32 name, bytes calldata recordCid)
+        private
+    {
+        bytes32 key = versionKey(artefact, digest);
+        uint256 v = _versions[key];
+        if (v == 0) revert UnknownVersion(artefact, digest);
+        uint256 index1 = v & 0xffff;
+        uint256 t = _transitions[index1][name];
+        if (t == 0) revert UnknownTransition(_kindNames[index1 - 1], name);
+        uint256 state = (v >> 16) & 0xff;
+        if ((t >> state) & 1 == 0) revert WrongState(artefact, digest, name, _kindStates[index1][state]);
+        if (roles & (t >> 80) == 0) revert MissingRole(msg.sender, _kindNames[index1 - 1], name);
+        uint256 target = (t >> 64) & 0xff;
+        _versions[key] = index1 | (target << 16);
+        emit Transitioned(artefact, digest, msg.sender, name, uint8(state), uint8(target), recordCid);
+    }
+
+    function _maskOf(bytes32 role) private view returns (uint256) {
+        uint256 bit = _roleBit[role];
+        if (bit == 0) revert UnknownRole(role);
+        return uint256(1) << (bit - 1);
+    }
+
+    function _masksOf(bytes32[] calldata roles) private view returns (uint256 mask) {
+        for (uint256 i = 0; i < roles.length; ++i) {
+            mask |= _maskOf(roles[i]);
+        }
+    }
+
+    function _namesOf(uint256 mask) private view returns (bytes32[] memory names) {
+        uint256 count = 0;
+        uint256 total = _roleNames.length;
+        for (uint256 i = 0; i < total; ++i) {
+            if ((mask >> i) & 1 == 1) ++count;
+        }
+        names = new bytes32[](count);
+        count = 0;
+        for (uint256 i = 0; i < total; ++i) {
+            if ((mask >> i) & 1 == 1) names[count++] = _roleNames[i];
+        }
+    }
+
+    function _stateIndex(bytes32 kind, bytes32[] calldata states, bytes32 state) private pure returns (uint256) {
+        for (uint256 i = 0; i < states.length; ++i) {
+            if (states[i] == state) return i;
+        }
+        revert UnknownState(kind, state);
+    }
+}

@@ -1,0 +1,258 @@
+"""The ledger: the project's on-chain state machines, behind one small interface.
+
+Two backends implement :class:`Ledger`: the embedded chain (an in-process EVM persisted under
+``.proml/``, the default) and any Ethereum JSON-RPC endpoint. Both run the same compiled
+``ProMLLedger`` contract; this module imports neither backend (nor web3) until one is opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from proml_cli.errors import InputError
+
+__all__ = [
+    "ChainEvent",
+    "KindSpec",
+    "Ledger",
+    "Move",
+    "Receipt",
+    "Registration",
+    "TransitionSpec",
+    "VersionRef",
+    "VersionState",
+    "open_ledger",
+]
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    """One named transition of a kind: from any of ``sources`` to ``target``, by ``roles``."""
+
+    name: str
+    sources: tuple[str, ...]
+    target: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A kind (state machine) as the contract stores it."""
+
+    name: str
+    states: tuple[str, ...]
+    initial: str
+    register_roles: tuple[str, ...]
+    transitions: tuple[TransitionSpec, ...]
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """One version of one artefact: the artefact's name and the content's sha256 (hex)."""
+
+    artefact: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """A version's kind and current state, as read from the contract."""
+
+    artefact: str
+    digest: str
+    kind: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Register ``version`` (content ``cid``), derived from ``inputs``."""
+
+    version: VersionRef
+    cid: str
+    inputs: tuple[VersionRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class Move:
+    """Fire ``transition`` on ``version``."""
+
+    version: VersionRef
+    transition: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A mined transaction: where, when and at what cost."""
+
+    tx_hash: str
+    block: int
+    timestamp: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded contract event, in chain order.
+
+    ``name`` is the event (``Registered``, ``Transitioned``, ``RoleGranted`` ...); ``args`` holds
+    its fields with names decoded to text, digests to hex, CIDs to their string form, version
+    keys to ``VersionRef`` where known.
+    """
+
+    name: str
+    block: int
+    timestamp: int
+    tx_hash: str
+    log_index: int
+    args: dict[str, object] = field(default_factory=dict)
+
+
+class Ledger(Protocol):
+    """The chain as proml needs it: one project's ledger contract and one signing account."""
+
+    @property
+    def address(self) -> str:
+        """The ledger contract's address (checksummed)."""
+        ...
+
+    @property
+    def account(self) -> str:
+        """The address that signs this client's transactions."""
+        ...
+
+    @property
+    def chain_id(self) -> int:
+        """The chain's id (EIP-155)."""
+        ...
+
+    def define_roles(self, names: Sequence[str]) -> Receipt | None:
+        """Define roles not yet on-chain; return None when there was nothing to do."""
+        ...
+
+    def define_kind(self, kind: KindSpec) -> Receipt:
+        """Define a new kind; a kind's rules never change once defined."""
+        ...
+
+    def define_artefacts(self, kinds: dict[str, str]) -> Receipt | None:
+        """Bind artefacts (name → kind) not bound yet; None when there was nothing to do.
+
+        Raises:
+            LedgerError: an artefact is bound to another kind already.
+        """
+        ...
+
+    def artefact_kind(self, name: str) -> str | None:
+        """The kind an artefact is bound to, or None."""
+        ...
+
+    def grant_role(self, role: str, account: str) -> Receipt:
+        """Grant ``role`` to ``account`` (admin only, enforced by the contract)."""
+        ...
+
+    def revoke_role(self, role: str, account: str) -> Receipt:
+        """Revoke ``role`` from ``account`` (admin only, enforced by the contract)."""
+        ...
+
+    def transfer_admin(self, account: str) -> Receipt:
+        """Offer the admin role to ``account``; it takes effect when that account accepts."""
+        ...
+
+    def accept_admin(self) -> Receipt:
+        """Accept a pending admin offer made to this client's account."""
+        ...
+
+    def submit(
+        self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
+    ) -> Receipt:
+        """Apply registrations then moves in one transaction, all or nothing."""
+        ...
+
+    def admin(self) -> str:
+        """The current admin's address."""
+        ...
+
+    def version(self, ref: VersionRef) -> VersionState | None:
+        """A version's current kind and state, or None if it was never registered."""
+        ...
+
+    def kind(self, name: str) -> KindSpec | None:
+        """A kind's on-chain definition, or None if it is not defined."""
+        ...
+
+    def role_names(self) -> tuple[str, ...]:
+        """Every role defined on-chain."""
+        ...
+
+    def roles_of(self, account: str) -> tuple[str, ...]:
+        """The roles ``account`` holds now."""
+        ...
+
+    def history(self, from_block: int = 0) -> list[ChainEvent]:
+        """Every event of the ledger from ``from_block`` on, oldest first."""
+        ...
+
+    def tx_status(self, tx_hash: str) -> Receipt | None:
+        """The receipt of a mined transaction, or None if the chain does not know it."""
+        ...
+
+    def close(self) -> None:
+        """Release the chain (persist, unlock); the ledger is unusable afterwards."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Where the chain is and how to talk to it.
+
+    ``backend`` is ``embedded`` (state under ``state_dir``) or ``rpc`` (``url``).
+    """
+
+    backend: str = "embedded"
+    state_dir: Path | None = None
+    url: str | None = None
+    confirmations: int = 1
+    timeout: float = 120.0
+
+
+@contextmanager
+def open_ledger(
+    config: ChainConfig, *, signer: object, address: str | None = None
+) -> Iterator[Ledger]:
+    """Open the ledger: attach to ``address``, or deploy a new contract when it is None.
+
+    Args:
+        config: which chain.
+        signer: an ``eth_account`` ``LocalAccount`` that signs this client's transactions.
+        address: the project's ledger contract, or None to deploy one.
+
+    Yields:
+        The ledger; it is closed (persisted, unlocked) when the block exits.
+
+    Raises:
+        InputError: an unknown backend or a missing setting.
+        BackendUnavailable: the chain cannot be reached.
+    """
+    ledger: Ledger
+    if config.backend == "embedded":
+        if config.state_dir is None:
+            raise InputError("the embedded chain needs a state directory")
+        from proml_cli.ledger._embedded import open_embedded
+
+        ledger = open_embedded(config.state_dir, signer=signer, address=address)
+    elif config.backend == "rpc":
+        if not config.url:
+            raise InputError("chain.backend is rpc but no chain URL is set", hint="set chain.url")
+        from proml_cli.ledger._rpc import open_rpc
+
+        ledger = open_rpc(config, signer=signer, address=address)
+    else:
+        raise InputError(f"unknown chain backend {config.backend!r} (expected embedded or rpc)")
+    try:
+        yield ledger
+    finally:
+        ledger.close()

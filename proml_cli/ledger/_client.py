@@ -1,0 +1,539 @@
+"""The ProMLLedger contract client over any web3 provider: encoding, signing, errors, events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+
+from proml_cli.errors import BackendUnavailable, InputError, LedgerError
+from proml_cli.ledger import (
+    ChainEvent,
+    KindSpec,
+    Move,
+    Receipt,
+    Registration,
+    TransitionSpec,
+    VersionRef,
+    VersionState,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Multiplier on the node's gas estimate: estimates are exact on these chains, but a block's
+#: state can move between estimate and inclusion.
+GAS_MARGIN = 1.25
+
+
+@cache
+def artifact() -> dict[str, Any]:
+    """The compiled contract (ABI and bytecode) committed in the package."""
+    text = resources.files("proml_cli.ledger").joinpath("artifacts/ProMLLedger.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def name32(name: str) -> bytes:
+    """Encode a short ASCII name as right-padded bytes32, the contract's name type."""
+    raw = name.encode("ascii", errors="strict") if name.isascii() else b""
+    if not raw or len(raw) > 32:
+        raise InputError(f"name {name!r} must be 1 to 32 ASCII characters to be stored on-chain")
+    return raw.ljust(32, b"\0")
+
+
+def text32(raw: bytes) -> str:
+    """Decode a bytes32 name back to text."""
+    return bytes(raw).rstrip(b"\0").decode("ascii", errors="replace")
+
+
+def digest32(digest: str) -> bytes:
+    """Encode a sha256 hex digest (optionally ``sha256:``-prefixed) as bytes32."""
+    hexpart = digest.removeprefix("sha256:")
+    try:
+        raw = bytes.fromhex(hexpart)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InputError(f"not a sha256 digest: {digest!r}")
+    return raw
+
+
+def cid_bytes(cid: str) -> bytes:
+    """Encode a CID for the chain: its binary form (shorter calldata and logs than the text)."""
+    return cid.encode("ascii")  # TODO(content): binary CID
+
+
+def cid_text(raw: bytes) -> str:
+    """Decode a CID from its binary form."""
+    return bytes(raw).decode("ascii")
+
+
+def version_key(ref: VersionRef) -> bytes:
+    """The contract's version key: keccak256(artefact32 ‖ digest32)."""
+    return bytes(keccak(name32(ref.artefact) + digest32(ref.digest)))
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _short(address: object) -> str:
+    return str(address)
+
+
+def explain(error: str, args: dict[str, Any]) -> str:
+    """Turn a decoded custom error into one human sentence."""
+    a = {k: (text32(v) if isinstance(v, bytes) and len(v) == 32 else v) for k, v in args.items()}
+    if error in ("DuplicateVersion", "UnknownVersion", "WrongState"):
+        a["digest"] = bytes(args["digest"]).hex()[:12]
+    messages = {
+        "NotAdmin": "account {caller} is not the project's admin",
+        "NotPendingAdmin": "account {caller} has no pending admin offer",
+        "ZeroAddress": "the zero address cannot hold a role",
+        "EmptyName": "an empty name cannot be stored",
+        "RoleExists": "role '{role}' is already defined",
+        "UnknownRole": "role '{role}' is not defined on the ledger",
+        "TooManyRoles": "the ledger holds at most 128 roles",
+        "KindExists": "kind '{kind}' is already defined on the ledger (kinds are immutable)",
+        "UnknownKind": "kind '{kind}' is not defined on the ledger",
+        "TooManyKinds": "the ledger holds no more kinds",
+        "NoStates": "kind '{kind}' has no states",
+        "TooManyStates": "kind '{kind}' has more than 64 states",
+        "DuplicateState": "kind '{kind}' lists state '{state}' twice",
+        "BadInitialState": "kind '{kind}' has no state number {initial}",
+        "UnknownState": "kind '{kind}' has no state '{state}'",
+        "NoRoles": "'{transition}' of kind '{kind}' names no role that may fire it",
+        "NoSourceStates": "transition '{transition}' of kind '{kind}' has no source state",
+        "DuplicateTransition": "kind '{kind}' defines transition '{transition}' twice",
+        "UnknownTransition": "kind '{kind}' has no transition '{transition}'",
+        "MissingRole": "account {account} holds no role allowed to '{action}' on kind '{kind}'",
+        "WrongState": (
+            "'{transition}' is not allowed from state '{state}' "
+            "(artefact '{artefact}', version sha256:{digest})"
+        ),
+        "DuplicateVersion": "version sha256:{digest} of '{artefact}' is already registered",
+        "UnknownVersion": "version sha256:{digest} of '{artefact}' is not registered",
+        "UnknownArtefact": "artefact '{artefact}' is not defined on the ledger",
+        "ArtefactExists": "artefact '{artefact}' is already defined (kind '{kind}')",
+        "LengthMismatch": "names and kinds differ in length",
+        "EmptyBatch": "nothing to submit",
+    }
+    template = messages.get(error)
+    if template is None:
+        return f"the ledger refused the transaction ({error})"
+    return "the ledger refused: " + template.format(**a)
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    table = {}
+    for item in artifact()["abi"]:
+        if item["type"] != "error":
+            continue
+        types = [i["type"] for i in item["inputs"]]
+        signature = f"{item['name']}({','.join(types)})"
+        table[bytes(keccak(text=signature))[:4]] = (
+            item["name"],
+            [i["name"] for i in item["inputs"]],
+            types,
+        )
+    return table
+
+
+def decode_revert(data: str | bytes | None) -> LedgerError | None:
+    """Decode custom-error revert data into a :class:`LedgerError`, or None if unknown."""
+    if data is None:
+        return None
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
+    entry = _error_table().get(raw[:4])
+    if entry is None:
+        return None
+    from eth_abi import decode
+
+    name, names, types = entry
+    values = decode(types, raw[4:])
+    error = LedgerError(explain(name, dict(zip(names, values, strict=True))))
+    error.contract_error = name  # type: ignore[attr-defined]
+    return error
+
+
+def _ledger_error(exc: Exception) -> LedgerError:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    decoded = decode_revert(data if isinstance(data, str | bytes) else None)
+    if decoded is None and exc.args and isinstance(exc.args[0], str):
+        first = exc.args[0].removeprefix("execution reverted: ")
+        if first.startswith("0x"):
+            decoded = decode_revert(first)
+        elif first.startswith(("b'", 'b"')):
+            # eth-tester reports custom-error data as the repr of the bytes.
+            import ast
+
+            raw = ast.literal_eval(first)
+            decoded = decode_revert(raw) if isinstance(raw, bytes) else None
+    return decoded or LedgerError(f"the ledger refused the transaction: {exc}")
+
+
+# ---------------------------------------------------------------------------- client
+
+
+class ContractLedger:
+    """A :class:`proml_cli.ledger.Ledger` over a ``Web3`` instance and a local signing account."""
+
+    #: Exceptions a provider raises for a reverted call or estimate.
+    _revert_errors: tuple[type[Exception], ...] = (ContractCustomError, ContractLogicError)
+
+    def __init__(self, w3: Web3, signer: Any, address: str | None) -> None:
+        self._w3 = w3
+        self._signer = signer
+        self._block_times: dict[int, int] = {}
+        abi = artifact()["abi"]
+        if address is None:
+            address = self._deploy(abi)
+        elif not w3.eth.get_code(to_checksum_address(address)):
+            raise InputError(f"no contract at {address} on this chain", hint="check chain settings")
+        self._contract = w3.eth.contract(address=to_checksum_address(address), abi=abi)
+
+    # -- properties
+
+    @property
+    def address(self) -> str:
+        """The ledger contract's address."""
+        return str(self._contract.address)
+
+    @property
+    def account(self) -> str:
+        """The signing account's address."""
+        return str(self._signer.address)
+
+    @property
+    def chain_id(self) -> int:
+        """The chain's id."""
+        return int(self._w3.eth.chain_id)
+
+    # -- writes
+
+    def define_roles(self, names: Sequence[str]) -> Receipt | None:
+        """Define the roles that are not defined yet."""
+        existing = set(self.role_names())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if not missing:
+            return None
+        return self._transact(self._contract.functions.defineRoles([name32(n) for n in missing]))
+
+    def define_kind(self, kind: KindSpec) -> Receipt:
+        """Define ``kind`` on-chain."""
+        if kind.initial not in kind.states:
+            raise InputError(f"kind {kind.name!r}: initial state {kind.initial!r} is not a state")
+        transitions = [
+            (
+                name32(t.name),
+                [name32(s) for s in t.sources],
+                name32(t.target),
+                [name32(r) for r in t.roles],
+            )
+            for t in kind.transitions
+        ]
+        call = self._contract.functions.defineKind(
+            name32(kind.name),
+            [name32(s) for s in kind.states],
+            kind.states.index(kind.initial),
+            [name32(r) for r in kind.register_roles],
+            transitions,
+        )
+        return self._transact(call)
+
+    def define_artefacts(self, kinds: dict[str, str]) -> Receipt | None:
+        """Bind artefacts (name → kind) that are not bound yet; a bound one must match."""
+        missing = {}
+        for name, kind in kinds.items():
+            bound = self.artefact_kind(name)
+            if bound is None:
+                missing[name] = kind
+            elif bound != kind:
+                raise LedgerError(
+                    f"artefact '{name}' is of kind '{bound}' on the ledger, the policy says '{kind}'",
+                    hint="an artefact's kind is fixed once defined: give the artefact a new name",
+                )
+        if not missing:
+            return None
+        fn = self._contract.functions.defineArtefacts(
+            [name32(n) for n in missing], [name32(k) for k in missing.values()]
+        )
+        return self._transact(fn)
+
+    def artefact_kind(self, name: str) -> str | None:
+        """The kind ``name`` is bound to, or None."""
+        raw = self._call(self._contract.functions.artefactKind(name32(name)))
+        return text32(raw) or None
+
+    def grant_role(self, role: str, account: str) -> Receipt:
+        """Grant ``role`` to ``account``."""
+        fn = self._contract.functions.grantRole(name32(role), _address(account))
+        return self._transact(fn)
+
+    def revoke_role(self, role: str, account: str) -> Receipt:
+        """Revoke ``role`` from ``account``."""
+        fn = self._contract.functions.revokeRole(name32(role), _address(account))
+        return self._transact(fn)
+
+    def transfer_admin(self, account: str) -> Receipt:
+        """Offer the admin role to ``account``."""
+        return self._transact(self._contract.functions.transferAdmin(_address(account)))
+
+    def accept_admin(self) -> Receipt:
+        """Accept a pending admin offer."""
+        return self._transact(self._contract.functions.acceptAdmin())
+
+    def submit(
+        self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
+    ) -> Receipt:
+        """Apply a batch in one transaction (a single operation uses the cheaper direct call)."""
+        record = cid_bytes(record_cid)
+        regs = [
+            (
+                name32(r.version.artefact),
+                digest32(r.version.digest),
+                cid_bytes(r.cid),
+                [version_key(i) for i in r.inputs],
+            )
+            for r in registrations
+        ]
+        mvs = [
+            (name32(m.version.artefact), digest32(m.version.digest), name32(m.transition))
+            for m in moves
+        ]
+        fns = self._contract.functions
+        if len(regs) == 1 and not mvs:
+            a, d, c, inputs = regs[0]
+            return self._transact(fns.register(a, d, c, record, inputs))
+        if len(mvs) == 1 and not regs:
+            a, d, t = mvs[0]
+            return self._transact(fns.transition(a, d, t, record))
+        return self._transact(fns.batch(record, regs, mvs))
+
+    # -- reads
+
+    def admin(self) -> str:
+        """The admin's address."""
+        return str(self._call(self._contract.functions.admin()))
+
+    def version(self, ref: VersionRef) -> VersionState | None:
+        """A version's current state."""
+        fn = self._contract.functions.versionOf(name32(ref.artefact), digest32(ref.digest))
+        exists, kind, state = self._call(fn)
+        if not exists:
+            return None
+        return VersionState(ref.artefact, ref.digest, text32(kind), text32(state))
+
+    def kind(self, name: str) -> KindSpec | None:
+        """A kind's definition, read back from the contract."""
+        fns = self._contract.functions
+        try:
+            states, initial, register_roles, transition_names = fns.kindOf(name32(name)).call()
+        except self._revert_errors as exc:
+            error = _ledger_error(exc)
+            if getattr(error, "contract_error", "") == "UnknownKind":
+                return None
+            raise error from exc
+        transitions = []
+        for tname in transition_names:
+            sources, target, roles = fns.transitionOf(name32(name), tname).call()
+            transitions.append(
+                TransitionSpec(
+                    text32(tname),
+                    tuple(text32(s) for s in sources),
+                    text32(target),
+                    tuple(text32(r) for r in roles),
+                )
+            )
+        return KindSpec(
+            name=name,
+            states=tuple(text32(s) for s in states),
+            initial=text32(states[initial]),
+            register_roles=tuple(text32(r) for r in register_roles),
+            transitions=tuple(transitions),
+        )
+
+    def role_names(self) -> tuple[str, ...]:
+        """Every defined role."""
+        return tuple(text32(r) for r in self._call(self._contract.functions.roleNames()))
+
+    def roles_of(self, account: str) -> tuple[str, ...]:
+        """The roles ``account`` holds."""
+        fn = self._contract.functions.rolesOf(_address(account))
+        return tuple(text32(r) for r in self._call(fn))
+
+    def history(self, from_block: int = 0) -> list[ChainEvent]:
+        """Every ledger event, oldest first, decoded."""
+        by_topic = {}
+        for item in artifact()["abi"]:
+            if item["type"] == "event":
+                types = ",".join(i["type"] for i in item["inputs"])
+                topic = bytes(keccak(text=f"{item['name']}({types})"))
+                by_topic[topic] = getattr(self._contract.events, item["name"])()
+        # Lineage inputs are version keys: resolving them needs every registration, so decode
+        # from the first block and filter afterwards.
+        events = self._decoded(by_topic, 0, {})
+        return [e for e in events if e.block >= from_block]
+
+    def tx_status(self, tx_hash: str) -> Receipt | None:
+        """A transaction's receipt, or None when the chain does not know it."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            receipt = self._w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        return self._receipt(receipt)
+
+    def close(self) -> None:
+        """Nothing to release for a plain provider."""
+
+    # -- internals for backends
+
+    def _logs(self, from_block: int) -> list[dict[str, Any]]:
+        """Raw logs of the contract from ``from_block`` to the (confirmed) head."""
+        logs = self._w3.eth.get_logs(
+            {"address": self._contract.address, "fromBlock": from_block, "toBlock": "latest"}
+        )
+        return [dict(log) for log in logs]
+
+    def _block_time(self, number: int) -> int:
+        if number not in self._block_times:
+            self._block_times[number] = int(self._w3.eth.get_block(number)["timestamp"])
+        return self._block_times[number]
+
+    def _decoded(
+        self, by_topic: dict[bytes, Any], from_block: int, keys: dict[bytes, VersionRef]
+    ) -> list[ChainEvent]:
+        events = []
+        for log in self._logs(from_block):
+            topics = log["topics"]
+            if not topics or bytes(topics[0]) not in by_topic:
+                continue
+            decoded = by_topic[bytes(topics[0])].process_log(log)
+            args = {k: _plain(k, v) for k, v in decoded["args"].items()}
+            if decoded["event"] == "Registered":
+                ref = VersionRef(str(args["artefact"]), str(args["digest"]))
+                keys[version_key(ref)] = ref
+                args["inputs"] = [
+                    _ref_dict(keys.get(bytes(k))) for k in decoded["args"]["inputs"]
+                ]
+            number = int(log["blockNumber"])
+            events.append(
+                ChainEvent(
+                    name=str(decoded["event"]),
+                    block=number,
+                    timestamp=self._block_time(number),
+                    tx_hash="0x" + bytes(log["transactionHash"]).hex().removeprefix("0x"),
+                    log_index=int(log["logIndex"]),
+                    args=args,
+                )
+            )
+        return events
+
+    def _deploy(self, abi: list[dict[str, Any]]) -> str:
+        factory = self._w3.eth.contract(abi=abi, bytecode=artifact()["bytecode"])
+        receipt = self._send(factory.constructor())
+        address = receipt.get("contractAddress")
+        if not address:
+            raise LedgerError("deploying the ledger contract failed")
+        logger.debug("deployed ledger at %s", address)
+        return str(address)
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn.call()
+        except self._revert_errors as exc:
+            raise _ledger_error(exc) from exc
+
+    def _transact(self, fn: Any) -> Receipt:
+        return self._receipt(self._send(fn))
+
+    def _send(self, fn: Any) -> Any:
+        w3 = self._w3
+        sender = self._signer.address
+        tx: dict[str, Any] = {"from": sender, "chainId": self.chain_id}
+        try:
+            tx["gas"] = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
+        except self._revert_errors as exc:
+            raise _ledger_error(exc) from exc
+        tx.update(self._fees())
+        tx["nonce"] = self._nonce()
+        built = fn.build_transaction(tx)
+        signed = self._signer.sign_transaction(built)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            receipt = self._wait(tx_hash)
+        except TimeExhausted as exc:
+            raise BackendUnavailable(
+                f"transaction {tx_hash.hex()} was not mined in time", hint="run `proml sync` later"
+            ) from exc
+        if receipt["status"] != 1:
+            raise LedgerError(f"transaction {tx_hash.hex()} reverted on-chain")
+        self._after_receipt(receipt)
+        return receipt
+
+    def _fees(self) -> dict[str, int]:
+        latest = self._w3.eth.get_block("latest")
+        base = latest.get("baseFeePerGas")
+        if base is None:
+            return {"gasPrice": int(self._w3.eth.gas_price)}
+        tip = int(self._w3.eth.max_priority_fee) if self._supports_tip() else 0
+        return {"maxFeePerGas": int(base) * 2 + tip, "maxPriorityFeePerGas": tip}
+
+    def _supports_tip(self) -> bool:
+        return True
+
+    def _nonce(self) -> int:
+        return int(self._w3.eth.get_transaction_count(self._signer.address, "pending"))
+
+    def _wait(self, tx_hash: Any) -> Any:
+        return self._w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+
+    def _after_receipt(self, receipt: Any) -> None:
+        """Hook for backends (the embedded chain indexes logs and persists here)."""
+
+    def _receipt(self, receipt: Any) -> Receipt:
+        number = int(receipt["blockNumber"])
+        return Receipt(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex().removeprefix("0x"),
+            block=number,
+            timestamp=self._block_time(number),
+            gas_used=int(receipt["gasUsed"]),
+        )
+
+
+def _address(account: str) -> str:
+    try:
+        return str(to_checksum_address(account))
+    except ValueError as exc:
+        raise InputError(f"not an Ethereum address: {account!r}") from exc
+
+
+def _ref_dict(ref: VersionRef | None) -> dict[str, str] | None:
+    return None if ref is None else {"artefact": ref.artefact, "digest": ref.digest}
+
+
+def _plain(key: str, value: Any) -> object:
+    """Event argument → JSON-friendly value: names as text, digests as hex, CIDs as text."""
+    if key in ("cid", "recordCid"):
+        return cid_text(value)
+    if key == "digest":
+        return bytes(value).hex()
+    if isinstance(value, bytes) and len(value) == 32:
+        return text32(value)
+    if isinstance(value, list | tuple):
+        return [_plain("", v) for v in value]
+    return value

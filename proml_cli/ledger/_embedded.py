@@ -1,0 +1,208 @@
+"""The embedded chain: py-evm (through web3's tester backend) persisted in one SQLite file.
+
+Why SQLite under py-evm rather than replaying transactions or pickling state:
+
+* py-evm keeps every trie node, block and receipt in a plain key-value store. Backing that store
+  with a SQLite table makes loading O(1) in the chain's length: opening reads the head header
+  and nothing else (replaying 10,000 transactions would take minutes; a pickle grows linearly).
+* Each ledger operation runs inside one SQLite transaction that is committed only after the
+  block is mined and its logs are indexed. A kill -9 at any point leaves the last committed
+  chain, never a torn one: the interrupted transaction is simply absent and
+  :meth:`tx_status` says so.
+* An exclusive file lock, held from open to close, serialises proml processes on one project:
+  a second writer waits for the first and then sees its blocks.
+
+Contract logs are also indexed into a table as they are mined, so reading the history is one
+query instead of a scan of every block.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
+from filelock import FileLock, Timeout
+from web3 import EthereumTesterProvider, Web3
+
+from proml_cli.errors import BackendUnavailable
+from proml_cli.ledger._client import ContractLedger
+
+logger = logging.getLogger(__name__)
+
+DB_NAME = "chain.sqlite"
+LOCK_NAME = "chain.lock"
+#: How long a second proml process waits for the first to release the chain (seconds).
+LOCK_TIMEOUT = 600.0
+#: Wei given to a local account that has none, from the embedded chain's genesis funds.
+FUNDING = 10**21
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logs (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash BLOB NOT NULL,
+    tx_index INTEGER NOT NULL, address TEXT NOT NULL, topics BLOB NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (block, log_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+class _SqliteKV(BaseDB):
+    """py-evm's key-value database interface over one SQLite table."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return bytes(row[0])
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+
+    def __delitem__(self, key: bytes) -> None:
+        cur = self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        if cur.rowcount == 0:
+            raise KeyError(key)
+
+    def _exists(self, key: bytes) -> bool:
+        row = self._conn.execute("SELECT 1 FROM kv WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
+
+class EmbeddedLedger(ContractLedger):
+    """The ledger on the in-process chain; see the module docstring for the persistence model."""
+
+    _revert_errors = (*ContractLedger._revert_errors, TransactionFailed)
+
+    def __init__(self, state_dir: Path, signer: Any, address: str | None) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(state_dir / LOCK_NAME))
+        try:
+            self._lock.acquire(timeout=LOCK_TIMEOUT)
+        except Timeout as exc:
+            raise BackendUnavailable(
+                f"the embedded chain in {state_dir} is locked by another proml process"
+            ) from exc
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = _connect(state_dir / DB_NAME)
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._tester = _open_tester(self._conn)
+            w3 = Web3(EthereumTesterProvider(self._tester))
+            self._fund(w3, signer.address)
+            super().__init__(w3, signer, address)
+            self._commit()
+        except BaseException:
+            self.close()
+            raise
+
+    def _fund(self, w3: Web3, account: str) -> None:
+        if w3.eth.get_balance(account) >= FUNDING // 10:  # type: ignore[arg-type]
+            return
+        faucet = self._tester.get_accounts()[0]
+        tx_hash = w3.eth.send_transaction({"from": faucet, "to": account, "value": FUNDING})  # type: ignore[typeddict-item]
+        w3.eth.wait_for_transaction_receipt(tx_hash)
+
+    def _supports_tip(self) -> bool:
+        # eth-tester has no eth_maxPriorityFeePerGas; a zero tip is mined just the same.
+        return False
+
+    def _wait(self, tx_hash: Any) -> Any:
+        # Transactions are mined as they are sent: the receipt is there already.
+        return self._w3.eth.get_transaction_receipt(tx_hash)
+
+    def _after_receipt(self, receipt: Any) -> None:
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        rows = [
+            (
+                int(log["blockNumber"]),
+                int(log["logIndex"]),
+                bytes(log["transactionHash"]),
+                int(log["transactionIndex"]),
+                str(log["address"]),
+                b"".join(bytes(t) for t in log["topics"]),
+                bytes(log["data"]),
+            )
+            for log in receipt["logs"]
+        ]
+        self._conn.executemany("INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self._commit()
+
+    def _commit(self) -> None:
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        self._conn.execute("COMMIT")
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _logs(self, from_block: int) -> list[dict[str, Any]]:
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        cur = self._conn.execute(
+            "SELECT block, log_index, tx_hash, tx_index, address, topics, data FROM logs "
+            "WHERE block >= ? AND address = ? ORDER BY block, log_index",
+            (from_block, self._contract.address),
+        )
+        return [
+            {
+                "blockNumber": block,
+                "logIndex": log_index,
+                "transactionHash": tx_hash,
+                "transactionIndex": tx_index,
+                "address": address,
+                "topics": [topics[i : i + 32] for i in range(0, len(topics), 32)],
+                "data": data,
+                "blockHash": b"\0" * 32,
+            }
+            for block, log_index, tx_hash, tx_index, address, topics, data in cur
+        ]
+
+    def close(self) -> None:
+        """Roll back anything uncommitted, close the database and release the lock."""
+        if self._conn is not None:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._conn.close()
+            self._conn = None
+        if self._lock.is_locked:
+            self._lock.release()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=60.0)
+    # WAL + synchronous=FULL: a committed block survives power loss; readers never see a torn one.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(_SCHEMA)
+    path.chmod(0o600)
+    return conn
+
+
+def _open_tester(conn: sqlite3.Connection) -> EthereumTester:
+    """An EthereumTester whose py-evm chain lives in ``conn`` (created at genesis if empty)."""
+    backend = PyEVMBackend()
+    chain_class = type(backend.chain)
+    base_db = AtomicDB(_SqliteKV(conn))
+    row = conn.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
+    if row is None:
+        genesis_params = PyEVMBackend.generate_genesis_params()
+        genesis_state = PyEVMBackend.generate_genesis_state()
+        chain = chain_class.from_genesis(base_db, genesis_params, genesis_state)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('genesis', ?)", (chain.get_canonical_block_header_by_number(0).hash.hex(),)
+        )
+    else:
+        chain = chain_class(base_db)
+    backend.chain = chain
+    return EthereumTester(backend=backend)
+
+
+def open_embedded(state_dir: Path, *, signer: Any, address: str | None) -> EmbeddedLedger:
+    """Open (and lock) the embedded chain under ``state_dir``; deploy when ``address`` is None."""
+    return EmbeddedLedger(state_dir, signer, address)
