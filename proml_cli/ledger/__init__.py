@@ -130,6 +130,10 @@ class Ledger(Protocol):
         """The chain's id (EIP-155)."""
         ...
 
+    def with_signer(self, signer: object) -> Ledger:
+        """The same ledger, signing with ``signer`` (for tools that act as several accounts)."""
+        ...
+
     def define_roles(self, names: Sequence[str]) -> Receipt | None:
         """Define roles not yet on-chain; return None when there was nothing to do."""
         ...

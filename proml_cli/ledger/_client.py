@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -196,6 +197,8 @@ class ContractLedger:
     def __init__(self, w3: Web3, signer: Any, address: str | None) -> None:
         self._w3 = w3
         self._signer = signer
+        self._is_view = False
+        self._prepare_signer(signer)
         self._block_times: dict[int, int] = {}
         abi = artifact()["abi"]
         if address is None:
@@ -220,6 +223,14 @@ class ContractLedger:
     def chain_id(self) -> int:
         """The chain's id."""
         return int(self._w3.eth.chain_id)
+
+    def with_signer(self, signer: Any) -> ContractLedger:
+        """A view of the same ledger that signs with ``signer`` (closing it releases nothing)."""
+        self._prepare_signer(signer)
+        view = copy.copy(self)
+        view._signer = signer
+        view._is_view = True
+        return view
 
     # -- writes
 
@@ -501,6 +512,9 @@ class ContractLedger:
 
     def _wait(self, tx_hash: Any) -> Any:
         return self._w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+
+    def _prepare_signer(self, signer: Any) -> None:
+        """Hook for backends (the embedded chain funds a new local account here)."""
 
     def _after_receipt(self, receipt: Any) -> None:
         """Hook for backends (the embedded chain indexes logs and persists here)."""

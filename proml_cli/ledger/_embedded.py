@@ -97,20 +97,22 @@ class EmbeddedLedger(ContractLedger):
             self._conn = _connect(state_dir / DB_NAME)
             self._conn.execute("BEGIN IMMEDIATE")
             self._tester = _open_tester(self._conn)
-            w3 = Web3(EthereumTesterProvider(self._tester))
-            self._fund(w3, signer.address)
-            super().__init__(w3, signer, address)
+            super().__init__(Web3(EthereumTesterProvider(self._tester)), signer, address)
             self._commit()
         except BaseException:
             self.close()
             raise
 
-    def _fund(self, w3: Web3, account: str) -> None:
-        if w3.eth.get_balance(account) >= FUNDING // 10:  # type: ignore[arg-type]
+    def _prepare_signer(self, signer: Any) -> None:
+        # A local account starts with nothing: give it gas money from the genesis funds.
+        w3 = self._w3
+        if w3.eth.get_balance(signer.address) >= FUNDING // 10:
             return
         faucet = self._tester.get_accounts()[0]
-        tx_hash = w3.eth.send_transaction({"from": faucet, "to": account, "value": FUNDING})  # type: ignore[typeddict-item]
+        tx_hash = w3.eth.send_transaction({"from": faucet, "to": signer.address, "value": FUNDING})
         w3.eth.wait_for_transaction_receipt(tx_hash)
+        if self._conn is not None and not self._is_view:
+            self._commit()
 
     def _supports_tip(self) -> bool:
         # eth-tester has no eth_maxPriorityFeePerGas; a zero tip is mined just the same.
@@ -165,6 +167,8 @@ class EmbeddedLedger(ContractLedger):
 
     def close(self) -> None:
         """Roll back anything uncommitted, close the database and release the lock."""
+        if getattr(self, "_is_view", False):
+            return
         if self._conn is not None:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
