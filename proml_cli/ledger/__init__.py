@@ -16,6 +16,7 @@ from typing import Protocol
 from proml_cli.errors import InputError
 
 __all__ = [
+    "ChainConfig",
     "ChainEvent",
     "KindSpec",
     "Ledger",
