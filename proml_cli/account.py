@@ -1,0 +1,134 @@
+"""Local signing accounts: encrypted V3 keystores under ``.proml/keys/``, never printed.
+
+A project can hold several named accounts (one person on the embedded default may act as a
+data admin, a developer and a verifier; the example uses that to show a role being enforced).
+The active account is chosen with ``--as NAME`` / ``PROML_ACCOUNT`` (default ``default``).
+``PROML_PRIVATE_KEY`` is accepted for development chains and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proml_cli.errors import InputError
+
+DEFAULT_ACCOUNT = "default"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+#: scrypt work factor for keystores made here. eth-account's default (2**18) costs ~1 s on every
+#: command; 2**15 keeps a guess costly (~0.1 s each) while a command stays interactive.
+SCRYPT_N = 2**15
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """A stored account: its name, address and keystore file (never the key)."""
+
+    name: str
+    address: str
+    path: Path
+
+
+def keys_dir(state_dir: Path) -> Path:
+    """Where a project's keystores live."""
+    return state_dir / "keys"
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InputError(f"invalid account name {name!r} (use [a-z0-9][a-z0-9._-]*, ≤ 32 chars)")
+
+
+def _password() -> str:
+    return os.environ.get("PROML_KEYSTORE_PASSWORD", "")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 from the start (no window where others may read it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def create_account(state_dir: Path, name: str, *, private_key: bytes | None = None) -> AccountInfo:
+    """Create (or import, with ``private_key``) an encrypted keystore named ``name``.
+
+    Raises:
+        InputError: the name is invalid or taken.
+    """
+    from eth_account import Account
+
+    _check_name(name)
+    path = keys_dir(state_dir) / f"{name}.json"
+    if path.exists():
+        raise InputError(f"account {name!r} exists already ({path})")
+    account = Account.from_key(private_key) if private_key else Account.create()
+    keystore = Account.encrypt(account.key, _password(), kdf="scrypt", iterations=SCRYPT_N)
+    _write_private(path, json.dumps(keystore))
+    return AccountInfo(name, str(account.address), path)
+
+
+def list_accounts(state_dir: Path) -> list[AccountInfo]:
+    """Every stored account, by name (addresses come from the keystores, no password needed)."""
+    from eth_utils import to_checksum_address
+
+    found = []
+    directory = keys_dir(state_dir)
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        data = json.loads(path.read_text())
+        found.append(AccountInfo(path.stem, str(to_checksum_address("0x" + data["address"])), path))
+    return found
+
+
+def resolve_address(state_dir: Path, who: str) -> str:
+    """An address, or the address of the local account named ``who``.
+
+    Raises:
+        InputError: neither an address nor a known account name.
+    """
+    if re.fullmatch(r"0x[0-9a-fA-F]{40}", who):
+        from eth_utils import to_checksum_address
+
+        return str(to_checksum_address(who))
+    for info in list_accounts(state_dir):
+        if info.name == who:
+            return info.address
+    raise InputError(f"{who!r} is neither an address nor a local account", hint="proml account list")
+
+
+def load_signer(state_dir: Path, name: str | None = None) -> Any:
+    """The ``LocalAccount`` that signs for this process.
+
+    ``PROML_PRIVATE_KEY`` wins (development chains); else the keystore ``name`` (default:
+    ``PROML_ACCOUNT`` or ``default``) decrypted with ``PROML_KEYSTORE_PASSWORD``.
+
+    Raises:
+        InputError: no such account, or the password does not open it.
+    """
+    from eth_account import Account
+
+    raw = os.environ.get("PROML_PRIVATE_KEY")
+    if raw:
+        try:
+            return Account.from_key(raw)
+        except (ValueError, TypeError) as exc:
+            # Never echo the value: it is a key.
+            raise InputError("PROML_PRIVATE_KEY is not a valid private key") from exc
+    name = name or os.environ.get("PROML_ACCOUNT") or DEFAULT_ACCOUNT
+    _check_name(name)
+    path = keys_dir(state_dir) / f"{name}.json"
+    if not path.exists():
+        raise InputError(f"no local account {name!r}", hint=f"proml account new {name}")
+    try:
+        key = Account.decrypt(json.loads(path.read_text()), _password())
+    except ValueError as exc:
+        raise InputError(
+            f"cannot open keystore {path.name}: wrong password",
+            hint="set PROML_KEYSTORE_PASSWORD",
+        ) from exc
+    return Account.from_key(key)

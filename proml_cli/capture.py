@@ -1,0 +1,507 @@
+"""The run lifecycle: check materials, execute the command unchanged, record products, anchor.
+
+Order (after in-toto's runlib, with a journal so that nothing is lost):
+validate the step → check every material against the ledger (bytes + state) → execute with
+stdio inherited and signals forwarded → hash and store the products → build the canonical
+record → journal it → submit one transaction → mark the journal entry done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from proml_cli.errors import (
+    BackendUnavailable,
+    ContentError,
+    ExitCode,
+    InputError,
+    LedgerError,
+    RefusedError,
+)
+from proml_cli.journal import DONE, REFUSED, Entry, Journal
+from proml_cli.ledger import Move, Registration, VersionRef
+from proml_cli.record import (
+    RECORD_TYPE_DECISION,
+    RECORD_TYPE_RUN,
+    FileEntry,
+    canonical_bytes,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from proml_cli.content import ContentStore
+    from proml_cli.ledger import Ledger, Receipt
+    from proml_cli.policy import Step
+    from proml_cli.project import Project
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Material:
+    """A used artefact, checked before the command ran."""
+
+    entry: FileEntry
+    state: str
+    mtime_ns: int
+
+
+@dataclass
+class RunOutcome:
+    """What ``run`` did; the CLI renders it (to stderr or ``--summary-json``)."""
+
+    step: str
+    exit_code: int
+    recorded: bool = False
+    journaled: bool = False
+    record_cid: str | None = None
+    tx_hash: str | None = None
+    block: int | None = None
+    gas_used: int | None = None
+    materials: list[dict[str, Any]] = field(default_factory=list)
+    products: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[dict[str, str]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as JSON."""
+        return {
+            "step": self.step,
+            "exit_code": self.exit_code,
+            "recorded": self.recorded,
+            "journaled": self.journaled,
+            "record_cid": self.record_cid,
+            "tx_hash": self.tx_hash,
+            "block": self.block,
+            "gas_used": self.gas_used,
+            "materials": self.materials,
+            "products": self.products,
+            "transitions": self.transitions,
+            "messages": self.messages,
+        }
+
+
+# ---------------------------------------------------------------------------- hashing
+
+
+def hash_entry(project: Project, path: Path, artefact: str | None) -> FileEntry:
+    """Hash a file or directory (sha256 + CID in one read) without storing it."""
+    from proml_cli.content import hash_path
+
+    result = hash_path(path, cid_version=project.policy.storage.cid_version)
+    return FileEntry(
+        path=_relative(project, path),
+        sha256=result.sha256,
+        cid=result.cid,
+        size=result.size,
+        type=result.type,
+        artefact=artefact,
+    )
+
+
+def store_entry(project: Project, store: ContentStore, path: Path, artefact: str | None) -> FileEntry:
+    """Store a file or directory in the content store (hashing it in the same pass)."""
+    stored = store.put_path(path, cid_version=project.policy.storage.cid_version)
+    return FileEntry(
+        path=_relative(project, path),
+        sha256=stored.sha256,
+        cid=stored.cid,
+        size=stored.size,
+        type=stored.type,
+        artefact=artefact,
+    )
+
+
+def _relative(project: Project, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------- materials
+
+
+def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Material]:
+    """Check every artefact the step uses: it exists, is a recorded version, in an allowed state.
+
+    Raises:
+        RefusedError: listing every failed check; the command must not start.
+    """
+    reasons: list[str] = []
+    materials: list[Material] = []
+    for name, accepted in step.uses.items():
+        path = project.policy.artefact_path(name)
+        if not path.exists():
+            reasons.append(f"input '{name}' ({_relative(project, path)}) does not exist")
+            continue
+        mtime = path.stat().st_mtime_ns
+        entry = hash_entry(project, path, name)
+        state = ledger.version(VersionRef(name, entry.sha256))
+        if state is None:
+            reasons.append(
+                f"input '{name}' ({entry.path}, sha256:{entry.sha256[:12]}) is not a recorded "
+                "version: it was never recorded, or it changed since"
+            )
+            continue
+        if state.state not in accepted:
+            reasons.append(
+                f"input '{name}' ({entry.path}) is in state '{state.state}', "
+                f"step '{step.name}' requires {' or '.join(repr(s) for s in accepted)}"
+            )
+            continue
+        materials.append(Material(entry, state.state, mtime))
+    if reasons:
+        raise RefusedError(
+            f"step '{step.name}' refused: " + "; ".join(reasons), reasons
+        )
+    return materials
+
+
+# ---------------------------------------------------------------------------- execution
+
+
+def execute(argv: Sequence[str], cwd: Path | None = None) -> int:
+    """Run ``argv`` with inherited stdio, forwarding SIGINT/SIGTERM; return its exit status.
+
+    A signal death becomes 128+N, an unrunnable command 126 and a missing one 127 (shell
+    conventions, so wrappers in CI scripts behave like the bare command).
+    """
+    try:
+        # The wrapped command is the user's own, run without a shell, exactly as typed.
+        child = subprocess.Popen(list(argv), cwd=cwd)  # noqa: S603
+    except FileNotFoundError:
+        sys.stderr.write(f"proml: command not found: {argv[0]}\n")
+        return int(ExitCode.NOT_FOUND)
+    except PermissionError:
+        sys.stderr.write(f"proml: cannot execute: {argv[0]}\n")
+        return int(ExitCode.CANNOT_EXECUTE)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        # The child shares our terminal's process group, so a Ctrl-C reaches it directly; this
+        # forwards signals sent to proml alone (kill, a CI runner's timeout) as well.
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, forward)
+    try:
+        while True:
+            try:
+                code = child.wait()
+                break
+            except KeyboardInterrupt:  # pragma: no cover - handler installed above
+                continue
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - code if code < 0 else code
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+def git_state(root: Path) -> dict[str, Any] | None:
+    """The commit and dirty flag of the git work tree containing ``root`` (None outside git)."""
+    try:
+        import git
+    except ImportError:  # pragma: no cover - git binary missing
+        return None
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        commit = repo.head.commit.hexsha
+    except ValueError:
+        commit = None  # a repository without commits yet
+    return {"commit": commit, "dirty": repo.is_dirty(untracked_files=True)}
+
+
+def environment_summary() -> dict[str, Any]:
+    """A small, key-free summary of where the command ran."""
+    from proml_cli import __version__
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "user": os.environ.get("USER") or os.environ.get("USERNAME"),
+        "proml": __version__,
+    }
+
+
+def _captured_files(project: Project, store: ContentStore, patterns: Sequence[str]) -> list[dict[str, Any]]:
+    found = []
+    for pattern in patterns:
+        matches = sorted(project.root.glob(pattern))
+        if not matches:
+            found.append({"path": pattern, "missing": True})
+        for path in matches:
+            if path.is_file():
+                found.append(store_entry(project, store, path, None).to_json())
+    return found
+
+
+# ---------------------------------------------------------------------------- submission
+
+
+def anchor(
+    project: Project,
+    signer: Any,
+    entry: Entry,
+    journal: Journal,
+    store: ContentStore,
+) -> Receipt:
+    """Submit a journaled entry once; mark it done (or refused). Idempotent by record CID.
+
+    Raises:
+        LedgerError: the contract refused (the entry moves to ``refused/``).
+        BackendUnavailable: the chain is unreachable (the entry stays pending).
+    """
+    if not store.has(entry.record_cid):
+        stored = store.put_bytes(entry.record_bytes)
+        if stored != entry.record_cid:
+            raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
+    with project.ledger(signer) as ledger:
+        done = _find_anchor(ledger, entry.record_cid)
+        if done is not None:
+            journal.mark(entry.record_cid, DONE, tx_hash=done.tx_hash)
+            return done
+        try:
+            receipt = ledger.submit(entry.record_cid, entry.registrations, entry.moves)
+        except LedgerError:
+            journal.mark(entry.record_cid, REFUSED)
+            raise
+    journal.mark(entry.record_cid, DONE, tx_hash=receipt.tx_hash)
+    return receipt
+
+
+def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
+    from proml_cli.ledger import Receipt
+
+    for event in ledger.history():
+        if event.args.get("recordCid") == record_cid:
+            return Receipt(event.tx_hash, event.block, event.timestamp, 0)
+    return None
+
+
+def run_step(
+    project: Project,
+    argv: Sequence[str],
+    *,
+    step_name: str | None = None,
+    account: str | None = None,
+) -> RunOutcome:
+    """The whole ``proml run`` lifecycle; returns the outcome (its ``exit_code`` is the child's).
+
+    Raises:
+        InputError / PolicyError: bad usage, before anything ran.
+        RefusedError: a material failed its check; the command did not start.
+    """
+    policy = project.policy
+    step = policy.match_step(argv, step_name)
+    signer = project.signer(account)
+    store = project.store()
+    with project.ledger(signer) as ledger:
+        materials = check_materials(project, step, ledger)
+    outcome = RunOutcome(step=step.name, exit_code=0)
+    outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
+
+    started = utc_now()
+    code = execute(argv, cwd=None)
+    ended = utc_now()
+    outcome.exit_code = code
+    if code != 0:
+        outcome.messages.append(f"command exited with {code}: nothing was recorded")
+        return outcome
+
+    changed = [
+        m.entry.path
+        for m in materials
+        if not policy.artefact_path(str(m.entry.artefact)).exists()
+        or policy.artefact_path(str(m.entry.artefact)).stat().st_mtime_ns != m.mtime_ns
+    ]
+    if changed:
+        raise RefusedError(
+            "inputs changed while the command ran, so its lineage cannot be recorded: "
+            + ", ".join(changed),
+            [f"input {p} changed during the run" for p in changed],
+        )
+
+    missing = [name for name in step.produces if not policy.artefact_path(name).exists()]
+    if missing:
+        raise RefusedError(
+            "the command did not produce "
+            + ", ".join(f"'{n}' ({policy.artefacts[n].path})" for n in missing)
+            + ": nothing was recorded",
+            [f"declared output '{n}' was not produced" for n in missing],
+        )
+
+    products = [store_entry(project, store, policy.artefact_path(n), n) for n in step.produces]
+    record: dict[str, Any] = {
+        "type": RECORD_TYPE_RUN,
+        "project": policy.project,
+        "step": step.name,
+        "command": list(argv),
+        "cwd": _relative(project, Path.cwd()),
+        "started": started,
+        "ended": ended,
+        "exit_code": code,
+        "materials": [m.entry.to_json() for m in materials],
+        "products": [p.to_json() for p in products],
+        "params": _captured_files(project, store, step.params),
+        "metrics": _captured_files(project, store, step.metrics),
+        "policy_digest": policy.digest,
+        "actor": signer.address,
+    }
+    if step.capture_git:
+        record["git"] = git_state(project.root)
+    if step.capture_environment:
+        record["environment"] = environment_summary()
+
+    inputs = tuple(VersionRef(str(m.entry.artefact), m.entry.sha256) for m in materials)
+    with project.ledger(signer) as ledger:
+        registrations = []
+        for product in products:
+            ref = VersionRef(str(product.artefact), product.sha256)
+            if ledger.version(ref) is None:
+                registrations.append(Registration(ref, product.cid, inputs))
+            else:
+                outcome.messages.append(
+                    f"'{product.artefact}' is unchanged (version already recorded)"
+                )
+    moves = []
+    for artefact, transition in step.fires.items():
+        source = next((p for p in products if p.artefact == artefact), None)
+        if source is None:
+            source = next(m.entry for m in materials if m.entry.artefact == artefact)
+        moves.append(Move(VersionRef(artefact, source.sha256), transition))
+    outcome.products = [p.to_json() for p in products]
+    outcome.transitions = [
+        {"artefact": m.version.artefact, "transition": m.transition} for m in moves
+    ]
+    return _journal_and_anchor(project, signer, store, record, registrations, moves, outcome)
+
+
+def decide(
+    project: Project,
+    artefact: str,
+    transition: str,
+    *,
+    path: Path | None = None,
+    note: str | None = None,
+    account: str | None = None,
+) -> RunOutcome:
+    """``proml transition``: a human decision on one version, recorded like a run.
+
+    Raises:
+        InputError: unknown artefact/transition, or no file at the path.
+    """
+    policy = project.policy
+    if artefact not in policy.artefacts:
+        raise InputError(f"unknown artefact '{artefact}' (policy has: {', '.join(policy.artefacts)})")
+    kind = policy.kinds[policy.artefacts[artefact].kind]
+    if transition not in kind.transitions:
+        raise InputError(
+            f"kind '{kind.name}' of '{artefact}' has no transition '{transition}' "
+            f"(it has: {', '.join(kind.transitions)})"
+        )
+    target = path if path is not None else policy.artefact_path(artefact)
+    if not target.exists():
+        raise InputError(f"{target}: no such file or directory")
+    signer = project.signer(account)
+    store = project.store()
+    subject = hash_entry(project, target, artefact)
+    record: dict[str, Any] = {
+        "type": RECORD_TYPE_DECISION,
+        "project": policy.project,
+        "transition": transition,
+        "subject": subject.to_json(),
+        "note": note,
+        "decided": utc_now(),
+        "policy_digest": policy.digest,
+        "actor": signer.address,
+    }
+    outcome = RunOutcome(step=f"transition:{transition}", exit_code=0)
+    moves = [Move(VersionRef(artefact, subject.sha256), transition)]
+    outcome.transitions = [{"artefact": artefact, "transition": transition}]
+    with project.ledger(signer) as ledger:
+        if ledger.version(moves[0].version) is None:
+            raise RefusedError(
+                f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
+                f"'{artefact}'",
+                ["not a recorded version"],
+            )
+    return _journal_and_anchor(project, signer, store, record, [], moves, outcome)
+
+
+def _journal_and_anchor(
+    project: Project,
+    signer: Any,
+    store: ContentStore,
+    record: dict[str, Any],
+    registrations: Sequence[Registration],
+    moves: Sequence[Move],
+    outcome: RunOutcome,
+) -> RunOutcome:
+    data = canonical_bytes(record)
+    record_cid = store.put_bytes(data)
+    entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
+    outcome.record_cid = record_cid
+    if not registrations and not moves:
+        outcome.messages.append("nothing new to anchor on the ledger")
+        return outcome
+    journal = Journal(project.state_dir / "journal")
+    try:
+        journal.write(entry)
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot write the journal: {exc}") from exc
+    outcome.journaled = True
+    try:
+        receipt = anchor(project, signer, entry, journal, store)
+    except BackendUnavailable as exc:
+        outcome.messages.append(
+            f"{exc.diagnosis}; the record is kept in the journal: run `proml sync`"
+        )
+        return outcome
+    outcome.recorded = True
+    outcome.journaled = False
+    outcome.tx_hash = receipt.tx_hash
+    outcome.block = receipt.block
+    outcome.gas_used = receipt.gas_used
+    return outcome
+
+
+def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]]:
+    """Anchor every pending journal entry, each exactly once; return what happened to each."""
+    journal = Journal(project.state_dir / "journal")
+    pending = journal.pending()
+    results: list[dict[str, Any]] = []
+    if not pending:
+        return results
+    signer = project.signer(account)
+    store = project.store()
+    for entry in pending:
+        try:
+            receipt = anchor(project, signer, entry, journal, store)
+        except LedgerError as exc:
+            results.append({"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis})
+            continue
+        results.append(
+            {"record_cid": entry.record_cid, "status": "anchored", "tx_hash": receipt.tx_hash,
+             "block": receipt.block}
+        )
+    return results
