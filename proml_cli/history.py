@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from proml_cli.ledger import ChainEvent, KindSpec, TransitionSpec
 
@@ -144,3 +145,115 @@ def build(events: Sequence[ChainEvent]) -> History:
                 )
             )
     return History(list(events), kinds, artefact_kinds, versions, admins)
+
+
+def load(project: Any) -> History:
+    """Read the project's ledger (read-only, no key needed) and fold its events."""
+    with project.ledger() as ledger:
+        return build(ledger.history())
+
+
+def _record_step(store: Any, record_cid: str) -> str | None:
+    """The step (or decision) a record describes, for the log; None if it cannot be read."""
+    from proml_cli.errors import ProMLError
+    from proml_cli.record import parse_record
+
+    try:
+        document = parse_record(store.cat(record_cid), cid=record_cid)
+    except (ProMLError, OSError):
+        return None
+    if "step" in document:
+        return f"step {document['step']}"
+    return f"decision {document.get('transition')}"
+
+
+def log_rows(
+    history: History, *, artefact: str | None = None, limit: int | None = None, store: Any = None
+) -> list[dict[str, Any]]:
+    """The log, newest first: one row per registration or transition."""
+    from proml_cli.record import from_timestamp
+
+    rows = []
+    for version in history.versions.values():
+        if artefact is not None and version.artefact != artefact:
+            continue
+        kind = history.kinds[version.kind]
+        allowed = {t.name: t.roles for t in kind.transitions}
+        for step in version.steps:
+            roles = kind.register_roles if step.action == "register" else allowed[step.action]
+            held = history.roles_at(step.actor, step.event)
+            rows.append(
+                {
+                    "time": from_timestamp(step.event.timestamp),
+                    "block": step.event.block,
+                    "log_index": step.event.log_index,
+                    "tx_hash": step.event.tx_hash,
+                    "actor": step.actor,
+                    "roles": sorted(held.intersection(roles)),
+                    "artefact": version.artefact,
+                    "sha256": f"sha256:{version.digest}",
+                    "cid": version.cid,
+                    "action": step.action,
+                    "from": step.source,
+                    "to": step.target,
+                    "record_cid": step.record_cid,
+                    "by": _record_step(store, step.record_cid) if store is not None else None,
+                }
+            )
+    rows.sort(key=lambda r: (r["block"], r["log_index"]), reverse=True)
+    return rows[:limit] if limit else rows
+
+
+def describe(history: History, version: VersionHistory, store: Any = None) -> dict[str, Any]:
+    """One version in full: identity, state, lineage (one level), steps, downstream uses."""
+    from proml_cli.record import from_timestamp
+
+    downstream = [
+        {"artefact": v.artefact, "sha256": f"sha256:{v.digest}", "cid": v.cid}
+        for v in history.versions.values()
+        if (version.artefact, version.digest) in v.inputs
+    ]
+    inputs = []
+    for artefact, digest in version.inputs:
+        upstream = history.versions.get((artefact, digest))
+        inputs.append(
+            {
+                "artefact": artefact,
+                "sha256": f"sha256:{digest}",
+                "cid": upstream.cid if upstream else None,
+                "state": upstream.state if upstream else None,
+            }
+        )
+    record = None
+    if store is not None:
+        from proml_cli.errors import ProMLError
+        from proml_cli.record import parse_record
+
+        cid = version.registered.record_cid
+        try:
+            record = parse_record(store.cat(cid), cid=cid)
+        except (ProMLError, OSError):
+            record = None
+    return {
+        "artefact": version.artefact,
+        "kind": version.kind,
+        "sha256": f"sha256:{version.digest}",
+        "cid": version.cid,
+        "state": version.state,
+        "inputs": inputs,
+        "used_by": downstream,
+        "steps": [
+            {
+                "time": from_timestamp(s.event.timestamp),
+                "block": s.event.block,
+                "tx_hash": s.event.tx_hash,
+                "actor": s.actor,
+                "action": s.action,
+                "from": s.source,
+                "to": s.target,
+                "record_cid": s.record_cid,
+            }
+            for s in version.steps
+        ],
+        "record": record,
+    }

@@ -14,7 +14,7 @@ from proml_cli.errors import InputError
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
-    from proml_cli.ledger import Ledger
+    from proml_cli.ledger import KindSpec, Ledger
     from proml_cli.policy import Policy
 
 POLICY_NAME = "proml.yaml"
@@ -115,8 +115,8 @@ class Project:
         return load_signer(self.state_dir, account)
 
     @contextmanager
-    def ledger(self, signer: Any, *, deploy: bool = False) -> Iterator[Ledger]:
-        """Open the project's ledger (deploy a new one when ``deploy`` and none is recorded)."""
+    def ledger(self, signer: Any = None, *, deploy: bool = False) -> Iterator[Ledger]:
+        """Open the project's ledger (read-only without ``signer``; ``deploy`` a new one)."""
         from proml_cli.ledger import ChainConfig, open_ledger
 
         address = None if deploy else self.state().ledger
@@ -150,3 +150,106 @@ def load_project(policy_path: str | None = None, *, start: Path | None = None) -
     path = find_policy(start, policy_path or os.environ.get("PROML_POLICY"))
     policy = load_policy(path)
     return Project(policy=policy, state_dir=path.parent / STATE_NAME)
+
+
+def kind_spec(kind: Any) -> KindSpec:
+    """The ledger's view of a policy kind."""
+    from proml_cli.ledger import KindSpec, TransitionSpec
+
+    return KindSpec(
+        name=kind.name,
+        states=tuple(kind.states),
+        initial=kind.initial,
+        register_roles=tuple(kind.register),
+        transitions=tuple(
+            TransitionSpec(t.name, tuple(t.sources), t.target, tuple(t.roles))
+            for t in kind.transitions.values()
+        ),
+    )
+
+
+def _normal(spec: KindSpec) -> tuple[object, ...]:
+    """A kind in a comparable form (the contract returns roles and sources in its own order)."""
+    return (
+        spec.states,
+        spec.initial,
+        frozenset(spec.register_roles),
+        frozenset(
+            (t.name, frozenset(t.sources), t.target, frozenset(t.roles)) for t in spec.transitions
+        ),
+    )
+
+
+def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> dict[str, Any]:
+    """``proml init``: local state, account, ledger, and the policy's roles/kinds/artefacts on it.
+
+    Returns:
+        A summary (ledger address, chain id, admin, actions taken).
+
+    Raises:
+        PolicyError: the policy is invalid; InputError: a kind differs from the ledger's.
+    """
+    from proml_cli.account import DEFAULT_ACCOUNT, create_account, keys_dir
+    from proml_cli.policy import load_policy
+
+    policy = load_policy(policy_path.resolve())
+    project = Project(policy=policy, state_dir=policy_path.resolve().parent / STATE_NAME)
+    project.state_dir.mkdir(mode=0o700, exist_ok=True)
+    (project.state_dir / ".gitignore").write_text("*\n")
+    actions: list[str] = []
+    name = account or os.environ.get("PROML_ACCOUNT") or DEFAULT_ACCOUNT
+    if not os.environ.get("PROML_PRIVATE_KEY") and not (keys_dir(project.state_dir) / f"{name}.json").exists():
+        info = create_account(project.state_dir, name)
+        actions.append(f"created local account '{name}' ({info.address})")
+    signer = project.signer(account)
+    is_new = not (project.state_dir / PROJECT_FILE).exists()
+    with project.ledger(signer, deploy=is_new) as ledger:
+        if is_new:
+            history = ledger.history()
+            project.write_state(
+                ProjectState(
+                    backend=project.chain_backend(),
+                    chain_id=ledger.chain_id,
+                    ledger=ledger.address,
+                    admin=ledger.account,
+                    deployed_block=history[0].block if history else 0,
+                )
+            )
+            actions.append(f"deployed the ledger at {ledger.address}")
+        state = project.state()
+        if state.chain_id != ledger.chain_id:
+            raise InputError(
+                f"the chain's id is {ledger.chain_id}, the project was recorded on {state.chain_id}"
+            )
+        is_admin = ledger.admin().lower() == ledger.account.lower()
+        if ledger.define_roles(policy.roles) is not None:
+            actions.append(f"defined roles: {', '.join(policy.roles)}")
+        for kind in policy.kinds.values():
+            wanted = kind_spec(kind)
+            onchain = ledger.kind(kind.name)
+            if onchain is None:
+                ledger.define_kind(wanted)
+                actions.append(f"defined kind '{kind.name}'")
+            elif _normal(onchain) != _normal(wanted):
+                raise InputError(
+                    f"kind '{kind.name}' in {policy_path.name} differs from its definition on the "
+                    "ledger; kinds are immutable",
+                    hint=f"give the changed machine a new name (e.g. '{kind.name}-v2')",
+                )
+        if ledger.define_artefacts({n: a.kind for n, a in policy.artefacts.items()}) is not None:
+            actions.append(f"defined artefacts: {', '.join(policy.artefacts)}")
+        if grant_admin and is_admin:
+            held = set(ledger.roles_of(ledger.account))
+            for role in policy.roles:
+                if role not in held:
+                    ledger.grant_role(role, ledger.account)
+                    actions.append(f"granted '{role}' to the admin")
+        return {
+            "backend": state.backend,
+            "chain_id": state.chain_id,
+            "ledger": state.ledger,
+            "admin": ledger.admin(),
+            "account": ledger.account,
+            "roles": list(ledger.roles_of(ledger.account)),
+            "actions": actions,
+        }

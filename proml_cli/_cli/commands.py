@@ -7,6 +7,19 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Attach every command to ``app``."""
-    from proml_cli._cli import hash as hash_cmd
+    from proml_cli._cli import (
+        account,
+        hash,
+        init,
+        log,
+        roles,
+        run,
+        show,
+        status,
+        sync,
+        transition,
+        verify,
+    )
 
-    hash_cmd.register(app)
+    for module in (init, run, transition, log, show, verify, status, sync, hash, roles, account):
+        module.register(app)

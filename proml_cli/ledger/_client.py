@@ -198,7 +198,8 @@ class ContractLedger:
         self._w3 = w3
         self._signer = signer
         self._is_view = False
-        self._prepare_signer(signer)
+        if signer is not None:
+            self._prepare_signer(signer)
         self._block_times: dict[int, int] = {}
         abi = artifact()["abi"]
         if address is None:
@@ -216,8 +217,8 @@ class ContractLedger:
 
     @property
     def account(self) -> str:
-        """The signing account's address."""
-        return str(self._signer.address)
+        """The signing account's address ("" for a read-only ledger)."""
+        return "" if self._signer is None else str(self._signer.address)
 
     @property
     def chain_id(self) -> int:
@@ -473,6 +474,8 @@ class ContractLedger:
         return self._receipt(self._send(fn))
 
     def _send(self, fn: Any) -> Any:
+        if self._signer is None:
+            raise InputError("this ledger was opened read-only: no account to sign with")
         w3 = self._w3
         sender = self._signer.address
         tx: dict[str, Any] = {"from": sender, "chainId": self.chain_id}

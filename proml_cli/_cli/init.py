@@ -1,0 +1,64 @@
+"""`proml init`: create the policy and local state, deploy or attach the ledger, sync kinds."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proml_cli._cli import output
+from proml_cli._cli.options import AccountOpt, JsonOpt
+
+HELP = """Create proml.yaml (from the template, when absent) and .proml/, the local account,
+deploy the project's ledger contract (or attach to the recorded one) and define the policy's
+roles, kinds and artefacts on it. Safe to re-run: only what is missing is added; a kind that
+differs from its on-chain definition is an error (kinds are immutable: rename it).
+
+Examples:
+  proml init
+  proml init --policy team.yaml --no-grant
+
+Exit codes: 0 ok; 1 the ledger refused; 2 bad policy or usage; 3 chain unreachable."""
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to ``app``."""
+    app.command("init", help=HELP)(init)
+
+
+def init(
+    policy: Annotated[
+        Path, typer.Option("--policy", envvar="PROML_POLICY", help="Policy file to create or use.")
+    ] = Path("proml.yaml"),
+    grant: Annotated[
+        bool,
+        typer.Option(
+            "--grant/--no-grant",
+            help="Grant every policy role to the deploying admin (one person on the embedded default).",
+        ),
+    ] = True,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Initialise a project."""
+    from proml_cli.project import initialise
+    from proml_cli.policy import TEMPLATE_PATH
+
+    created = False
+    if not policy.exists():
+        shutil.copyfile(str(TEMPLATE_PATH), policy)
+        created = True
+        output.info(f"created {policy} from the template: edit it, then run `proml init` again")
+    result = initialise(policy, account=account, grant_admin=grant)
+    result["policy_created"] = created
+    if as_json:
+        output.emit_json(result)
+        return
+    output.info(
+        f"ledger {result['ledger']} on chain {result['chain_id']} ({result['backend']}); "
+        f"admin {result['admin']}"
+    )
+    for line in result["actions"]:
+        output.info(f"  {line}")

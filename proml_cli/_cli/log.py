@@ -1,0 +1,68 @@
+"""`proml log`: the history of the project's artefacts, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from proml_cli._cli import output
+from proml_cli._cli.options import JsonOpt, PolicyOpt
+
+HELP = """Show registrations and transitions, newest first: time, who (address and the role
+that allowed it), artefact, version (short CID), from → to, step or decision, record CID.
+
+Examples:
+  proml log
+  proml log fraud-model --limit 5 --json
+
+Exit codes: 0 ok; 2 bad usage or unknown artefact; 3 chain unreachable."""
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to ``app``."""
+    app.command("log", help=HELP)(log)
+
+
+def log(
+    artefact: Annotated[str | None, typer.Argument(help="Only this artefact.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
+    policy: PolicyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the history."""
+    from proml_cli import history
+    from proml_cli.errors import InputError
+    from proml_cli.project import load_project
+
+    project = load_project(policy)
+    if artefact is not None and artefact not in project.policy.artefacts:
+        raise InputError(f"unknown artefact '{artefact}'")
+    rows = history.log_rows(
+        history.load(project), artefact=artefact, limit=limit, store=project.store()
+    )
+    if as_json:
+        output.emit_json({"entries": rows})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("time", "who", "artefact", "version", "change", "by", "record"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        who = r["actor"][:10] + "…" + (f" ({', '.join(r['roles'])})" if r["roles"] else "")
+        change = f"{r['from'] or '∅'} → {r['to']}"
+        table.add_row(
+            r["time"][:19].replace("T", " "),
+            who,
+            r["artefact"],
+            _short(r["cid"]),
+            f"{r['action']}: {change}",
+            r["by"] or "",
+            _short(r["record_cid"]),
+        )
+    output.stdout_console().print(table)
+
+
+def _short(cid: str) -> str:
+    return cid if len(cid) <= 16 else f"{cid[:8]}…{cid[-6:]}"

@@ -1,0 +1,75 @@
+"""`proml roles`: grant, revoke and list on-chain roles (the contract allows only the admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from proml_cli._cli import output
+from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
+
+roles_app = typer.Typer(help="On-chain roles: grant, revoke (admin only), list.")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command group to ``app``."""
+    app.add_typer(roles_app, name="roles")
+
+
+@roles_app.command("grant")
+def grant(
+    role: Annotated[str, typer.Argument(help="Role name.")],
+    who: Annotated[str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")],
+    policy: PolicyOpt = None,
+    account: AccountOpt = None,
+) -> None:
+    """Grant ROLE to an account (admin only)."""
+    _change(role, who, policy, account, grant=True)
+
+
+@roles_app.command("revoke")
+def revoke(
+    role: Annotated[str, typer.Argument(help="Role name.")],
+    who: Annotated[str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")],
+    policy: PolicyOpt = None,
+    account: AccountOpt = None,
+) -> None:
+    """Revoke ROLE from an account (admin only)."""
+    _change(role, who, policy, account, grant=False)
+
+
+def _change(role: str, who: str, policy: str | None, account: str | None, *, grant: bool) -> None:
+    from proml_cli.account import resolve_address
+    from proml_cli.project import load_project
+
+    project = load_project(policy)
+    address = resolve_address(project.state_dir, who)
+    with project.ledger(project.signer(account)) as ledger:
+        receipt = (ledger.grant_role if grant else ledger.revoke_role)(role, address)
+    verb = "granted" if grant else "revoked"
+    output.info(f"{verb} '{role}' {'to' if grant else 'from'} {address} (tx {receipt.tx_hash})")
+
+
+@roles_app.command("list")
+def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
+    """List every role holder (replayed from the ledger's events)."""
+    from proml_cli import history
+    from proml_cli.project import load_project
+
+    project = load_project(policy)
+    hist = history.load(project)
+    holders: dict[str, set[str]] = {}
+    for e in hist.events:
+        if e.name in ("RoleGranted", "RoleRevoked"):
+            members = holders.setdefault(str(e.args["role"]), set())
+            (members.add if e.name == "RoleGranted" else members.discard)(str(e.args["account"]))
+    admin = hist.admins[-1][1] if hist.admins else None
+    if as_json:
+        output.emit_json(
+            {"admin": admin, "roles": {r: sorted(m) for r, m in sorted(holders.items())}}
+        )
+        return
+    output.emit_line(f"admin {admin}")
+    for role, members in sorted(holders.items()):
+        output.emit_line(f"{role}: {', '.join(sorted(members)) or '—'}")

@@ -1,0 +1,68 @@
+"""`proml run -- CMD ...`: check inputs, run the command unchanged, record what it produced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proml_cli._cli import output
+from proml_cli._cli.options import AccountOpt, PolicyOpt
+
+HELP = """Run CMD under the capture policy. Before: match the step (by --step or by the command)
+and check every input it uses: its bytes must be a recorded version in an allowed state, or
+the command does not start. After success: store the outputs, write the provenance record and
+anchor registrations and transitions in one transaction. A failing command records nothing.
+stdout/stderr belong to CMD; proml's summary goes to stderr (or --summary-json).
+
+Examples:
+  proml run -- python prepare.py
+  proml run --step train -- python train.py --epochs 3
+
+Exit codes: CMD's own exit code once it ran (128+N on signal N, 126 not executable, 127 not
+found); 1 an input was refused or the ledger refused the record; 2 bad usage or policy; 125
+the record could not even be journaled. A record left in the journal is a warning: run
+`proml sync`."""
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to ``app``."""
+    app.command("run", help=HELP, context_settings={"ignore_unknown_options": True})(run)
+
+
+def run(
+    command: Annotated[list[str], typer.Argument(help="The command to run, after `--`.")],
+    step: Annotated[str | None, typer.Option("--step", help="Step name in the policy.")] = None,
+    summary_json: Annotated[
+        Path | None, typer.Option("--summary-json", help="Also write the summary as JSON here.")
+    ] = None,
+    policy: PolicyOpt = None,
+    account: AccountOpt = None,
+) -> None:
+    """Run a command under the capture policy."""
+    from proml_cli.capture import run_step
+    from proml_cli.errors import BackendUnavailable, ExitCode
+    from proml_cli.project import load_project
+
+    project = load_project(policy)
+    try:
+        outcome = run_step(project, command, step_name=step, account=account)
+    except BackendUnavailable as exc:
+        output.err.print(f"proml: error: {exc.diagnosis}", markup=False)
+        raise typer.Exit(int(ExitCode.NOT_JOURNALED)) from None
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+    for message in outcome.messages:
+        (output.warn if outcome.journaled else output.info)(message)
+    if outcome.recorded:
+        output.info(
+            f"proml: recorded step '{outcome.step}': record {outcome.record_cid}, "
+            f"tx {outcome.tx_hash} (block {outcome.block}, gas {outcome.gas_used})"
+        )
+        for product in outcome.products:
+            output.info(f"  {product['artefact']}: {product['path']} → {product['cid']}")
+        for move in outcome.transitions:
+            output.info(f"  {move['artefact']}: fired '{move['transition']}'")
+    raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,36 @@
+"""`proml sync`: anchor every record left in the journal, each exactly once."""
+
+from __future__ import annotations
+
+import typer
+
+from proml_cli._cli import output
+from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
+
+HELP = """Submit every pending journal entry. An entry whose record is already anchored on the
+ledger is marked done without a second transaction.
+
+Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 3 still unreachable."""
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to ``app``."""
+    app.command("sync", help=HELP)(sync)
+
+
+def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
+    """Finish journaled work."""
+    from proml_cli.capture import sync as sync_journal
+    from proml_cli.project import load_project
+
+    project = load_project(policy)
+    results = sync_journal(project, account=account)
+    if as_json:
+        output.emit_json({"entries": results})
+    else:
+        if not results:
+            output.info("journal: nothing pending")
+        for r in results:
+            output.info(f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}")
+    if any(r["status"] == "refused" for r in results):
+        raise typer.Exit(1)

@@ -1,0 +1,53 @@
+"""`proml transition`: a human decision (approve, reject, revoke ...) on one version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proml_cli._cli import output
+from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
+
+HELP = """Fire TRANSITION on the version of ARTEFACT whose bytes are at --path (default: the
+artefact's own path in the policy). The contract checks the state and the signer's role.
+
+Examples:
+  proml transition train-set validate
+  proml transition model approve --path models/model.pkl --note "meets the bar"
+
+Exit codes: 0 recorded; 1 refused (not a recorded version, wrong state, missing role);
+2 bad usage; 3 chain unreachable (journaled: run `proml sync`)."""
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to ``app``."""
+    app.command("transition", help=HELP)(transition)
+
+
+def transition(
+    artefact: Annotated[str, typer.Argument(help="Artefact name.")],
+    name: Annotated[str, typer.Argument(metavar="TRANSITION", help="Transition to fire.")],
+    path: Annotated[Path | None, typer.Option("--path", help="The version's file.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why (kept in the record).")] = None,
+    policy: PolicyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a decision on a version."""
+    from proml_cli.capture import decide
+    from proml_cli.errors import BackendUnavailable
+    from proml_cli.project import load_project
+
+    project = load_project(policy)
+    outcome = decide(project, artefact, name, path=path, note=note, account=account)
+    if outcome.journaled and not outcome.recorded:
+        raise BackendUnavailable(outcome.messages[-1], hint="proml sync")
+    if as_json:
+        output.emit_json(outcome.to_json())
+        return
+    output.info(
+        f"proml: '{artefact}' {name}: record {outcome.record_cid}, tx {outcome.tx_hash} "
+        f"(block {outcome.block})"
+    )
