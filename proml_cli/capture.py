@@ -457,11 +457,15 @@ def _journal_and_anchor(
     moves: Sequence[Move],
     outcome: RunOutcome,
 ) -> RunOutcome:
-    data = canonical_bytes(record)
-    record_cid = store.put_bytes(data)
+    from proml_cli.content import bytes_cid
+
+    # The CID is computed here, not by the store: the journal must hold the record even when
+    # the store is unreachable.
+    record_cid = bytes_cid(canonical_bytes(record))
     entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
     outcome.record_cid = record_cid
     if not registrations and not moves:
+        store.put_bytes(entry.record_bytes)
         outcome.messages.append("nothing new to anchor on the ledger")
         return outcome
     journal = Journal(project.state_dir / "journal")
