@@ -75,7 +75,7 @@ def create_account(state_dir: Path, name: str, *, private_key: bytes | None = No
 
 def list_accounts(state_dir: Path) -> list[AccountInfo]:
     """Every stored account, by name (addresses come from the keystores, no password needed)."""
-    from eth_utils import to_checksum_address
+    from eth_utils.address import to_checksum_address
 
     found = []
     directory = keys_dir(state_dir)
@@ -92,13 +92,15 @@ def resolve_address(state_dir: Path, who: str) -> str:
         InputError: neither an address nor a known account name.
     """
     if re.fullmatch(r"0x[0-9a-fA-F]{40}", who):
-        from eth_utils import to_checksum_address
+        from eth_utils.address import to_checksum_address
 
         return str(to_checksum_address(who))
     for info in list_accounts(state_dir):
         if info.name == who:
             return info.address
-    raise InputError(f"{who!r} is neither an address nor a local account", hint="proml account list")
+    raise InputError(
+        f"{who!r} is neither an address nor a local account", hint="proml account list"
+    )
 
 
 def load_signer(state_dir: Path, name: str | None = None) -> Any:

@@ -109,7 +109,9 @@ def hash_entry(project: Project, path: Path, artefact: str | None) -> FileEntry:
     )
 
 
-def store_entry(project: Project, store: ContentStore, path: Path, artefact: str | None) -> FileEntry:
+def store_entry(
+    project: Project, store: ContentStore, path: Path, artefact: str | None
+) -> FileEntry:
     """Store a file or directory in the content store (hashing it in the same pass)."""
     stored = store.put_path(path, cid_version=project.policy.storage.cid_version)
     return FileEntry(
@@ -162,9 +164,7 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
             continue
         materials.append(Material(entry, state.state, mtime))
     if reasons:
-        raise RefusedError(
-            f"step '{step.name}' refused: " + "; ".join(reasons), reasons
-        )
+        raise RefusedError(f"step '{step.name}' refused: " + "; ".join(reasons), reasons)
     return materials
 
 
@@ -194,8 +194,8 @@ def execute(argv: Sequence[str], cwd: Path | None = None) -> int:
             child.send_signal(signum)
 
     previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, forward)
+    for forwarded in (signal.SIGINT, signal.SIGTERM):
+        previous[forwarded] = signal.signal(forwarded, forward)
     try:
         while True:
             try:
@@ -243,7 +243,9 @@ def environment_summary() -> dict[str, Any]:
     }
 
 
-def _captured_files(project: Project, store: ContentStore, patterns: Sequence[str]) -> list[dict[str, Any]]:
+def _captured_files(
+    project: Project, store: ContentStore, patterns: Sequence[str]
+) -> list[dict[str, Any]]:
     found = []
     for pattern in patterns:
         matches = sorted(project.root.glob(pattern))
@@ -412,7 +414,9 @@ def decide(
     """
     policy = project.policy
     if artefact not in policy.artefacts:
-        raise InputError(f"unknown artefact '{artefact}' (policy has: {', '.join(policy.artefacts)})")
+        raise InputError(
+            f"unknown artefact '{artefact}' (policy has: {', '.join(policy.artefacts)})"
+        )
     kind = policy.kinds[policy.artefacts[artefact].kind]
     if transition not in kind.transitions:
         raise InputError(
@@ -502,10 +506,16 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
         try:
             receipt = anchor(project, signer, entry, journal, store)
         except LedgerError as exc:
-            results.append({"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis})
+            results.append(
+                {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}
+            )
             continue
         results.append(
-            {"record_cid": entry.record_cid, "status": "anchored", "tx_hash": receipt.tx_hash,
-             "block": receipt.block}
+            {
+                "record_cid": entry.record_cid,
+                "status": "anchored",
+                "tx_hash": receipt.tx_hash,
+                "block": receipt.block,
+            }
         )
     return results

@@ -55,7 +55,11 @@ class Entry:
                 for r in self.registrations
             ],
             "moves": [
-                {"artefact": m.version.artefact, "digest": m.version.digest, "transition": m.transition}
+                {
+                    "artefact": m.version.artefact,
+                    "digest": m.version.digest,
+                    "transition": m.transition,
+                }
                 for m in self.moves
             ],
         }

@@ -198,7 +198,10 @@ def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> 
     (project.state_dir / ".gitignore").write_text("*\n")
     actions: list[str] = []
     name = account or os.environ.get("PROML_ACCOUNT") or DEFAULT_ACCOUNT
-    if not os.environ.get("PROML_PRIVATE_KEY") and not (keys_dir(project.state_dir) / f"{name}.json").exists():
+    if (
+        not os.environ.get("PROML_PRIVATE_KEY")
+        and not (keys_dir(project.state_dir) / f"{name}.json").exists()
+    ):
         info = create_account(project.state_dir, name)
         actions.append(f"created local account '{name}' ({info.address})")
     signer = project.signer(account)

@@ -8,7 +8,7 @@ Checks, numbered as they are reported:
 4. every step of the version (registration and each transition) was made by an account that
    held an allowed role at that moment (replayed from the role events);
 5. every record the ledger anchored for it is in the store, hashes to its CID and names it;
-6. with ``deep``: 1–5 for every input, recursively (the whole upstream lineage).
+6. with ``deep``: checks 1 to 5 for every input, recursively (the whole upstream lineage).
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def verify_content(
     return verdict
 
 
-def _accepted(policy: Policy | None, version: VersionHistory, states: Sequence[str]) -> tuple[str, ...]:
+def _accepted(
+    policy: Policy | None, version: VersionHistory, states: Sequence[str]
+) -> tuple[str, ...]:
     if states:
         return tuple(states)
     if policy is not None and version.kind in policy.kinds:
@@ -131,8 +133,7 @@ def _check_version(
     if version.state not in accepted:
         wanted = ", ".join(accepted) if accepted else "none configured"
         verdict.reasons.append(
-            f"3{where}: '{version.artefact}' is in state '{version.state}', "
-            f"accepted: {wanted}"
+            f"3{where}: '{version.artefact}' is in state '{version.state}', accepted: {wanted}"
         )
     else:
         verdict.checked.append(f"3{where}: state '{version.state}' accepted")
@@ -140,7 +141,9 @@ def _check_version(
     kind = history.kinds[version.kind]
     transitions = {t.name: t for t in kind.transitions}
     for step in version.steps:
-        allowed = kind.register_roles if step.action == "register" else transitions[step.action].roles
+        allowed = (
+            kind.register_roles if step.action == "register" else transitions[step.action].roles
+        )
         held = history.roles_at(step.actor, step.event)
         if not held.intersection(allowed):
             verdict.reasons.append(
@@ -152,7 +155,9 @@ def _check_version(
     for step in version.steps:
         problem = _record_problem(store, step.record_cid, version)
         if problem:
-            verdict.reasons.append(f"5{where}: record {step.record_cid} of '{step.action}': {problem}")
+            verdict.reasons.append(
+                f"5{where}: record {step.record_cid} of '{step.action}': {problem}"
+            )
     verdict.checked.append(f"5{where}: records checked")
 
 

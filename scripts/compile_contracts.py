@@ -39,7 +39,9 @@ def standard_input(sources: dict[str, str]) -> dict[str, object]:
 
 def compile_all() -> dict[str, str]:
     """Return {file name: JSON text} of every artefact the sources compile to."""
-    sources = {f"{name}.sol": (ROOT / "contracts" / f"{name}.sol").read_text() for name in CONTRACTS}
+    sources = {
+        f"{name}.sol": (ROOT / "contracts" / f"{name}.sol").read_text() for name in CONTRACTS
+    }
     proc = subprocess.run(
         [str(SOLCJS), "--standard-json"],
         input=json.dumps(standard_input(sources)),
@@ -76,7 +78,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if committed artefacts differ")
     args = parser.parse_args()
     compiled = compile_all()
-    stale = [n for n, text in compiled.items() if not (OUT / n).exists() or (OUT / n).read_text() != text]
+    stale = [
+        n for n, text in compiled.items() if not (OUT / n).exists() or (OUT / n).read_text() != text
+    ]
     if args.check:
         for name in stale:
             print(f"stale compiled artefact: proml_cli/ledger/artifacts/{name}", file=sys.stderr)

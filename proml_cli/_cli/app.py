@@ -37,9 +37,9 @@ class ProMLGroup(TyperGroup):
         except ProMLError as exc:
             if _is_debug() or ctx.params.get("verbose"):
                 raise
-            from proml_cli._cli.output import err
-
             from rich.markup import escape
+
+            from proml_cli._cli.output import err
 
             err.print(f"proml: error: {escape(exc.diagnosis)}", soft_wrap=True)
             if exc.hint:

@@ -36,15 +36,15 @@ def init(
         bool,
         typer.Option(
             "--grant/--no-grant",
-            help="Grant every policy role to the deploying admin (one person on the embedded default).",
+            help="Grant every policy role to the admin (one person on the embedded default).",
         ),
     ] = True,
     account: AccountOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Initialise a project."""
-    from proml_cli.project import initialise
     from proml_cli.policy import TEMPLATE_PATH
+    from proml_cli.project import initialise
 
     created = False
     if not policy.exists():

@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
 @roles_app.command("grant")
 def grant(
     role: Annotated[str, typer.Argument(help="Role name.")],
-    who: Annotated[str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")],
+    who: Annotated[
+        str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")
+    ],
     policy: PolicyOpt = None,
     account: AccountOpt = None,
 ) -> None:
@@ -31,7 +33,9 @@ def grant(
 @roles_app.command("revoke")
 def revoke(
     role: Annotated[str, typer.Argument(help="Role name.")],
-    who: Annotated[str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")],
+    who: Annotated[
+        str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")
+    ],
     policy: PolicyOpt = None,
     account: AccountOpt = None,
 ) -> None:

@@ -62,7 +62,10 @@ def status(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
         table.add_column(column)
     for r in rows:
         table.add_row(
-            str(r["artefact"]), str(r["path"]), str(r["status"]),
-            str(r["recorded_state"] or "—"), str(r["versions"]),
+            str(r["artefact"]),
+            str(r["path"]),
+            str(r["status"]),
+            str(r["recorded_state"] or "—"),
+            str(r["versions"]),
         )
     output.stdout_console().print(table)

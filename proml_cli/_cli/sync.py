@@ -31,6 +31,8 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
         if not results:
             output.info("journal: nothing pending")
         for r in results:
-            output.info(f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}")
+            output.info(
+                f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}"
+            )
     if any(r["status"] == "refused" for r in results):
         raise typer.Exit(1)

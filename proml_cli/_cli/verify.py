@@ -36,7 +36,9 @@ def verify(
     state: Annotated[
         list[str] | None, typer.Option("--state", help="Accepted state (repeatable).")
     ] = None,
-    deep: Annotated[bool, typer.Option("--deep", help="Verify the whole upstream lineage.")] = False,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Verify the whole upstream lineage.")
+    ] = False,
     policy: PolicyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -10,7 +10,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
 
@@ -158,7 +159,7 @@ def decode_revert(data: str | bytes | None) -> LedgerError | None:
     entry = _error_table().get(raw[:4])
     if entry is None:
         return None
-    from eth_abi import decode
+    from eth_abi.abi import decode
 
     name, names, types = entry
     values = decode(types, raw[4:])
@@ -274,7 +275,8 @@ class ContractLedger:
                 missing[name] = kind
             elif bound != kind:
                 raise LedgerError(
-                    f"artefact '{name}' is of kind '{bound}' on the ledger, the policy says '{kind}'",
+                    f"artefact '{name}' is of kind '{bound}' on the ledger, "
+                    f"the policy says '{kind}'",
                     hint="an artefact's kind is fixed once defined: give the artefact a new name",
                 )
         if not missing:
@@ -439,9 +441,7 @@ class ContractLedger:
             if decoded["event"] == "Registered":
                 ref = VersionRef(str(args["artefact"]), str(args["digest"]))
                 keys[version_key(ref)] = ref
-                args["inputs"] = [
-                    _ref_dict(keys.get(bytes(k))) for k in decoded["args"]["inputs"]
-                ]
+                args["inputs"] = [_ref_dict(keys.get(bytes(k))) for k in decoded["args"]["inputs"]]
             number = int(log["blockNumber"])
             events.append(
                 ChainEvent(

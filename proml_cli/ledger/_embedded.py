@@ -29,6 +29,7 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from filelock import FileLock, Timeout
 from web3 import EthereumTesterProvider, Web3
+from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable
 from proml_cli.ledger._client import ContractLedger
@@ -109,7 +110,9 @@ class EmbeddedLedger(ContractLedger):
         if w3.eth.get_balance(signer.address) >= FUNDING // 10:
             return
         faucet = self._tester.get_accounts()[0]
-        tx_hash = w3.eth.send_transaction({"from": faucet, "to": signer.address, "value": FUNDING})
+        tx_hash = w3.eth.send_transaction(
+            {"from": faucet, "to": signer.address, "value": Wei(FUNDING)}
+        )
         w3.eth.wait_for_transaction_receipt(tx_hash)
         if self._conn is not None and not self._is_view:
             self._commit()
@@ -199,7 +202,8 @@ def _open_tester(conn: sqlite3.Connection) -> EthereumTester:
         genesis_state = PyEVMBackend.generate_genesis_state()
         chain = chain_class.from_genesis(base_db, genesis_params, genesis_state)
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('genesis', ?)", (chain.get_canonical_block_header_by_number(0).hash.hex(),)
+            "INSERT INTO meta (key, value) VALUES ('genesis', ?)",
+            (chain.get_canonical_block_header_by_number(0).hash.hex(),),
         )
     else:
         chain = chain_class(base_db)
