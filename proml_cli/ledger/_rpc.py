@@ -1,4 +1,4 @@
-"""The network chain: the ledger contract on any Ethereum JSON-RPC endpoint (anvil, geth, besu, L2s)."""
+"""The network chain: the ledger contract on any Ethereum JSON-RPC endpoint (anvil, geth, L2s)."""
 
 from __future__ import annotations
 
