@@ -81,10 +81,14 @@ def verify_content(
         candidates = [v for v in candidates if v.artefact == artefact]
     if not candidates:
         which = f" of '{artefact}'" if artefact else ""
-        verdict.reasons.append(
+        reason = (
             f"1: the content (sha256:{sha256[:12]}) is not a recorded version{which}: "
             "it was never recorded, or it was modified"
         )
+        known = history.of_artefact(artefact) if artefact else []
+        if known:
+            reason += f" (latest recorded: {known[-1].cid}, state '{known[-1].state}')"
+        verdict.reasons.append(reason)
         return verdict
     version = candidates[-1]
     verdict.artefact = version.artefact

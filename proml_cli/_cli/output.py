@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 #: The one console for messages, warnings, progress and human tables: always stderr.
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SCHEMA_VERSION = 1
 
@@ -28,7 +28,11 @@ def emit_line(text: str) -> None:
 
 def stdout_console() -> Console:
     """Return a console for human tables on stdout (data), honouring NO_COLOR and pipes."""
-    return Console(file=sys.stdout, highlight=False)
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:
+        # Piped or captured: rich would assume 80 columns and fold every row.
+        console = Console(file=sys.stdout, highlight=False, width=200)
+    return console
 
 
 def warn(text: str) -> None:

@@ -52,6 +52,13 @@ def verify(
     project = load_project(policy)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
+    if artefact is None:
+        # A path the policy names identifies its artefact (for the report and the checks).
+        target = path.resolve()
+        artefact = next(
+            (n for n in project.policy.artefacts if project.policy.artefact_path(n) == target),
+            None,
+        )
     cid_version = project.policy.storage.cid_version
     hashed = hash_path(path, cid_version=cid_version)
     verdict = verify_content(
