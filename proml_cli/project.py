@@ -227,7 +227,9 @@ def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> 
         is_admin = ledger.admin().lower() == ledger.account.lower()
         if ledger.define_roles(policy.roles) is not None:
             actions.append(f"defined roles: {', '.join(policy.roles)}")
-        for kind in policy.kinds.values():
+        # Only the kinds some artefact uses go on-chain: unused built-ins would be clutter.
+        used = {a.kind for a in policy.artefacts.values()}
+        for kind in (k for k in policy.kinds.values() if k.name in used):
             wanted = kind_spec(kind)
             onchain = ledger.kind(kind.name)
             if onchain is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -43,14 +43,17 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Initialise a project."""
-    from proml_cli.policy import TEMPLATE_PATH
+    from proml_cli.policy import name_problem, render_template
     from proml_cli.project import initialise
 
     created = False
     if not policy.exists():
-        shutil.copyfile(str(TEMPLATE_PATH), policy)
+        # Name the project after its directory when that is a valid name.
+        guess = re.sub(r"[^a-z0-9._-]+", "-", policy.resolve().parent.name.lower()).strip("-._")
+        project = guess[:32] if guess and name_problem(guess[:32]) is None else "my-project"
+        policy.write_text(render_template(project), encoding="utf-8")
         created = True
-        output.info(f"created {policy} from the template: edit it, then run `proml init` again")
+        output.info(f"created {policy} from the template (project '{project}'): edit it to match")
     result = initialise(policy, account=account, grant_admin=grant)
     result["policy_created"] = created
     if as_json:
