@@ -19,6 +19,7 @@ query instead of a scan of every block.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,15 @@ from filelock import FileLock, Timeout
 from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
-from proml_cli.errors import BackendUnavailable
+from proml_cli.errors import BackendUnavailable, InputError
 from proml_cli.ledger._client import ContractLedger
 
 logger = logging.getLogger(__name__)
 
 DB_NAME = "chain.sqlite"
 LOCK_NAME = "chain.lock"
-#: How long a second proml process waits for the first to release the chain (seconds).
+#: How long a second proml process waits for the first to release the chain (seconds);
+#: ``PROML_LOCK_TIMEOUT`` overrides it.
 LOCK_TIMEOUT = 600.0
 #: Wei given to a local account that has none, from the embedded chain's genesis funds.
 FUNDING = 10**21
@@ -88,10 +90,10 @@ class EmbeddedLedger(ContractLedger):
         state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(state_dir / LOCK_NAME))
         try:
-            self._lock.acquire(timeout=LOCK_TIMEOUT)
+            self._lock.acquire(timeout=_lock_timeout())
         except Timeout as exc:
             raise BackendUnavailable(
-                f"the embedded chain in {state_dir} is locked by another proml process"
+                f"the embedded chain in {state_dir} is locked by another process"
             ) from exc
         self._conn: sqlite3.Connection | None = None
         try:
@@ -179,6 +181,16 @@ class EmbeddedLedger(ContractLedger):
             self._conn = None
         if self._lock.is_locked:
             self._lock.release()
+
+
+def _lock_timeout() -> float:
+    raw = os.environ.get("PROML_LOCK_TIMEOUT")
+    if raw is None:
+        return LOCK_TIMEOUT
+    try:
+        return max(0.0, float(raw))
+    except ValueError as exc:
+        raise InputError(f"PROML_LOCK_TIMEOUT is not a number of seconds: {raw!r}") from exc
 
 
 def _connect(path: Path) -> sqlite3.Connection:
