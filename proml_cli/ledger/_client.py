@@ -13,7 +13,12 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    Web3RPCError,
+)
 
 from proml_cli.errors import BackendUnavailable, InputError, LedgerError
 from proml_cli.ledger import (
@@ -487,7 +492,16 @@ class ContractLedger:
         tx["nonce"] = self._nonce()
         built = fn.build_transaction(tx)
         signed = self._signer.sign_transaction(built)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Web3RPCError as exc:
+            message = str(exc)
+            if "insufficient funds" in message.lower():
+                raise LedgerError(
+                    f"account {sender} has not enough funds for gas on chain {self.chain_id}",
+                    hint="fund the account, or sign with a funded one (--as / PROML_PRIVATE_KEY)",
+                ) from exc
+            raise LedgerError(f"the chain rejected the transaction: {message}") from exc
         try:
             receipt = self._wait(tx_hash)
         except TimeExhausted as exc:

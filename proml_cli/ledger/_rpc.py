@@ -1,12 +1,27 @@
-"""The network chain: the ledger contract on any Ethereum JSON-RPC endpoint (anvil, geth, L2s)."""
+"""The network chain: the ledger contract on any Ethereum JSON-RPC endpoint (anvil, geth, L2s).
+
+What the network adds to the shared contract client:
+
+* every transport failure becomes :class:`BackendUnavailable` (exit 3, work journaled) with the
+  URL and the call, after web3's own retries of idempotent calls;
+* a per-account file lock spans nonce → send → receipt, so concurrent proml processes signing
+  with the same key never reuse a nonce;
+* a transaction counts once ``confirmations`` blocks include it, and history is read only up
+  to the last confirmed block;
+* EIP-1559 fees where the chain reports a base fee, legacy gas price elsewhere.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from web3 import Web3
-from web3.exceptions import Web3Exception
+from web3.providers.rpc import HTTPProvider
+from web3.types import RPCEndpoint
 
 from proml_cli.errors import BackendUnavailable
 from proml_cli.ledger import ChainConfig
@@ -14,23 +29,80 @@ from proml_cli.ledger._client import ContractLedger
 
 logger = logging.getLogger(__name__)
 
+#: Poll interval while waiting for confirmations (seconds).
+POLL = 0.25
+#: anvil's and hardhat's chain id; only there does proml fund empty accounts itself.
+DEV_CHAIN_ID = 31337
+DEV_FUNDING = 10**21
+
+
+class _Provider(HTTPProvider):
+    """HTTP JSON-RPC whose transport failures are the project's own error."""
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        try:
+            return super().make_request(method, params)
+        except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
+            raise BackendUnavailable(
+                f"cannot reach the chain at {self.endpoint_uri} ({method}: {type(exc).__name__})",
+                hint="check chain.url / PROML_CHAIN_URL; journaled work waits for `proml sync`",
+            ) from exc
+
 
 class RpcLedger(ContractLedger):
     """The ledger over HTTP JSON-RPC."""
 
     def __init__(self, config: ChainConfig, signer: Any, address: str | None) -> None:
         self._config = config
-        w3 = Web3(Web3.HTTPProvider(config.url, request_kwargs={"timeout": config.timeout}))
-        try:
-            connected = w3.is_connected()
-        except (OSError, Web3Exception):
-            connected = False
-        if not connected:
-            raise BackendUnavailable(f"cannot reach the chain at {config.url}")
+        self._lock_dir: Path | None = config.state_dir
+        provider = _Provider(config.url, request_kwargs={"timeout": min(config.timeout, 30.0)})
+        w3 = Web3(provider)
+        w3.eth.chain_id  # noqa: B018 - fail fast (BackendUnavailable) when unreachable
         super().__init__(w3, signer, address)
 
+    def _prepare_signer(self, signer: Any) -> None:
+        # Development chains only (anvil/hardhat use chain id 31337): give an empty local
+        # account gas money so a demo needs no faucet. Real networks are never touched.
+        if self._w3.eth.chain_id != DEV_CHAIN_ID or self._w3.eth.get_balance(signer.address):
+            return
+        self._w3.provider.make_request(
+            RPCEndpoint("anvil_setBalance"), [signer.address, hex(DEV_FUNDING)]
+        )
+
+    def _send(self, fn: Any) -> Any:
+        if self._lock_dir is None or self._signer is None:
+            return super()._send(fn)
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self._lock_dir / f"nonce-{self._signer.address.lower()}.lock"))
+        with lock:
+            return super()._send(fn)
+
     def _wait(self, tx_hash: Any) -> Any:
-        return self._w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self._config.timeout)
+        receipt = self._w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=self._config.timeout, poll_latency=POLL
+        )
+        wanted = int(receipt["blockNumber"]) + self._config.confirmations - 1
+        deadline = time.monotonic() + self._config.timeout
+        while self._w3.eth.block_number < wanted:
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(
+                    f"transaction {bytes(tx_hash).hex()} has fewer than "
+                    f"{self._config.confirmations} confirmations "
+                    f"after {self._config.timeout:.0f} s",
+                    hint="run `proml sync` later",
+                )
+            time.sleep(POLL)
+        # Re-read: a reorganisation may have dropped or moved it while we waited.
+        return self._w3.eth.get_transaction_receipt(tx_hash)
+
+    def _logs(self, from_block: int) -> list[dict[str, Any]]:
+        confirmed = self._w3.eth.block_number - max(self._config.confirmations, 1) + 1
+        if confirmed < from_block:
+            return []
+        logs = self._w3.eth.get_logs(
+            {"address": self._contract.address, "fromBlock": from_block, "toBlock": confirmed}
+        )
+        return [dict(log) for log in logs]
 
 
 def open_rpc(config: ChainConfig, *, signer: Any, address: str | None) -> RpcLedger:
