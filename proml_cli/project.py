@@ -115,11 +115,22 @@ class Project:
         return load_signer(self.state_dir, account)
 
     @contextmanager
-    def ledger(self, signer: Any = None, *, deploy: bool = False) -> Iterator[Ledger]:
-        """Open the project's ledger (read-only without ``signer``; ``deploy`` a new one)."""
+    def ledger(
+        self, signer: Any = None, *, deploy: bool = False, attach: str | None = None
+    ) -> Iterator[Ledger]:
+        """Open the project's ledger.
+
+        Read-only without ``signer``; ``deploy`` a new contract, or ``attach`` to an existing
+        one by address (a second organisation joining); otherwise the recorded ledger, on a
+        chain whose id must match the recorded one.
+
+        Raises:
+            InputError: not initialised, or the chain is not the project's chain.
+        """
         from proml_cli.ledger import ChainConfig, open_ledger
 
-        address = None if deploy else self.state().ledger
+        recorded = None if deploy or attach else self.state()
+        address = attach or (recorded.ledger if recorded else None)
         config = ChainConfig(
             backend=self.chain_backend(),
             state_dir=self.state_dir / "chain",
@@ -127,6 +138,12 @@ class Project:
             confirmations=self.policy.chain.confirmations,
         )
         with open_ledger(config, signer=signer, address=address) as ledger:
+            if recorded is not None and ledger.chain_id != recorded.chain_id:
+                raise InputError(
+                    f"the chain at {config.url or 'the embedded backend'} has id "
+                    f"{ledger.chain_id}, but this project's ledger is on chain {recorded.chain_id}",
+                    hint="check chain.url / PROML_CHAIN_URL",
+                )
             yield ledger
 
     def store(self) -> ContentStore:
@@ -180,7 +197,9 @@ def _normal(spec: KindSpec) -> tuple[object, ...]:
     )
 
 
-def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> dict[str, Any]:
+def initialise(
+    policy_path: Path, *, account: str | None, grant_admin: bool, attach: str | None = None
+) -> dict[str, Any]:
     """``proml init``: local state, account, ledger, and the policy's roles/kinds/artefacts on it.
 
     Returns:
@@ -206,7 +225,13 @@ def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> 
         actions.append(f"created local account '{name}' ({info.address})")
     signer = project.signer(account)
     is_new = not (project.state_dir / PROJECT_FILE).exists()
-    with project.ledger(signer, deploy=is_new) as ledger:
+    if not is_new and attach and attach.lower() != project.state().ledger.lower():
+        raise InputError(
+            f"this project is already attached to {project.state().ledger}, not {attach}"
+        )
+    with project.ledger(
+        signer, deploy=is_new and not attach, attach=attach if is_new else None
+    ) as ledger:
         if is_new:
             history = ledger.history()
             project.write_state(
@@ -214,17 +239,17 @@ def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> 
                     backend=project.chain_backend(),
                     chain_id=ledger.chain_id,
                     ledger=ledger.address,
-                    admin=ledger.account,
+                    admin=ledger.admin(),
                     deployed_block=history[0].block if history else 0,
                 )
             )
-            actions.append(f"deployed the ledger at {ledger.address}")
+            verb = "attached to" if attach else "deployed"
+            actions.append(f"{verb} the ledger at {ledger.address}")
         state = project.state()
-        if state.chain_id != ledger.chain_id:
-            raise InputError(
-                f"the chain's id is {ledger.chain_id}, the project was recorded on {state.chain_id}"
-            )
         is_admin = ledger.admin().lower() == ledger.account.lower()
+        if not is_admin:
+            # Another organisation's ledger: check it carries our policy; never change it.
+            return _check_attached(project, ledger, state, actions)
         if ledger.define_roles(policy.roles) is not None:
             actions.append(f"defined roles: {', '.join(policy.roles)}")
         # Only the kinds some artefact uses go on-chain: unused built-ins would be clutter.
@@ -258,3 +283,36 @@ def initialise(policy_path: Path, *, account: str | None, grant_admin: bool) -> 
             "roles": list(ledger.roles_of(ledger.account)),
             "actions": actions,
         }
+
+
+def _check_attached(
+    project: Project, ledger: Ledger, state: ProjectState, actions: list[str]
+) -> dict[str, Any]:
+    """For a non-admin: the ledger must already define what the policy uses, as the policy says."""
+    policy = project.policy
+    problems = []
+    for name, artefact in policy.artefacts.items():
+        bound = ledger.artefact_kind(name)
+        if bound is None:
+            problems.append(f"artefact '{name}' is not defined on the ledger")
+        elif bound != artefact.kind:
+            problems.append(f"artefact '{name}' is of kind '{bound}' on the ledger")
+    for kind_name in {a.kind for a in policy.artefacts.values()}:
+        onchain = ledger.kind(kind_name)
+        if onchain is not None and _normal(onchain) != _normal(kind_spec(policy.kinds[kind_name])):
+            problems.append(f"kind '{kind_name}' differs from its definition on the ledger")
+    if problems:
+        raise InputError(
+            "this policy does not match the project's ledger: " + "; ".join(problems),
+            hint="use the policy the project's admin published, or ask the admin to run proml init",
+        )
+    actions.append("checked the policy against the ledger (not the admin: nothing changed)")
+    return {
+        "backend": state.backend,
+        "chain_id": state.chain_id,
+        "ledger": state.ledger,
+        "admin": ledger.admin(),
+        "account": ledger.account,
+        "roles": list(ledger.roles_of(ledger.account)),
+        "actions": actions,
+    }

@@ -19,6 +19,7 @@ differs from its on-chain definition is an error (kinds are immutable: rename it
 Examples:
   proml init
   proml init --policy team.yaml --no-grant
+  proml init --ledger 0x5FbDB2315678afecb367f032d93F642f64180aa3   (join another's project)
 
 Exit codes: 0 ok; 1 the ledger refused; 2 bad policy or usage; 3 chain unreachable."""
 
@@ -39,6 +40,15 @@ def init(
             help="Grant every policy role to the admin (one person on the embedded default).",
         ),
     ] = True,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            envvar="PROML_LEDGER",
+            help="Join an existing project: attach to this ledger contract instead of deploying.",
+            show_default=False,
+        ),
+    ] = None,
     account: AccountOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -54,7 +64,7 @@ def init(
         policy.write_text(render_template(project), encoding="utf-8")
         created = True
         output.info(f"created {policy} from the template (project '{project}'): edit it to match")
-    result = initialise(policy, account=account, grant_admin=grant)
+    result = initialise(policy, account=account, grant_admin=grant, attach=ledger)
     result["policy_created"] = created
     if as_json:
         output.emit_json(result)
