@@ -77,12 +77,16 @@ def digest32(digest: str) -> bytes:
 
 def cid_bytes(cid: str) -> bytes:
     """Encode a CID for the chain: its binary form (shorter calldata and logs than the text)."""
-    return cid.encode("ascii")  # TODO(content): binary CID
+    from proml_cli.content import cid_to_bytes
+
+    return cid_to_bytes(cid)
 
 
 def cid_text(raw: bytes) -> str:
     """Decode a CID from its binary form."""
-    return bytes(raw).decode("ascii")
+    from proml_cli.content import cid_from_bytes
+
+    return cid_from_bytes(bytes(raw)) if raw else ""
 
 
 def version_key(ref: VersionRef) -> bytes:

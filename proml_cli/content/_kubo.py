@@ -1,0 +1,264 @@
+"""The network content store: any IPFS node speaking the Kubo RPC API, never trusted.
+
+Every byte proml stores goes first into the local embedded store (which computes the CID
+itself, in the same read pass as the sha256) and then to the node:
+
+* files and directories are uploaded with ``/api/v0/add`` (multipart, streamed from disk) with
+  the configured CID version; the node computes its own CID, which must equal proml's — a node
+  that answers anything else is an error, never a fact;
+* content the node already pins is not uploaded again (``/api/v0/pin/ls``);
+* reads fetch the DAG with ``/api/v0/dag/export`` (a CAR stream) into the local store, and every
+  block is checked against its CID before it is kept; reads then come from the local store.
+
+The HTTP client is httpx: ipfshttpclient (last release 2021) refuses every current daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import httpx
+
+from proml_cli.content import DEFAULT_CAT_LIMIT, ProgressCallback, StoredContent
+from proml_cli.content._car import CarReader
+from proml_cli.content._local import EmbeddedStore
+from proml_cli.content._unixfs import Cid
+from proml_cli.errors import BackendUnavailable, ContentError, InputError
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for a node's answer; uploads of large files stream within this per read.
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class KuboStore:
+    """A :class:`proml_cli.content.ContentStore` over a Kubo RPC API node plus a local cache."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.local = EmbeddedStore(root)
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=TIMEOUT)
+
+    # ------------------------------------------------------------------ transport
+
+    def _post(self, endpoint: str, **kwargs: Any) -> httpx.Response:
+        try:
+            reply = self._client.post(f"/api/v0/{endpoint}", **kwargs)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the IPFS node at {self.url} ({endpoint}: {type(exc).__name__})",
+                hint="check storage.ipfs / PROML_IPFS_URL; content stays in the local store",
+            ) from exc
+        if reply.status_code >= 400:
+            raise ContentError(f"the IPFS node at {self.url} refused {endpoint}: {_message(reply)}")
+        return reply
+
+    @contextmanager
+    def _stream(self, endpoint: str, params: dict[str, str]) -> Iterator[httpx.Response]:
+        try:
+            with self._client.stream("POST", f"/api/v0/{endpoint}", params=params) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    raise ContentError(
+                        f"the IPFS node at {self.url} refused {endpoint}: {_message(reply)}"
+                    )
+                yield reply
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the IPFS node at {self.url} ({endpoint}: {type(exc).__name__})"
+            ) from exc
+
+    # ------------------------------------------------------------------ node queries
+
+    def is_pinned(self, cid: str) -> bool:
+        """Whether the node pins ``cid`` (recursively, or directly for a single block)."""
+        try:
+            reply = self._client.post("/api/v0/pin/ls", params={"arg": cid})
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"cannot reach the IPFS node at {self.url}") from exc
+        if reply.status_code >= 400:
+            return False  # kubo answers 500 "not pinned"
+        keys = reply.json().get("Keys") or {}
+        wanted = Cid.parse(cid)
+        return any(_same(k, wanted) for k in keys)
+
+    def _check_returned(self, returned: str, expected: str) -> None:
+        if not _same(returned, Cid.parse(expected)):
+            raise ContentError(
+                f"the IPFS node at {self.url} returned CID {returned} for content whose CID "
+                f"is {expected}: the node is misconfigured or lying; nothing was trusted"
+            )
+
+    # ------------------------------------------------------------------ writing
+
+    def put_path(
+        self,
+        path: Path,
+        *,
+        cid_version: int = 1,
+        allow_symlinks: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> StoredContent:
+        """Store locally (one read pass), then add to the node and compare its CID with ours."""
+        stored = self.local.put_path(
+            path, cid_version=cid_version, allow_symlinks=allow_symlinks, progress=progress
+        )
+        if not self.is_pinned(stored.cid):
+            self._check_returned(self._add(path, cid_version), stored.cid)
+        return stored
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store a record locally and on the node; the node's CID must equal ours."""
+        cid = self.local.put_bytes(data)
+        if not self.is_pinned(cid):
+            reply = self._post(
+                "add",
+                params={"cid-version": "1", "raw-leaves": "true", "pin": "true"},
+                files={"file": ("record.json", data, "application/octet-stream")},
+            )
+            self._check_returned(_last_hash(reply.text), cid)
+        return cid
+
+    def _add(self, path: Path, cid_version: int) -> str:
+        params = {"cid-version": str(cid_version), "pin": "true", "quieter": "false"}
+        if cid_version == 1:
+            params["raw-leaves"] = "true"
+        with ExitStack() as stack:
+            files: list[tuple[str, tuple[str, IO[bytes] | bytes, str]]] = []
+            if path.is_dir():
+                base = path.name
+                files.append(("file", (base, b"", "application/x-directory")))
+                for current, dirs, names in os.walk(path):
+                    dirs.sort()
+                    rel = Path(current).relative_to(path.parent).as_posix()
+                    for d in dirs:
+                        files.append(
+                            ("file", (quote(f"{rel}/{d}"), b"", "application/x-directory"))
+                        )
+                    for name in sorted(names):
+                        handle = stack.enter_context((Path(current) / name).open("rb"))
+                        files.append(
+                            ("file", (quote(f"{rel}/{name}"), handle, "application/octet-stream"))
+                        )
+            else:
+                handle = stack.enter_context(path.open("rb"))
+                files.append(("file", (quote(path.name), handle, "application/octet-stream")))
+            # httpx streams file objects part by part: a multi-GB file is never held in memory.
+            reply = self._post("add", params=params, files=files)
+        return _last_hash(reply.text)
+
+    def push(self, cid: str) -> bool:
+        """Send locally stored content to the node as a CAR (same CIDs); False if it was pinned."""
+        if self.is_pinned(cid):
+            return False
+        with tempfile.TemporaryDirectory(prefix="proml-push-") as tmp:
+            car = Path(tmp) / "content.car"
+            self.local.export_car(cid, car)
+            with car.open("rb") as handle:
+                reply = self._post(
+                    "dag/import",
+                    params={"pin-roots": "true"},
+                    files={"file": ("content.car", handle, "application/octet-stream")},
+                )
+        root = _import_root(reply.text)
+        self._check_returned(root, cid)
+        return True
+
+    # ------------------------------------------------------------------ reading
+
+    def fetch(self, cid: str) -> None:
+        """Copy the DAG under ``cid`` into the local store, checking every block's hash."""
+        if self.local.has(cid):
+            try:
+                self.local.check(cid)
+                return
+            except ContentError:
+                logger.info("local copy of %s incomplete or damaged: fetching it again", cid)
+        with tempfile.TemporaryDirectory(prefix="proml-fetch-") as tmp:
+            car = Path(tmp) / "fetch.car"
+            with self._stream("dag/export", {"arg": cid}) as reply, car.open("wb") as out:
+                for chunk in reply.iter_bytes():
+                    out.write(chunk)
+            with CarReader(car) as reader:
+                for block_cid, block in reader:
+                    if not block_cid.matches(block):
+                        raise ContentError(
+                            f"the IPFS node at {self.url} sent a block that does not hash to "
+                            f"its CID {block_cid}"
+                        )
+                    self.local.write_block(block_cid.digest, [block], len(block))
+        self.local.check(cid)
+
+    def cat(self, cid: str, *, limit: int = DEFAULT_CAT_LIMIT) -> bytes:
+        """Return a small file's bytes (fetched and verified block by block)."""
+        self.fetch(cid)
+        return self.local.cat(cid, limit=limit)
+
+    def get(self, cid: str, dest: Path) -> None:
+        """Write content to ``dest`` (fetched and verified, then assembled locally)."""
+        self.fetch(cid)
+        self.local.get(cid, dest)
+
+    def has(self, cid: str) -> bool:
+        """Whether the content is available: locally, or pinned by the node."""
+        return self.local.has(cid) or self.is_pinned(cid)
+
+    def check(self, cid: str) -> None:
+        """Rehash every block of ``cid`` (fetching what the local store lacks)."""
+        self.fetch(cid)
+
+    def export_car(self, cid: str, dest: Path) -> None:
+        """Export ``cid`` as a CAR v1 file."""
+        self.fetch(cid)
+        self.local.export_car(cid, dest)
+
+
+def _same(text: str, cid: Cid) -> bool:
+    """CIDs are equal as values: js-ipfs prints CIDv1 in base58btc where kubo prints base32."""
+    try:
+        return Cid.parse(text) == cid
+    except InputError:
+        return False
+
+
+def _message(reply: httpx.Response) -> str:
+    try:
+        return str(reply.json().get("Message", reply.text))[:300]
+    except ValueError:
+        return reply.text[:300]
+
+
+def _last_hash(body: str) -> str:
+    """The root's CID from ``add``'s newline-delimited JSON (the root is the last object)."""
+    import json
+
+    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+    if not lines or "Hash" not in lines[-1]:
+        raise ContentError(f"unexpected answer from the IPFS node to add: {body[:200]}")
+    return str(lines[-1]["Hash"])
+
+
+def _import_root(body: str) -> str:
+    import json
+
+    for line in body.splitlines():
+        if line.strip():
+            data = json.loads(line)
+            root = data.get("Root")
+            if root:
+                if root.get("PinErrorMsg"):
+                    raise ContentError(f"the IPFS node could not pin: {root['PinErrorMsg']}")
+                return str(root["Cid"]["/"])
+    raise ContentError(f"unexpected answer from the IPFS node to dag/import: {body[:200]}")
+
+
+def open_kubo(root: Path, url: str) -> KuboStore:
+    """Open the network store at ``url`` with its local cache in ``root``."""
+    return KuboStore(root, url)
