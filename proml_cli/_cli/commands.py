@@ -12,6 +12,7 @@ def register(app: typer.Typer) -> None:
         hash,
         init,
         log,
+        push,
         roles,
         run,
         show,
@@ -21,5 +22,18 @@ def register(app: typer.Typer) -> None:
         verify,
     )
 
-    for module in (init, run, transition, log, show, verify, status, sync, hash, roles, account):
+    for module in (
+        init,
+        run,
+        transition,
+        log,
+        show,
+        verify,
+        status,
+        sync,
+        push,
+        hash,
+        roles,
+        account,
+    ):
         module.register(app)

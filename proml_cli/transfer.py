@@ -1,0 +1,123 @@
+"""Moving recorded content between the local store and an IPFS node: ``push`` and ``pull``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proml_cli.errors import ContentError, InputError, VerificationFailed
+
+if TYPE_CHECKING:
+    from proml_cli.history import History, VersionHistory
+    from proml_cli.project import Project
+
+
+def _network_store(project: Project) -> Any:
+    from proml_cli.content._kubo import KuboStore
+
+    store = project.store()
+    if not isinstance(store, KuboStore):
+        raise InputError(
+            "no IPFS node is configured",
+            hint="set storage.backend: ipfs and storage.ipfs in the policy, or PROML_IPFS_URL",
+        )
+    return store
+
+
+def recorded_cids(history: History) -> list[str]:
+    """Every CID the ledger anchors: version contents and provenance records, in chain order."""
+    seen: dict[str, None] = {}
+    for version in history.versions.values():
+        seen.setdefault(version.cid, None)
+        for step in version.steps:
+            seen.setdefault(step.record_cid, None)
+    return list(seen)
+
+
+def push(project: Project, history: History) -> dict[str, list[str]]:
+    """Send every recorded CID held locally to the node (same CIDs); skip what it pins."""
+    store = _network_store(project)
+    result: dict[str, list[str]] = {"pushed": [], "already_pinned": [], "not_local": []}
+    for cid in recorded_cids(history):
+        if not store.local.has(cid):
+            result["not_local"].append(cid)
+        elif store.push(cid):
+            result["pushed"].append(cid)
+        else:
+            result["already_pinned"].append(cid)
+    return result
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """A version written out by ``pull``."""
+
+    artefact: str
+    path: Path
+    cid: str
+    sha256: str
+    state: str
+
+
+def resolve_version(history: History, spec: str) -> VersionHistory:
+    """``ARTEFACT`` (latest version) or ``ARTEFACT@CID`` / ``ARTEFACT@SHA256-PREFIX``.
+
+    Raises:
+        InputError: no such artefact or version.
+    """
+    artefact, _, wanted = spec.partition("@")
+    versions = history.of_artefact(artefact)
+    if not versions:
+        raise InputError(f"artefact '{artefact}' has no recorded version")
+    if not wanted:
+        return versions[-1]
+    wanted = wanted.removeprefix("sha256:")
+    matches = [v for v in versions if v.cid == wanted or v.digest.startswith(wanted.lower())]
+    if len(matches) != 1:
+        which = "no" if not matches else "more than one"
+        raise InputError(f"{which} version of '{artefact}' matches '{wanted}'")
+    return matches[0]
+
+
+def pull(project: Project, history: History, spec: str, out: Path | None) -> Pulled:
+    """Fetch a recorded version, check its bytes against the ledger, then write it to ``out``.
+
+    Raises:
+        InputError: bad spec, or ``out`` exists.
+        VerificationFailed: the fetched bytes are not the recorded version.
+    """
+    from proml_cli.content import hash_path
+
+    version = resolve_version(history, spec)
+    target = out or project.policy.artefact_path(version.artefact)
+    if target.exists():
+        raise InputError(f"{target} already exists", hint="move it away or pass -o NEW_PATH")
+    store = project.store()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.proml-pull-{os.getpid()}"
+    try:
+        try:
+            store.get(version.cid, staging)
+        except ContentError as exc:
+            raise VerificationFailed(exc.diagnosis, [exc.diagnosis]) from exc
+        cid_version = 0 if version.cid.startswith("Qm") else 1
+        hashed = hash_path(staging, cid_version=cid_version)
+        reasons = []
+        if hashed.cid != version.cid:
+            reasons.append(f"fetched content has CID {hashed.cid}, the ledger says {version.cid}")
+        if hashed.sha256 != version.digest:
+            reasons.append(
+                f"fetched content has sha256 {hashed.sha256}, the ledger says {version.digest}"
+            )
+        if reasons:
+            raise VerificationFailed("pulled content does not match the ledger", reasons)
+        os.replace(staging, target)
+    finally:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        elif staging.exists():
+            staging.unlink()
+    return Pulled(version.artefact, target, version.cid, version.digest, version.state)
