@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,23 @@ def _check_name(name: str) -> None:
         raise InputError(f"invalid account name {name!r} (use [a-z0-9][a-z0-9._-]*, ≤ 32 chars)")
 
 
-def _password() -> str:
-    return os.environ.get("PROML_KEYSTORE_PASSWORD", "")
+def _password(*, confirm: bool = False) -> str:
+    """``PROML_KEYSTORE_PASSWORD``, else a hidden prompt on a terminal, else empty.
+
+    An empty password suits the embedded default (the key guards only a local chain); keys
+    for a network chain should get a real one.
+    """
+    value = os.environ.get("PROML_KEYSTORE_PASSWORD")
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        return ""
+    import getpass
+
+    first = getpass.getpass("keystore password: ")
+    if confirm and getpass.getpass("repeat the password: ") != first:
+        raise InputError("the passwords differ")
+    return first
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -68,9 +84,49 @@ def create_account(state_dir: Path, name: str, *, private_key: bytes | None = No
     if path.exists():
         raise InputError(f"account {name!r} exists already ({path})")
     account = Account.from_key(private_key) if private_key else Account.create()
-    keystore = Account.encrypt(account.key, _password(), kdf="scrypt", iterations=SCRYPT_N)
+    keystore = Account.encrypt(
+        account.key, _password(confirm=True), kdf="scrypt", iterations=SCRYPT_N
+    )
     _write_private(path, json.dumps(keystore))
     return AccountInfo(name, str(account.address), path)
+
+
+def import_keystore(state_dir: Path, name: str, keystore: Path) -> AccountInfo:
+    """Import an existing V3 keystore file as ``name`` (it is copied, still encrypted).
+
+    Raises:
+        InputError: invalid name, taken name, or not a V3 keystore.
+    """
+    from eth_utils.address import to_checksum_address
+
+    _check_name(name)
+    path = keys_dir(state_dir) / f"{name}.json"
+    if path.exists():
+        raise InputError(f"account {name!r} exists already ({path})")
+    try:
+        data = json.loads(keystore.read_text())
+        address = str(to_checksum_address("0x" + str(data["address"]).removeprefix("0x")))
+        if int(data["version"]) != 3 or "crypto" not in data:
+            raise ValueError("not version 3")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{keystore}: not a V3 Ethereum keystore") from exc
+    _write_private(path, json.dumps(data))
+    return AccountInfo(name, address, path)
+
+
+def parse_private_key(text: str) -> bytes:
+    """A private key from hex text; the text is never echoed in errors.
+
+    Raises:
+        InputError: not 32 bytes of hex.
+    """
+    try:
+        raw = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InputError("that is not a private key (expected 32 bytes of hex)")
+    return raw
 
 
 def list_accounts(state_dir: Path) -> list[AccountInfo]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +10,13 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import JsonOpt, PolicyOpt
 
-account_app = typer.Typer(help="Local signing accounts (encrypted V3 keystores, mode 0600).")
+EPILOG = (
+    "Exit codes: 0 ok; 2 bad usage (invalid or existing account name, no policy); 130 interrupted."
+)
+
+account_app = typer.Typer(
+    help="Local signing accounts (encrypted V3 keystores, mode 0600).", epilog=EPILOG
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +30,7 @@ def _state_dir(policy: str | None):  # type: ignore[no-untyped-def]
     return find_policy(None, policy).parent / STATE_NAME
 
 
-@account_app.command("new")
+@account_app.command("new", epilog=EPILOG)
 def new(
     name: Annotated[str, typer.Argument(help="Account name.")],
     policy: PolicyOpt = None,
@@ -39,7 +46,7 @@ def new(
         output.emit_line(f"{info.name} {info.address}")
 
 
-@account_app.command("list")
+@account_app.command("list", epilog=EPILOG)
 def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """List accounts (names and addresses)."""
     from proml_cli.account import list_accounts
@@ -50,3 +57,35 @@ def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
         return
     for a in accounts:
         output.emit_line(f"{a.name} {a.address}")
+
+
+@account_app.command("import", epilog=EPILOG)
+def import_(
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    keystore: Annotated[
+        Path | None,
+        typer.Option("--keystore", help="An existing V3 keystore file to import (copied)."),
+    ] = None,
+    policy: PolicyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a keystore file, or a private key typed at a hidden prompt (or piped on stdin)."""
+    import sys
+
+    from proml_cli.account import create_account, import_keystore, parse_private_key
+
+    state_dir = _state_dir(policy)
+    if keystore is not None:
+        info = import_keystore(state_dir, name, keystore)
+    else:
+        if sys.stdin.isatty():
+            import getpass
+
+            text = getpass.getpass("private key (hex, not echoed): ")
+        else:
+            text = sys.stdin.readline()
+        info = create_account(state_dir, name, private_key=parse_private_key(text))
+    if as_json:
+        output.emit_json({"name": info.name, "address": info.address})
+    else:
+        output.emit_line(f"{info.name} {info.address}")
