@@ -211,7 +211,23 @@ class KuboStore:
         return self.local.has(cid) or self.is_pinned(cid)
 
     def check(self, cid: str) -> None:
-        """Rehash every block of ``cid`` (fetching what the local store lacks)."""
+        """Rehash every block of ``cid``; a local copy that no longer hashes is reported.
+
+        Reads heal a damaged local copy from the node silently, but a check must expose it:
+        a block rewritten in someone's store is tampering, even when the node's copy is fine.
+
+        Raises:
+            ContentError: the local copy was altered, or the node's copy is bad.
+        """
+        if self.local.has(cid):
+            try:
+                self.local.check(cid)
+            except ContentError as exc:
+                raise ContentError(
+                    f"the local copy of {cid} was altered ({exc.diagnosis}); "
+                    f"the IPFS node's copy is the one the ledger anchors"
+                ) from exc
+            return
         self.fetch(cid)
 
     def export_car(self, cid: str, dest: Path) -> None:
