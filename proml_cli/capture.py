@@ -266,8 +266,13 @@ def anchor(
     entry: Entry,
     journal: Journal,
     store: ContentStore,
-) -> Receipt:
+) -> Receipt | None:
     """Submit a journaled entry once; mark it done (or refused). Idempotent by record CID.
+
+    Returns:
+        The receipt of the transaction anchoring the record (the earlier one if it was anchored
+        already), or None when nothing was left to anchor: every product was registered by
+        then and the entry fires no transition (the entry is marked done without one).
 
     Raises:
         LedgerError: the contract refused (the entry moves to ``refused/``).
@@ -282,13 +287,51 @@ def anchor(
         if done is not None:
             journal.mark(entry.record_cid, DONE, tx_hash=done.tx_hash)
             return done
+        # An entry journaled while the chain was unreachable lists every product; one that has
+        # been registered since (an identical run) would revert the whole batch as a duplicate.
+        registrations = [r for r in entry.registrations if ledger.version(r.version) is None]
+        if not registrations and not entry.moves:
+            journal.mark(entry.record_cid, DONE)
+            return None
         try:
-            receipt = ledger.submit(entry.record_cid, entry.registrations, entry.moves)
-        except LedgerError:
+            receipt = ledger.submit(entry.record_cid, registrations, entry.moves)
+        except LedgerError as exc:
             journal.mark(entry.record_cid, REFUSED)
-            raise
+            raise _name_allowed_roles(exc, ledger, registrations, entry.moves) from exc
     journal.mark(entry.record_cid, DONE, tx_hash=receipt.tx_hash)
     return receipt
+
+
+def _name_allowed_roles(
+    exc: LedgerError, ledger: Ledger, registrations: Sequence[Registration], moves: Sequence[Move]
+) -> LedgerError:
+    """Add to a missing-role refusal the roles the chain allows and those the signer holds.
+
+    The contract's ``MissingRole`` error names the account, the kind and the action only; the
+    user's next step (ask the admin for a role) needs the role's name.
+    """
+    if getattr(exc, "contract_error", None) != "MissingRole":
+        return exc
+    operations = [(r.version.artefact, "register") for r in registrations]
+    operations += [(m.version.artefact, m.transition) for m in moves]
+    for artefact, action in operations:
+        kind_name = ledger.artefact_kind(artefact)
+        kind = ledger.kind(kind_name) if kind_name else None
+        if kind is None or f"'{action}' on kind '{kind.name}'" not in exc.diagnosis:
+            continue
+        if action == "register":
+            allowed = kind.register_roles
+        else:
+            allowed = next((t.roles for t in kind.transitions if t.name == action), ())
+        held = ledger.roles_of(ledger.account)
+        refused = LedgerError(
+            f"{exc.diagnosis} (allowed: {', '.join(allowed) or 'none'}; "
+            f"it holds: {', '.join(held) or 'no role'})",
+            hint=exc.hint,
+        )
+        refused.contract_error = "MissingRole"  # type: ignore[attr-defined]
+        return refused
+    return exc
 
 
 def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
@@ -375,16 +418,22 @@ def run_step(
         record["environment"] = environment_summary()
 
     inputs = tuple(VersionRef(str(m.entry.artefact), m.entry.sha256) for m in materials)
-    with project.ledger(signer) as ledger:
-        registrations = []
-        for product in products:
-            ref = VersionRef(str(product.artefact), product.sha256)
-            if ledger.version(ref) is None:
-                registrations.append(Registration(ref, product.cid, inputs))
-            else:
-                outcome.messages.append(
-                    f"'{product.artefact}' is unchanged (version already recorded)"
-                )
+    candidates = [
+        Registration(VersionRef(str(p.artefact), p.sha256), p.cid, inputs) for p in products
+    ]
+    try:
+        with project.ledger(signer) as ledger:
+            registrations = []
+            for candidate in candidates:
+                if ledger.version(candidate.version) is None:
+                    registrations.append(candidate)
+                else:
+                    name = candidate.version.artefact
+                    outcome.messages.append(f"'{name}' is unchanged (version already recorded)")
+    except BackendUnavailable:
+        # The command has run: its record must reach the journal. Every product is journaled
+        # as a registration; anchor() drops those already registered when the chain is back.
+        registrations = candidates
     moves = []
     for artefact, transition in step.fires.items():
         source = next((p for p in products if p.artefact == artefact), None)
@@ -485,8 +534,11 @@ def _journal_and_anchor(
             f"{exc.diagnosis}; the record is kept in the journal: run `proml sync`"
         )
         return outcome
-    outcome.recorded = True
     outcome.journaled = False
+    if receipt is None:
+        outcome.messages.append("nothing new to anchor on the ledger")
+        return outcome
+    outcome.recorded = True
     outcome.tx_hash = receipt.tx_hash
     outcome.block = receipt.block
     outcome.gas_used = receipt.gas_used
@@ -508,6 +560,15 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
         except LedgerError as exc:
             results.append(
                 {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}
+            )
+            continue
+        if receipt is None:
+            results.append(
+                {
+                    "record_cid": entry.record_cid,
+                    "status": "done",
+                    "reason": "nothing left to anchor: its versions were registered since",
+                }
             )
             continue
         results.append(

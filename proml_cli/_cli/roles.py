@@ -9,7 +9,16 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
 
-roles_app = typer.Typer(help="On-chain roles: grant, revoke (admin only), list.")
+CHANGE_EPILOG = (
+    "Exit codes: 0 done; 1 the ledger refused (only the admin may grant or revoke; unknown "
+    "role); 2 bad usage or unknown account; 3 chain unreachable."
+)
+LIST_EPILOG = "Exit codes: 0 ok; 2 bad usage or policy; 3 chain unreachable."
+
+roles_app = typer.Typer(
+    help="On-chain roles: grant, revoke (admin only), list.",
+    epilog=CHANGE_EPILOG,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +26,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(roles_app, name="roles")
 
 
-@roles_app.command("grant")
+@roles_app.command("grant", epilog=CHANGE_EPILOG)
 def grant(
     role: Annotated[str, typer.Argument(help="Role name.")],
     who: Annotated[
@@ -30,7 +39,7 @@ def grant(
     _change(role, who, policy, account, grant=True)
 
 
-@roles_app.command("revoke")
+@roles_app.command("revoke", epilog=CHANGE_EPILOG)
 def revoke(
     role: Annotated[str, typer.Argument(help="Role name.")],
     who: Annotated[
@@ -55,7 +64,7 @@ def _change(role: str, who: str, policy: str | None, account: str | None, *, gra
     output.info(f"{verb} '{role}' {'to' if grant else 'from'} {address} (tx {receipt.tx_hash})")
 
 
-@roles_app.command("list")
+@roles_app.command("list", epilog=LIST_EPILOG)
 def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """List every role holder (replayed from the ledger's events)."""
     from proml_cli import history

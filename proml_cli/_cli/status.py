@@ -41,6 +41,7 @@ def status(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
         }
         if not path.exists():
             row["status"] = "missing"
+            row["sha256"] = None  # the key is always there: a JSON consumer need not probe it
         else:
             digest = hash_path(path, cid_version=project.policy.storage.cid_version).sha256
             if last is None:

@@ -1,0 +1,126 @@
+"""The example pipeline (examples/breast-cancer/run.sh) end to end, then checked and tampered with.
+
+The script runs once per module (about 30 s); the tests then read its workspace. It needs
+scikit-learn (the ``examples`` extra): without it the module is skipped, except on CI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _project import VENV_BIN, ok, process_env, proml
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_SH = REPO / "examples" / "breast-cancer" / "run.sh"
+MODEL = "models/model.pkl"
+
+if importlib.util.find_spec("sklearn") is None and not os.environ.get("CI"):
+    pytest.skip(
+        "scikit-learn is not installed (pip install -e '.[examples]')", allow_module_level=True
+    )
+
+
+def proml_command(directory: Path) -> Path:
+    """The venv's ``proml`` script, or a wrapper running this interpreter's ``-m proml_cli``."""
+    installed = VENV_BIN / "proml"
+    if installed.is_file():
+        return installed
+    wrapper = directory / "proml"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m proml_cli "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tools = tmp_path_factory.mktemp("tools")
+    work = tmp_path_factory.mktemp("example") / "work"
+    done = subprocess.run(
+        ["bash", str(RUN_SH), str(work)],
+        env=process_env({"PROML": str(proml_command(tools))}),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    return work
+
+
+def test_pipeline_produces_the_model(workspace: Path) -> None:
+    assert (workspace / MODEL).is_file()
+    assert (workspace / "deploy" / "model.pkl").read_bytes() == (workspace / MODEL).read_bytes()
+
+
+def test_model_verifies_with_its_lineage(workspace: Path) -> None:
+    report = ok(proml(workspace, "verify", MODEL, "--deep", "--json")).json()
+
+    assert report["verified"] is True, report["reasons"]
+    assert (report["artefact"], report["kind"], report["state"]) == (
+        "model",
+        "classifier",
+        "approved",
+    )
+    assert [(i["artefact"], i["state"]) for i in report["lineage"]] == [("train-set", "validated")]
+
+
+def test_log_shows_the_transitions_in_order_and_no_refused_approval(workspace: Path) -> None:
+    entries = ok(proml(workspace, "log", "--json")).json()["entries"]
+    accounts = ok(proml(workspace, "account", "list", "--json")).json()["accounts"]
+    address = {a["name"]: a["address"].lower() for a in accounts}
+
+    oldest_first = list(reversed(entries))
+    assert [(e["artefact"], e["action"], e["from"], e["to"]) for e in oldest_first] == [
+        ("train-set", "register", None, "received"),
+        ("test-set", "register", None, "received"),
+        ("train-set", "validate", "received", "validated"),
+        ("test-set", "validate", "received", "validated"),
+        ("model", "register", None, "trained"),
+        ("model", "evaluate", "trained", "evaluated"),
+        ("model", "approve", "evaluated", "approved"),
+    ]
+    # The intern's approval was refused by the contract: it left no event at all.
+    assert "intern" in address
+    assert all(e["actor"].lower() == address["default"] for e in entries)
+    approval = oldest_first[-1]
+    assert approval["roles"] == ["model-verifier"]
+    assert approval["by"] == "decision approve"
+
+
+@pytest.fixture
+def tampered(workspace: Path) -> Iterator[Path]:
+    """The workspace with one byte appended to the model; restored afterwards."""
+    model = workspace / MODEL
+    original = model.read_bytes()
+    model.write_bytes(original + b"\0")
+    try:
+        yield workspace
+    finally:
+        model.write_bytes(original)
+
+
+def test_tampered_model_fails_verification_until_restored(tampered: Path) -> None:
+    result = proml(tampered, "verify", MODEL, "--json")
+
+    assert result.code == 1, str(result)
+    report = result.json()
+    assert report["verified"] is False
+    assert report["artefact"] == "model"  # inferred from the policy's path
+    assert len(report["reasons"]) == 1, report["reasons"]
+    assert report["reasons"][0].startswith("1: "), report["reasons"]  # check 1: a recorded version
+    assert "is not a recorded version of 'model'" in report["reasons"][0]
+
+    (tampered / MODEL).write_bytes((tampered / MODEL).read_bytes()[:-1])
+    restored = ok(proml(tampered, "verify", MODEL, "--json")).json()
+    assert restored["verified"] is True
+    assert restored["state"] == "approved"
