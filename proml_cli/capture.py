@@ -25,6 +25,7 @@ from proml_cli.errors import (
     ContentError,
     ExitCode,
     InputError,
+    JournalError,
     LedgerError,
     RefusedError,
 )
@@ -132,6 +133,18 @@ def _relative(project: Project, path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- materials
+
+
+def _written_state(path: Path) -> tuple[tuple[str, int, int, int], ...] | None:
+    """What changes when a command writes ``path``: size, mtime and inode of every file."""
+    if not path.exists():
+        return None
+    files = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file())
+    state = []
+    for file in files:
+        st = file.stat()
+        state.append((file.as_posix(), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(state)
 
 
 def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Material]:
@@ -365,6 +378,7 @@ def run_step(
     outcome = RunOutcome(step=step.name, exit_code=0)
     outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
 
+    before = {name: _written_state(policy.artefact_path(name)) for name in step.produces}
     started = utc_now()
     code = execute(argv, cwd=None)
     ended = utc_now()
@@ -387,12 +401,24 @@ def run_step(
         )
 
     missing = [name for name in step.produces if not policy.artefact_path(name).exists()]
-    if missing:
+    # A file left over from an earlier run is not a product of this one.
+    stale = [
+        name
+        for name in step.produces
+        if name not in missing
+        and before[name] is not None
+        and before[name] == _written_state(policy.artefact_path(name))
+    ]
+    if missing or stale:
         raise RefusedError(
             "the command did not produce "
-            + ", ".join(f"'{n}' ({policy.artefacts[n].path})" for n in missing)
+            + ", ".join(
+                f"'{n}' ({policy.artefacts[n].path}"
+                + (", unchanged since before it ran)" if n in stale else ")")
+                for n in (*missing, *stale)
+            )
             + ": nothing was recorded",
-            [f"declared output '{n}' was not produced" for n in missing],
+            [f"declared output '{n}' was not produced" for n in (*missing, *stale)],
         )
 
     products = [store_entry(project, store, policy.artefact_path(n), n) for n in step.produces]
@@ -525,7 +551,7 @@ def _journal_and_anchor(
     try:
         journal.write(entry)
     except OSError as exc:
-        raise BackendUnavailable(f"cannot write the journal: {exc}") from exc
+        raise JournalError(f"cannot write the journal: {exc}") from exc
     outcome.journaled = True
     try:
         receipt = anchor(project, signer, entry, journal, store)

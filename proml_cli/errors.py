@@ -107,6 +107,12 @@ class RefusedError(ProMLError):
         self.reasons = list(reasons)
 
 
+class JournalError(ProMLError):
+    """The record could not even be written to the local journal (``run`` exits 125)."""
+
+    exit_code = ExitCode.NOT_JOURNALED
+
+
 class BackendUnavailable(ProMLError):  # noqa: N818 - a state of the world, named as such
     """A chain or IPFS node cannot be reached; the work is kept in the journal."""
 

@@ -156,6 +156,14 @@ class Project:
         return open_store(kind, root=self.state_dir / "content", url=url)
 
 
+def _display(path: Path) -> str:
+    """How to name the policy in messages: relative to the working directory when inside it."""
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def load_project(policy_path: str | None = None, *, start: Path | None = None) -> Project:
     """Find and validate the policy, and locate the state directory beside it.
 
@@ -165,7 +173,7 @@ def load_project(policy_path: str | None = None, *, start: Path | None = None) -
     from proml_cli.policy import load_policy
 
     path = find_policy(start, policy_path or os.environ.get("PROML_POLICY"))
-    policy = load_policy(path)
+    policy = load_policy(path, source=_display(path))
     return Project(policy=policy, state_dir=path.parent / STATE_NAME)
 
 
@@ -211,7 +219,7 @@ def initialise(
     from proml_cli.account import DEFAULT_ACCOUNT, create_account, keys_dir
     from proml_cli.policy import load_policy
 
-    policy = load_policy(policy_path.resolve())
+    policy = load_policy(policy_path.resolve(), source=_display(policy_path.resolve()))
     project = Project(policy=policy, state_dir=policy_path.resolve().parent / STATE_NAME)
     project.state_dir.mkdir(mode=0o700, exist_ok=True)
     (project.state_dir / ".gitignore").write_text("*\n")

@@ -43,15 +43,10 @@ def run(
 ) -> None:
     """Run a command under the capture policy."""
     from proml_cli.capture import run_step
-    from proml_cli.errors import BackendUnavailable, ExitCode
     from proml_cli.project import load_project
 
     project = load_project(policy)
-    try:
-        outcome = run_step(project, command, step_name=step, account=account)
-    except BackendUnavailable as exc:
-        output.err.print(f"proml: error: {exc.diagnosis}", markup=False)
-        raise typer.Exit(int(ExitCode.NOT_JOURNALED)) from None
+    outcome = run_step(project, command, step_name=step, account=account)
     if summary_json is not None:
         summary_json.write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
     for message in outcome.messages:

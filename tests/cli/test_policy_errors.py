@@ -75,19 +75,10 @@ def test_broken_policy_is_one_located_line(
     tail = expected_tail(name)
     assert lines[0].startswith(head), lines[0]
     assert lines[0].endswith(tail), (lines[0], tail)
-    # Which spelling of the file's name: see the strict xfail below (absolute today).
     assert lines[0][len(head) : -len(tail)].endswith("proml.yaml"), lines[0]
     assert not (tmp_path / ".proml").exists()  # nothing was changed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "project.load_project passes the resolved absolute path to load_policy, so errors read "
-        "'/abs/dir/proml.yaml:L:C: ...' rather than 'proml.yaml:L:C: ...' as the README and "
-        "docs/policy.md show"
-    ),
-)
 @pytest.mark.parametrize("name", CASES[:2])
 def test_policy_found_in_cwd_is_named_proml_yaml(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -164,13 +164,6 @@ def test_unreachable_chain_before_the_run_does_not_start_the_command(
     assert journal_files(project)["pending"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_cli/run.py maps every BackendUnavailable from run_step to 125 (record not journaled), "
-        "even when the chain was unreachable before the command started: that is exit 3"
-    ),
-)
 def test_unreachable_chain_before_the_run_exits_3(run_while_locked: tuple[Path, Result]) -> None:
     _, result = run_while_locked
     assert result.code == 3, str(result)
