@@ -1,0 +1,370 @@
+"""The embedded content store: kubo-compatible blocks kept as files under a project's ``.proml/``.
+
+Layout under the store root::
+
+    blocks/<first two hex digits>/<sha256 hex of the block>   one read-only file per block
+    tmp/                                                      blocks being written
+
+A block file is named by the sha256 of its bytes, so ``sha256sum`` on it prints its own name, and
+the same bytes stored as CIDv0 and CIDv1 share one file. Blocks are written to ``tmp/`` and
+renamed into place, children before parents: a crash never leaves a partial block under a final
+name, and a root block present means the whole DAG under it was written. Blocks are not fsynced
+one by one (that would cost more than the hashing, measured in bench/hash.py); a block damaged
+by a power loss is caught instead, because every read rehashes the block against its CID and a
+block of the wrong size is rewritten by the next put.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from proml_cli.content import DEFAULT_CAT_LIMIT, ProgressCallback, StoredContent
+from proml_cli.content._car import write_car
+from proml_cli.content._unixfs import (
+    CODEC_DAG_PB,
+    CODEC_RAW,
+    HAMT_FANOUT,
+    UNIXFS_DIRECTORY,
+    UNIXFS_FILE,
+    UNIXFS_HAMT_SHARD,
+    UNIXFS_RAW,
+    UNIXFS_SYMLINK,
+    Cid,
+    PBNode,
+    UnixFSData,
+    dag_for_bytes,
+    decode_pb_node,
+    decode_unixfs,
+    import_path,
+)
+from proml_cli.errors import ContentError, InputError
+
+logger = logging.getLogger(__name__)
+
+#: Kubo refuses blocks over 2 MiB; anything bigger in the store is not one of ours.
+_MAX_BLOCK = 4 * 1024 * 1024
+
+
+class _BlockWriter:
+    """The import sink: writes each new block once, atomically, and counts what it added."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.blocks = 0
+        self.bytes = 0
+
+    def put(self, digest: bytes, parts: Sequence[bytes | memoryview]) -> None:
+        size = sum(len(part) for part in parts)
+        if self._store.write_block(digest, parts, size):
+            with self._lock:
+                self.blocks += 1
+                self.bytes += size
+
+
+class EmbeddedStore:
+    """A content-addressed block store in a local directory (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blocks = root / "blocks"
+        self._tmp = root / "tmp"
+        self._made: set[str] = set()
+
+    # ------------------------------------------------------------------ writing
+
+    def _block_path(self, digest: bytes) -> str:
+        name = digest.hex()
+        return os.path.join(self._blocks, name[:2], name)
+
+    def write_block(self, digest: bytes, parts: Sequence[bytes | memoryview], size: int) -> bool:
+        """Write one block unless an intact copy exists; return whether it was written.
+
+        Raises:
+            ContentError: the store directory cannot be written.
+        """
+        final = self._block_path(digest)
+        try:
+            if os.stat(final).st_size == size:
+                return False
+            logger.warning("rewriting block %s: wrong size on disk", digest.hex())
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        shard = os.path.dirname(final)
+        tmp = os.path.join(self._tmp, f"{digest.hex()}.{secrets.token_hex(8)}")
+        try:
+            if shard not in self._made:
+                os.makedirs(shard, exist_ok=True)
+                os.makedirs(self._tmp, exist_ok=True)
+                self._made.add(shard)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o444
+            )
+            try:
+                for part in parts:
+                    view = memoryview(part)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise self._write_error(exc) from exc
+        return True
+
+    def _write_error(self, exc: OSError) -> ContentError:
+        return ContentError(f"cannot write to the content store {self.root}: {exc.strerror or exc}")
+
+    def put_path(
+        self,
+        path: Path,
+        *,
+        cid_version: int = 1,
+        allow_symlinks: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> StoredContent:
+        """Store a file or directory in one read pass (see ``ContentStore.put_path``).
+
+        Raises:
+            InputError: the path is missing, unreadable, refused, or changed while read.
+            ContentError: the store cannot be written.
+        """
+        writer = _BlockWriter(self)
+        result = import_path(
+            path, cid_version, sink=writer, progress=progress, allow_symlinks=allow_symlinks
+        )
+        return StoredContent(
+            path,
+            "directory" if result.kind == "directory" else "file",
+            result.size,
+            result.sha256,
+            str(result.root.cid),
+            writer.blocks,
+            writer.bytes,
+        )
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store a small document as ``ipfs add --cid-version 1`` would; return its CID.
+
+        Raises:
+            ContentError: the store cannot be written.
+        """
+        return str(dag_for_bytes(data, 1, sink=_BlockWriter(self)).cid)
+
+    # ------------------------------------------------------------------ reading
+
+    def read_block(self, cid: Cid) -> bytes:
+        """Return a block's bytes after checking they hash to ``cid``.
+
+        Raises:
+            ContentError: the block is missing, too large, or does not hash to its CID.
+        """
+        path = self._block_path(cid.digest)
+        try:
+            with open(path, "rb") as block_file:
+                if os.fstat(block_file.fileno()).st_size > _MAX_BLOCK:
+                    raise ContentError(f"block {cid} in {self.root} is too large to be a block")
+                block = block_file.read()
+        except FileNotFoundError:
+            raise ContentError(
+                f"block {cid} is missing from the content store {self.root}"
+            ) from None
+        except OSError as exc:
+            raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
+        if not cid.matches(block):
+            raise ContentError(
+                f"block {cid} in {self.root} does not hash to its CID: the store was altered"
+            )
+        return block
+
+    def _node(self, cid: Cid, block: bytes) -> tuple[PBNode, UnixFSData]:
+        if cid.codec != CODEC_DAG_PB:
+            raise ContentError(f"{cid}: unsupported codec 0x{cid.codec:x}")
+        node = decode_pb_node(block)
+        return node, decode_unixfs(node.data)
+
+    def _file_pieces(self, cid: Cid, block: bytes) -> Iterator[bytes]:
+        """Yield a file's bytes in order, one block at a time."""
+        if cid.codec == CODEC_RAW:
+            yield block
+            return
+        node, unixfs = self._node(cid, block)
+        if unixfs.type not in (UNIXFS_FILE, UNIXFS_RAW):
+            raise ContentError(f"{cid} is not part of a file")
+        if node.links and len(node.links) != len(unixfs.blocksizes):
+            raise ContentError(f"{cid}: links and blocksizes differ in number")
+        if unixfs.data:
+            yield unixfs.data
+        for link in node.links:
+            yield from self._file_pieces(link.cid, self.read_block(link.cid))
+
+    def _file_size(self, cid: Cid, block: bytes) -> int | None:
+        """Return the size a file root declares, or None if ``cid`` is not a file."""
+        if cid.codec == CODEC_RAW:
+            return len(block)
+        _, unixfs = self._node(cid, block)
+        if unixfs.type not in (UNIXFS_FILE, UNIXFS_RAW):
+            return None
+        return unixfs.filesize or 0
+
+    def cat(self, cid: str, *, limit: int = DEFAULT_CAT_LIMIT) -> bytes:
+        """Return the bytes of a stored file (see ``ContentStore.cat``).
+
+        Raises:
+            InputError: the CID is malformed, names a directory, or exceeds ``limit``.
+            ContentError: a block is missing or does not hash to its CID.
+        """
+        root = Cid.parse(cid)
+        block = self.read_block(root)
+        size = self._file_size(root, block)
+        if size is None:
+            raise InputError(f"{cid} is not a file", hint=f"use get to write it out: {cid}")
+        if size > limit:
+            raise InputError(f"{cid} holds {size} bytes, more than the {limit} cat returns")
+        data = b"".join(self._file_pieces(root, block))
+        if len(data) != size:
+            raise ContentError(f"{cid}: the file's blocks add up to {len(data)} bytes, not {size}")
+        return data
+
+    def has(self, cid: str) -> bool:
+        """Return whether the root block of ``cid`` is stored (see the module docstring).
+
+        Raises:
+            InputError: the CID is malformed.
+        """
+        return os.path.isfile(self._block_path(Cid.parse(cid).digest))
+
+    def get(self, cid: str, dest: Path) -> None:
+        """Write stored content to ``dest``, which must not exist yet; streaming.
+
+        The content is assembled beside ``dest`` under a temporary name and renamed into place,
+        so ``dest`` appears complete or not at all.
+
+        Raises:
+            InputError: the CID is malformed or ``dest`` already exists.
+            ContentError: a block is missing, malformed, or does not hash to its CID.
+        """
+        root = Cid.parse(cid)
+        if dest.exists() or dest.is_symlink():
+            raise InputError(f"{dest} already exists", hint="choose a new destination path")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.proml-{secrets.token_hex(6)}.tmp"
+        try:
+            self._materialize(root, tmp)
+            os.replace(tmp, dest)
+        except BaseException:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            raise
+
+    def _materialize(self, cid: Cid, dest: Path) -> None:
+        block = self.read_block(cid)
+        size = self._file_size(cid, block)
+        if size is not None:
+            self._write_file(cid, block, size, dest)
+            return
+        node, unixfs = self._node(cid, block)
+        if unixfs.type == UNIXFS_SYMLINK:
+            os.symlink(os.fsdecode(unixfs.data or b""), dest)
+        elif unixfs.type in (UNIXFS_DIRECTORY, UNIXFS_HAMT_SHARD):
+            dest.mkdir()
+            for name, child in self._entries(cid, node, unixfs):
+                self._materialize(child, dest / _safe_name(cid, name))
+        else:
+            raise ContentError(f"{cid}: unsupported UnixFS type {unixfs.type}")
+
+    def _write_file(self, cid: Cid, block: bytes, size: int, dest: Path) -> None:
+        written = 0
+        try:
+            with dest.open("xb") as out:
+                for piece in self._file_pieces(cid, block):
+                    out.write(piece)
+                    written += len(piece)
+        except OSError as exc:
+            raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+        if written != size:
+            raise ContentError(f"{cid}: the file's blocks add up to {written} bytes, not {size}")
+
+    def _entries(self, cid: Cid, node: PBNode, unixfs: UnixFSData) -> Iterator[tuple[bytes, Cid]]:
+        """Yield a directory's (name, CID) pairs, walking HAMT shards."""
+        if unixfs.type == UNIXFS_DIRECTORY:
+            for link in node.links:
+                yield link.name, link.cid
+            return
+        fanout = unixfs.fanout or 0
+        if fanout != HAMT_FANOUT and (fanout < 8 or fanout > 1024 or fanout & (fanout - 1)):
+            raise ContentError(f"{cid}: bad HAMT fanout {fanout}")
+        width = len(f"{fanout - 1:X}")
+        for link in node.links:
+            if len(link.name) == width:
+                sub_node, sub_unixfs = self._node(link.cid, self.read_block(link.cid))
+                if sub_unixfs.type != UNIXFS_HAMT_SHARD:
+                    raise ContentError(f"{link.cid}: HAMT child without a HAMT shard")
+                yield from self._entries(link.cid, sub_node, sub_unixfs)
+            elif len(link.name) > width:
+                yield link.name[width:], link.cid
+            else:
+                raise ContentError(f"{cid}: malformed HAMT link name {link.name!r}")
+
+    # ------------------------------------------------------------------ integrity and export
+
+    def _walk_blocks(self, root: Cid) -> Iterator[tuple[Cid, bytes]]:
+        """Yield every block of the DAG once, depth-first, parents before children."""
+        seen: set[bytes] = set()
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            key = cid.to_bytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            block = self.read_block(cid)
+            yield cid, block
+            if cid.codec == CODEC_DAG_PB:
+                node = decode_pb_node(block)
+                stack.extend(link.cid for link in reversed(node.links))
+            elif cid.codec != CODEC_RAW:
+                raise ContentError(f"{cid}: unsupported codec 0x{cid.codec:x}")
+
+    def check(self, cid: str) -> None:
+        """Rehash every block of the DAG under ``cid``.
+
+        Raises:
+            InputError: the CID is malformed.
+            ContentError: a block is missing, malformed, or does not hash to its CID.
+        """
+        for _ in self._walk_blocks(Cid.parse(cid)):
+            pass
+
+    def export_car(self, cid: str, dest: Path) -> None:
+        """Write the DAG under ``cid`` as a CAR v1 file with that one root.
+
+        Raises:
+            InputError: the CID is malformed or ``dest`` cannot be written.
+            ContentError: a block is missing, malformed, or does not hash to its CID.
+        """
+        root = Cid.parse(cid)
+        try:
+            write_car(dest, [root], self._walk_blocks(root))
+        except OSError as exc:
+            raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _safe_name(cid: Cid, name: bytes) -> str:
+    """Refuse directory entry names that would escape the destination or cannot be files."""
+    if name in (b"", b".", b"..") or b"/" in name or b"\0" in name:
+        raise ContentError(f"{cid}: unsafe directory entry name {name!r}")
+    return os.fsdecode(name)

@@ -1,0 +1,251 @@
+"""The embedded content store on a real file system: round trips, tampering, CAR export."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from proml_cli.content import ContentStore, _car, bytes_cid, hash_path, open_store
+from proml_cli.content import _unixfs as u
+from proml_cli.errors import ContentError, InputError
+
+pytestmark = pytest.mark.integration
+
+
+def _pattern(size: int) -> bytes:
+    base = bytes(range(251))
+    return (base * (size // 251 + 1))[:size]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ContentStore:
+    return open_store("embedded", root=tmp_path / ".proml" / "content")
+
+
+def _tree(root: Path) -> None:
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    (root / ".hidden").write_bytes(b"hidden\n")
+    (root / "a.txt").write_bytes(b"hi\n")
+    (root / "empty").write_bytes(b"")
+    (root / "sub" / "big.bin").write_bytes(_pattern(3 * 262144 + 5))
+    (root / "sub" / "deeper" / "c").write_bytes(b"c")
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    out: dict[str, bytes | None] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(folder, name), root) + "/"] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            out[os.path.relpath(path, root)] = Path(path).read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_file_round_trip(store: ContentStore, tmp_path: Path, version: int) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(_pattern(5 * 262144 + 123))
+    stored = store.put_path(source, cid_version=version)
+    assert stored.cid == hash_path(source, cid_version=version).cid
+    assert stored.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert stored.blocks_added == 7  # 6 leaves and the root
+    assert store.has(stored.cid)
+    out = tmp_path / "out" / "model.bin"
+    store.get(stored.cid, out)
+    assert out.read_bytes() == source.read_bytes()
+    store.check(stored.cid)
+    again = store.put_path(source, cid_version=version)
+    assert (again.cid, again.blocks_added, again.bytes_added) == (stored.cid, 0, 0)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_directory_round_trip(store: ContentStore, tmp_path: Path, version: int) -> None:
+    source = tmp_path / "dataset"
+    _tree(source)
+    stored = store.put_path(source, cid_version=version)
+    assert stored.type == "directory"
+    assert stored.cid == hash_path(source, cid_version=version).cid
+    out = tmp_path / "restored"
+    store.get(stored.cid, out)
+    assert _snapshot(out) == _snapshot(source)
+    again = hash_path(out, cid_version=version)
+    assert (again.cid, again.sha256, again.size) == (stored.cid, stored.sha256, stored.size)
+
+
+def test_sharded_directory_round_trip(tmp_path: Path) -> None:
+    store = open_store("embedded", root=tmp_path / "store")
+    source = tmp_path / "wide"
+    source.mkdir()
+    for i in range(300):
+        (source / f"f{i}").write_bytes(f"{i}\n".encode())
+    writer_layout = u.Layout(hamt_sharding_size=1)
+    from proml_cli.content._local import EmbeddedStore, _BlockWriter
+
+    assert isinstance(store, EmbeddedStore)
+    result = u.import_path(source, 1, sink=_BlockWriter(store), layout=writer_layout)
+    root_node = u.decode_pb_node(store.read_block(result.root.cid))
+    assert u.decode_unixfs(root_node.data).type == u.UNIXFS_HAMT_SHARD
+    out = tmp_path / "out"
+    store.get(str(result.root.cid), out)
+    assert _snapshot(out) == _snapshot(source)
+
+
+def test_put_bytes_and_cat(store: ContentStore) -> None:
+    record = b'{"kind": "record", "n": 1}\n'
+    cid = store.put_bytes(record)
+    assert cid == bytes_cid(record)
+    assert cid.startswith("bafkrei")
+    assert store.put_bytes(record) == cid
+    assert store.cat(cid) == record
+    big = _pattern(262144 + 10)
+    big_cid = store.put_bytes(big)
+    assert big_cid == str(u.dag_for_bytes(big, 1).cid)
+    assert store.cat(big_cid) == big
+    with pytest.raises(InputError, match="more than"):
+        store.cat(big_cid, limit=1000)
+
+
+def test_cat_refuses_a_directory(store: ContentStore, tmp_path: Path) -> None:
+    source = tmp_path / "d"
+    _tree(source)
+    stored = store.put_path(source)
+    with pytest.raises(InputError, match="not a file"):
+        store.cat(stored.cid)
+
+
+def _block_file(store_root: Path, cid: str) -> Path:
+    digest = u.Cid.parse(cid).digest.hex()
+    return store_root / "blocks" / digest[:2] / digest
+
+
+def test_check_detects_a_tampered_block(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = open_store("embedded", root=root)
+    source = tmp_path / "f.bin"
+    source.write_bytes(_pattern(3 * 262144))
+    stored = store.put_path(source)
+    leaf = str(u.raw_cid(_pattern(262144)))
+    block = _block_file(root, leaf)
+    assert hashlib.sha256(block.read_bytes()).hexdigest() == block.name
+    block.chmod(0o644)
+    data = bytearray(block.read_bytes())
+    data[100] ^= 0xFF
+    block.write_bytes(bytes(data))
+    with pytest.raises(ContentError, match="does not hash to its CID"):
+        store.check(stored.cid)
+    with pytest.raises(ContentError):
+        store.get(stored.cid, tmp_path / "out.bin")
+    assert not (tmp_path / "out.bin").exists()
+    assert not list(tmp_path.glob(".out.bin*"))
+
+
+def test_missing_block_and_wrong_size_block_are_repaired_by_put(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = open_store("embedded", root=root)
+    source = tmp_path / "f.bin"
+    source.write_bytes(_pattern(2 * 262144))
+    stored = store.put_path(source)
+    leaf = _block_file(root, str(u.raw_cid(_pattern(262144))))
+    leaf.unlink()
+    with pytest.raises(ContentError, match="missing"):
+        store.check(stored.cid)
+    again = store.put_path(source)
+    assert again.blocks_added == 1
+    store.check(stored.cid)
+    leaf.chmod(0o644)
+    leaf.write_bytes(b"torn")
+    assert store.put_path(source).blocks_added == 1
+    store.check(stored.cid)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_car_export_reads_back(store: ContentStore, tmp_path: Path, version: int) -> None:
+    source = tmp_path / "dataset"
+    _tree(source)
+    stored = store.put_path(source, cid_version=version)
+    car = tmp_path / "export.car"
+    store.export_car(stored.cid, car)
+    with _car.CarReader(car) as reader:
+        assert [str(root) for root in reader.roots] == [stored.cid]
+        blocks = list(reader)
+    assert str(blocks[0][0]) == stored.cid
+    cids = [cid.to_bytes() for cid, _ in blocks]
+    assert len(cids) == len(set(cids))
+    # Every link of every dag-pb block is in the CAR: the DAG is complete.
+    present = set(cids)
+    for cid, block in blocks:
+        if cid.codec == u.CODEC_DAG_PB:
+            for link in u.decode_pb_node(block).links:
+                assert link.cid.to_bytes() in present
+    # Importing the CAR into a fresh store gives the same content back.
+    fresh = open_store("embedded", root=tmp_path / "fresh")
+    from proml_cli.content._local import EmbeddedStore
+
+    assert isinstance(fresh, EmbeddedStore)
+    for cid, block in blocks:
+        fresh.write_block(cid.digest, [block], len(block))
+    out = tmp_path / "from-car"
+    fresh.get(stored.cid, out)
+    assert _snapshot(out) == _snapshot(source)
+
+
+def test_get_refuses_an_existing_destination(store: ContentStore, tmp_path: Path) -> None:
+    cid = store.put_bytes(b"x")
+    (tmp_path / "there").write_bytes(b"")
+    with pytest.raises(InputError, match="already exists"):
+        store.get(cid, tmp_path / "there")
+
+
+def test_get_refuses_unsafe_names(tmp_path: Path) -> None:
+    store = open_store("embedded", root=tmp_path / "store")
+    from proml_cli.content._local import EmbeddedStore, _BlockWriter
+
+    assert isinstance(store, EmbeddedStore)
+    leaf = u.dag_for_bytes(b"evil", 1, _BlockWriter(store))
+    evil = u.DirEntry(b"..", leaf.cid, leaf.tsize)
+    root = u.directory_node([evil], 1, _BlockWriter(store))
+    with pytest.raises(ContentError, match="unsafe"):
+        store.get(str(root.cid), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_open_store_kinds(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown content store"):
+        open_store("s3", root=tmp_path)
+    with pytest.raises(InputError, match="not available yet"):
+        open_store("kubo", root=tmp_path, url="http://127.0.0.1:5001")
+
+
+def test_large_file_is_streamed(tmp_path: Path) -> None:
+    import tracemalloc
+
+    store = open_store("embedded", root=tmp_path / "store")
+    source = tmp_path / "big.bin"
+    piece = _pattern(1024 * 1024)
+    with source.open("wb") as out:
+        for _ in range(40):
+            out.write(piece)
+    tracemalloc.start()
+    try:
+        stored = store.put_path(source)
+        store.get(stored.cid, tmp_path / "copy.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * 1024 * 1024
+    assert hash_path(tmp_path / "copy.bin").sha256 == stored.sha256
+
+
+def test_store_errors_are_not_read_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "store"
+    blocker.write_bytes(b"a file where the store directory should be")
+    store = open_store("embedded", root=blocker)
+    source = tmp_path / "f"
+    source.write_bytes(b"data")
+    with pytest.raises(ContentError, match="cannot write to the content store"):
+        store.put_path(source)
