@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: example test lint check-contracts docs
+.PHONY: example test lint check-contracts docs check-docs
 
 $(VENV)/.installed: pyproject.toml tools/package-lock.json
 	python3 -m venv $(VENV)
@@ -22,5 +22,11 @@ lint: $(VENV)/.installed
 check-contracts: $(VENV)/.installed
 	$(PY) scripts/compile_contracts.py --check
 
-test: lint check-contracts
+docs: $(VENV)/.installed
+	$(PY) -m typer proml_cli._cli.app utils docs --name proml --output docs/cli.md
+
+check-docs: docs
+	git diff --exit-code docs/cli.md
+
+test: lint check-contracts check-docs
 	$(PY) -m pytest
