@@ -22,6 +22,6 @@ for name, rows, labels in (("train", x_train, y_train), ("test", x_test, y_test)
     with open(f"data/{name}.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        for row, label in zip(rows, labels):
+        for row, label in zip(rows, labels, strict=True):
             writer.writerow([f"{v:.6g}" for v in row] + [int(label)])
 print(f"prepare: {len(y_train)} training rows, {len(y_test)} test rows")

@@ -2,10 +2,12 @@
 
 import csv
 import json
+from pathlib import Path
 
-model = json.load(open("models/scorer.json"))
+model = json.loads(Path("models/scorer.json").read_text())
 with open("data/applicants.csv", newline="") as handle:
     rows = [(int(r["income"]), int(r["debt"]), int(r["defaulted"])) for r in csv.DictReader(handle)]
 hits = sum((d / (i + 1) > model["threshold"]) == bool(y) for i, d, y in rows)
-json.dump({"accuracy": round(hits / len(rows), 4)}, open("metrics.json", "w"), sort_keys=True)
+metrics = {"accuracy": round(hits / len(rows), 4)}
+Path("metrics.json").write_text(json.dumps(metrics, sort_keys=True))
 print(f"evaluate: accuracy {hits / len(rows):.4f}")
