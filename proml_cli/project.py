@@ -282,15 +282,20 @@ def initialise(
                 if role not in held:
                     ledger.grant_role(role, ledger.account)
                     actions.append(f"granted '{role}' to the admin")
-        return {
-            "backend": state.backend,
-            "chain_id": state.chain_id,
-            "ledger": state.ledger,
-            "admin": ledger.admin(),
-            "account": ledger.account,
-            "roles": list(ledger.roles_of(ledger.account)),
-            "actions": actions,
-        }
+        return _summary(state, ledger, actions)
+
+
+def _summary(state: ProjectState, ledger: Ledger, actions: list[str]) -> dict[str, Any]:
+    """What ``init`` reports: where the ledger is, who administers it, what this run did."""
+    return {
+        "backend": state.backend,
+        "chain_id": state.chain_id,
+        "ledger": state.ledger,
+        "admin": ledger.admin(),
+        "account": ledger.account,
+        "roles": list(ledger.roles_of(ledger.account)),
+        "actions": actions,
+    }
 
 
 def _check_attached(
@@ -315,12 +320,4 @@ def _check_attached(
             hint="use the policy the project's admin published, or ask the admin to run proml init",
         )
     actions.append("checked the policy against the ledger (not the admin: nothing changed)")
-    return {
-        "backend": state.backend,
-        "chain_id": state.chain_id,
-        "ledger": state.ledger,
-        "admin": ledger.admin(),
-        "account": ledger.account,
-        "roles": list(ledger.roles_of(ledger.account)),
-        "actions": actions,
-    }
+    return _summary(state, ledger, actions)

@@ -32,7 +32,7 @@ def _state_dir(policy: str | None):  # type: ignore[no-untyped-def]
 
 @account_app.command("new", epilog=EPILOG)
 def new(
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
     policy: PolicyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -61,7 +61,7 @@ def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
 
 @account_app.command("import", epilog=EPILOG)
 def import_(
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
     keystore: Annotated[
         Path | None,
         typer.Option("--keystore", help="An existing V3 keystore file to import (copied)."),

@@ -38,7 +38,9 @@ def register(app: typer.Typer) -> None:
 
 
 def hash_command(
-    path: Annotated[Path, typer.Argument(help="File or directory to hash.", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="File or directory to hash.", show_default=False)
+    ],
     cid_version: Annotated[
         int,
         typer.Option(

@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
 
 
 def log(
-    artefact: Annotated[str | None, typer.Argument(help="Only this artefact.")] = None,
+    artefact: Annotated[
+        str | None, typer.Argument(metavar="[ARTEFACT]", help="Only this artefact.")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
     policy: PolicyOpt = None,
     as_json: JsonOpt = False,

@@ -15,6 +15,9 @@ CHANGE_EPILOG = (
 )
 LIST_EPILOG = "Exit codes: 0 ok; 2 bad usage or policy; 3 chain unreachable."
 
+RoleArg = Annotated[str, typer.Argument(metavar="ROLE", help="Role name.")]
+WhoArg = Annotated[str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")]
+
 roles_app = typer.Typer(
     help="On-chain roles: grant, revoke (admin only), list.",
     epilog=CHANGE_EPILOG,
@@ -28,10 +31,8 @@ def register(app: typer.Typer) -> None:
 
 @roles_app.command("grant", epilog=CHANGE_EPILOG)
 def grant(
-    role: Annotated[str, typer.Argument(help="Role name.")],
-    who: Annotated[
-        str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")
-    ],
+    role: RoleArg,
+    who: WhoArg,
     policy: PolicyOpt = None,
     account: AccountOpt = None,
 ) -> None:
@@ -41,10 +42,8 @@ def grant(
 
 @roles_app.command("revoke", epilog=CHANGE_EPILOG)
 def revoke(
-    role: Annotated[str, typer.Argument(help="Role name.")],
-    who: Annotated[
-        str, typer.Argument(metavar="ADDRESS|ACCOUNT", help="Address or local account.")
-    ],
+    role: RoleArg,
+    who: WhoArg,
     policy: PolicyOpt = None,
     account: AccountOpt = None,
 ) -> None:

@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    command: Annotated[list[str], typer.Argument(help="The command to run, after `--`.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="CMD", help="The command to run, after `--`.")
+    ],
     step: Annotated[str | None, typer.Option("--step", help="Step name in the policy.")] = None,
     summary_json: Annotated[
         Path | None, typer.Option("--summary-json", help="Also write the summary as JSON here.")

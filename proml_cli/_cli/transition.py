@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def transition(
-    artefact: Annotated[str, typer.Argument(help="Artefact name.")],
+    artefact: Annotated[str, typer.Argument(metavar="ARTEFACT", help="Artefact name.")],
     name: Annotated[str, typer.Argument(metavar="TRANSITION", help="Transition to fire.")],
     path: Annotated[Path | None, typer.Option("--path", help="The version's file.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="Why (kept in the record).")] = None,

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 def verify(
-    path: Annotated[Path, typer.Argument(help="File or directory to verify.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="File or directory to verify.")],
     artefact: Annotated[
         str | None, typer.Option("--artefact", help="It must be a version of this artefact.")
     ] = None,
