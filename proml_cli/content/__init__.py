@@ -43,6 +43,8 @@ __all__ = [
     "ProgressCallback",
     "StoredContent",
     "bytes_cid",
+    "cid_from_bytes",
+    "cid_to_bytes",
     "hash_path",
     "open_store",
 ]
