@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS logs (
     block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash BLOB NOT NULL,
     tx_index INTEGER NOT NULL, address TEXT NOT NULL, topics BLOB NOT NULL, data BLOB NOT NULL,
+    timestamp INTEGER NOT NULL,
     PRIMARY KEY (block, log_index)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -129,6 +130,8 @@ class EmbeddedLedger(ContractLedger):
 
     def _after_receipt(self, receipt: Any) -> None:
         assert self._conn is not None  # noqa: S101 - open while the ledger is
+        # The block's time is stored beside its logs: reading history needs no block lookups.
+        stamp = self._block_time(int(receipt["blockNumber"])) if receipt["logs"] else 0
         rows = [
             (
                 int(log["blockNumber"]),
@@ -138,10 +141,11 @@ class EmbeddedLedger(ContractLedger):
                 str(log["address"]),
                 b"".join(bytes(t) for t in log["topics"]),
                 bytes(log["data"]),
+                stamp,
             )
             for log in receipt["logs"]
         ]
-        self._conn.executemany("INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self._conn.executemany("INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self._commit()
 
     def _commit(self) -> None:
@@ -152,8 +156,8 @@ class EmbeddedLedger(ContractLedger):
     def _logs(self, from_block: int) -> list[dict[str, Any]]:
         assert self._conn is not None  # noqa: S101 - open while the ledger is
         cur = self._conn.execute(
-            "SELECT block, log_index, tx_hash, tx_index, address, topics, data FROM logs "
-            "WHERE block >= ? AND address = ? ORDER BY block, log_index",
+            "SELECT block, log_index, tx_hash, tx_index, address, topics, data, timestamp "
+            "FROM logs WHERE block >= ? AND address = ? ORDER BY block, log_index",
             (from_block, self._contract.address),
         )
         return [
@@ -166,8 +170,9 @@ class EmbeddedLedger(ContractLedger):
                 "topics": [topics[i : i + 32] for i in range(0, len(topics), 32)],
                 "data": data,
                 "blockHash": b"\0" * 32,
+                "timestamp": timestamp,
             }
-            for block, log_index, tx_hash, tx_index, address, topics, data in cur
+            for block, log_index, tx_hash, tx_index, address, topics, data, timestamp in cur
         ]
 
     def close(self) -> None:

@@ -5,7 +5,9 @@ What the network adds to the shared contract client:
 * every transport failure becomes :class:`BackendUnavailable` (exit 3, work journaled) with the
   URL and the call, after web3's own retries of idempotent calls;
 * a per-account file lock spans nonce → send → receipt, so concurrent proml processes signing
-  with the same key never reuse a nonce;
+  with the same key never reuse a nonce — whichever project they work on: the nonce belongs to
+  the account, so the lock lives in the user's cache directory, not under a project's
+  ``.proml/`` (see :func:`nonce_lock_path`);
 * a transaction counts once ``confirmations`` blocks include it, and history is read only up
   to the last confirmed block;
 * EIP-1559 fees where the chain reports a base fee, legacy gas price elsewhere.
@@ -14,6 +16,7 @@ What the network adds to the shared contract client:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,17 @@ DEV_CHAIN_ID = 31337
 DEV_FUNDING = 10**21
 
 
+def nonce_lock_path(chain_id: int, address: str) -> Path:
+    """The file lock that serialises one account's transactions on one chain, per user.
+
+    It cannot live in a project's state directory: two projects (or two clones of one) signing
+    with the same key share the account's nonce, and separate locks let both processes read the
+    same pending nonce, so one transaction fails with "nonce too low".
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "proml" / "locks" / f"nonce-{chain_id}-{address.lower()}.lock"
+
+
 class _Provider(HTTPProvider):
     """HTTP JSON-RPC whose transport failures are the project's own error."""
 
@@ -54,10 +68,10 @@ class RpcLedger(ContractLedger):
 
     def __init__(self, config: ChainConfig, signer: Any, address: str | None) -> None:
         self._config = config
-        self._lock_dir: Path | None = config.state_dir
         provider = _Provider(config.url, request_kwargs={"timeout": min(config.timeout, 30.0)})
         w3 = Web3(provider)
-        w3.eth.chain_id  # noqa: B018 - fail fast (BackendUnavailable) when unreachable
+        # Also fails fast (BackendUnavailable) when the chain is unreachable.
+        self._chain_id = int(w3.eth.chain_id)
         super().__init__(w3, signer, address)
 
     def _prepare_signer(self, signer: Any) -> None:
@@ -70,11 +84,11 @@ class RpcLedger(ContractLedger):
         )
 
     def _send(self, fn: Any) -> Any:
-        if self._lock_dir is None or self._signer is None:
+        if self._signer is None:
             return super()._send(fn)
-        self._lock_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self._lock_dir / f"nonce-{self._signer.address.lower()}.lock"))
-        with lock:
+        path = nonce_lock_path(self._chain_id, str(self._signer.address))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with FileLock(str(path)):
             return super()._send(fn)
 
     def _wait(self, tx_hash: Any) -> Any:

@@ -858,11 +858,6 @@ def _fold(events: list[Any]) -> Fold:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: history() resolves inputs in one pass over the logs and drops the key of any "
-    "input it cannot resolve, so an input registered after the version citing it stays None",
-)
 def test_history_resolves_an_input_registered_later(project: Project) -> None:
     artefact = project.artefact("dataset")
     later = VersionRef(artefact, random_digest())
