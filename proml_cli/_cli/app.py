@@ -61,9 +61,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from proml_cli import __version__
+        from proml_cli._cli.output import emit_line
+
+        emit_line(f"proml {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """Tamper-evident, shared provenance for ML datasets and models."""
     _setup_logging(verbose)
