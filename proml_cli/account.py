@@ -137,7 +137,9 @@ def list_accounts(state_dir: Path) -> list[AccountInfo]:
     directory = keys_dir(state_dir)
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         data = json.loads(path.read_text())
-        found.append(AccountInfo(path.stem, str(to_checksum_address("0x" + data["address"])), path))
+        # import_keystore accepts an address with or without 0x (tools write both forms).
+        address = "0x" + str(data["address"]).removeprefix("0x")
+        found.append(AccountInfo(path.stem, str(to_checksum_address(address)), path))
     return found
 
 
@@ -172,11 +174,17 @@ def load_signer(state_dir: Path, name: str | None = None) -> Any:
 
     raw = os.environ.get("PROML_PRIVATE_KEY")
     if raw:
+        # The same parsing as `account import` (a trailing newline from a file is fine). Never
+        # echo the value, nor chain an exception that might: it is a key.
+        problem = "PROML_PRIVATE_KEY is not a valid private key"
         try:
-            return Account.from_key(raw)
-        except (ValueError, TypeError) as exc:
-            # Never echo the value: it is a key.
-            raise InputError("PROML_PRIVATE_KEY is not a valid private key") from exc
+            key = parse_private_key(raw)
+        except InputError:
+            raise InputError(problem) from None
+        try:
+            return Account.from_key(key)
+        except (ValueError, TypeError):
+            raise InputError(problem) from None
     name = name or os.environ.get("PROML_ACCOUNT") or DEFAULT_ACCOUNT
     _check_name(name)
     path = keys_dir(state_dir) / f"{name}.json"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -45,6 +46,20 @@ class KuboStore:
         self.local = EmbeddedStore(root)
         self.url = url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, timeout=TIMEOUT)
+        # Callers hold a store for as long as they need it and drop it (the ContentStore
+        # protocol has no close): close the pooled connections when the store goes, so no
+        # socket is left to the garbage collector (a ResourceWarning, an error in the tests).
+        self._closer = weakref.finalize(self, self._client.close)
+
+    def close(self) -> None:
+        """Close the connections to the node; the store is unusable afterwards."""
+        self._closer()
+
+    def __enter__(self) -> KuboStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ transport
 
@@ -85,7 +100,9 @@ class KuboStore:
             raise BackendUnavailable(f"cannot reach the IPFS node at {self.url}") from exc
         if reply.status_code >= 400:
             return False  # kubo answers 500 "not pinned"
-        keys = reply.json().get("Keys") or {}
+        keys = _objects(reply.text, "pin/ls")[-1].get("Keys") or {}
+        if not isinstance(keys, dict):
+            raise ContentError(f"unexpected answer from the IPFS node to pin/ls: {keys!r:.200}")
         wanted = Cid.parse(cid)
         return any(_same(k, wanted) for k in keys)
 
@@ -246,32 +263,46 @@ def _same(text: str, cid: Cid) -> bool:
 
 def _message(reply: httpx.Response) -> str:
     try:
-        return str(reply.json().get("Message", reply.text))[:300]
+        body = reply.json()
     except ValueError:
         return reply.text[:300]
+    return str(body.get("Message", reply.text) if isinstance(body, dict) else body)[:300]
+
+
+def _objects(body: str, endpoint: str) -> list[dict[str, Any]]:
+    """The JSON objects of a (newline-delimited) answer; anything else is no Kubo RPC answer.
+
+    Whatever listens at the URL is untrusted: an HTML page or a JSON list is a ContentError,
+    never a crash.
+    """
+    import json
+
+    try:
+        objects = [json.loads(line) for line in body.splitlines() if line.strip()]
+    except ValueError:
+        objects = []
+    if not objects or not all(isinstance(o, dict) for o in objects):
+        raise ContentError(f"unexpected answer from the IPFS node to {endpoint}: {body[:200]}")
+    return objects
 
 
 def _last_hash(body: str) -> str:
     """The root's CID from ``add``'s newline-delimited JSON (the root is the last object)."""
-    import json
-
-    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-    if not lines or "Hash" not in lines[-1]:
+    last = _objects(body, "add")[-1]
+    if "Hash" not in last:
         raise ContentError(f"unexpected answer from the IPFS node to add: {body[:200]}")
-    return str(lines[-1]["Hash"])
+    return str(last["Hash"])
 
 
 def _import_root(body: str) -> str:
-    import json
-
-    for line in body.splitlines():
-        if line.strip():
-            data = json.loads(line)
-            root = data.get("Root")
-            if root:
-                if root.get("PinErrorMsg"):
-                    raise ContentError(f"the IPFS node could not pin: {root['PinErrorMsg']}")
-                return str(root["Cid"]["/"])
+    for data in _objects(body, "dag/import"):
+        root = data.get("Root")
+        if isinstance(root, dict) and root:
+            if root.get("PinErrorMsg"):
+                raise ContentError(f"the IPFS node could not pin: {root['PinErrorMsg']}")
+            cid = root.get("Cid")
+            if isinstance(cid, dict) and "/" in cid:
+                return str(cid["/"])
     raise ContentError(f"unexpected answer from the IPFS node to dag/import: {body[:200]}")
 
 
