@@ -73,6 +73,7 @@ class RunOutcome:
     products: list[dict[str, Any]] = field(default_factory=list)
     transitions: list[dict[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON."""
@@ -89,6 +90,7 @@ class RunOutcome:
             "products": self.products,
             "transitions": self.transitions,
             "messages": self.messages,
+            "deferred": self.deferred,
         }
 
 
@@ -528,6 +530,25 @@ def decide(
 
 
 def _journal_and_anchor(
+    project: Project,
+    signer: Any,
+    store: ContentStore,
+    record: dict[str, Any],
+    registrations: Sequence[Registration],
+    moves: Sequence[Move],
+    outcome: RunOutcome,
+) -> RunOutcome:
+    outcome = _anchor_outcome(project, signer, store, record, registrations, moves, outcome)
+    outcome.deferred = store.unpushed()
+    if outcome.deferred:
+        outcome.messages.append(
+            f"{len(outcome.deferred)} item(s) are only in the local store: the IPFS node was "
+            "unreachable; run `proml sync` to send them"
+        )
+    return outcome
+
+
+def _anchor_outcome(
     project: Project,
     signer: Any,
     store: ContentStore,

@@ -52,7 +52,7 @@ def run(
     if summary_json is not None:
         summary_json.write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
     for message in outcome.messages:
-        (output.warn if outcome.journaled else output.info)(message)
+        (output.warn if outcome.journaled or outcome.deferred else output.info)(message)
     if outcome.recorded:
         output.info(
             f"proml: recorded step '{outcome.step}': record {outcome.record_cid}, "

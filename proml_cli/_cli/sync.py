@@ -7,8 +7,9 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
 
-HELP = """Submit every pending journal entry. An entry whose record is already anchored on the
-ledger is marked done without a second transaction.
+HELP = """Send content kept locally while the IPFS node was unreachable, then submit every
+pending journal entry. An entry whose record is already anchored on the ledger is marked done
+without a second transaction.
 
 Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 3 still unreachable."""
 
@@ -24,10 +25,13 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
     from proml_cli.project import load_project
 
     project = load_project(policy)
+    pushed = project.store().flush()
     results = sync_journal(project, account=account)
     if as_json:
-        output.emit_json({"entries": results})
+        output.emit_json({"entries": results, "pushed": pushed})
     else:
+        if pushed:
+            output.info(f"sent {len(pushed)} item(s) to the IPFS node")
         if not results:
             output.info("journal: nothing pending")
         for r in results:

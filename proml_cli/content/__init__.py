@@ -160,6 +160,18 @@ class ContentStore(Protocol):
         """
         ...
 
+    def unpushed(self) -> list[str]:
+        """CIDs kept only locally because a network node was unreachable (none when local)."""
+        ...
+
+    def flush(self) -> list[str]:
+        """Send what :meth:`unpushed` lists to the network node; return what was sent.
+
+        Raises:
+            BackendUnavailable: the node is still unreachable.
+        """
+        ...
+
 
 def hash_path(
     path: Path,

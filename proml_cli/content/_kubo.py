@@ -44,6 +44,8 @@ class KuboStore:
 
     def __init__(self, root: Path, url: str) -> None:
         self.local = EmbeddedStore(root)
+        #: CIDs this store kept only locally because the node was unreachable.
+        self.deferred: list[str] = []
         self.url = url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, timeout=TIMEOUT)
         # Callers hold a store for as long as they need it and drop it (the ContentStore
@@ -127,13 +129,23 @@ class KuboStore:
         stored = self.local.put_path(
             path, cid_version=cid_version, allow_symlinks=allow_symlinks, progress=progress
         )
-        if not self.is_pinned(stored.cid):
-            self._check_returned(self._add(path, cid_version), stored.cid)
+        try:
+            if not self.is_pinned(stored.cid):
+                self._check_returned(self._add(path, cid_version), stored.cid)
+        except BackendUnavailable as exc:
+            self._defer(stored.cid, exc)
         return stored
 
     def put_bytes(self, data: bytes) -> str:
         """Store a record locally and on the node; the node's CID must equal ours."""
         cid = self.local.put_bytes(data)
+        try:
+            self._add_bytes(cid, data)
+        except BackendUnavailable as exc:
+            self._defer(cid, exc)
+        return cid
+
+    def _add_bytes(self, cid: str, data: bytes) -> None:
         if not self.is_pinned(cid):
             reply = self._post(
                 "add",
@@ -141,7 +153,43 @@ class KuboStore:
                 files={"file": ("record.json", data, "application/octet-stream")},
             )
             self._check_returned(_last_hash(reply.text), cid)
-        return cid
+
+    # ------------------------------------------------------------------ deferred uploads
+
+    @property
+    def _queue(self) -> Path:
+        return self.local.root / "unpushed"
+
+    def _defer(self, cid: str, exc: BackendUnavailable) -> None:
+        """The node is down: the bytes are safe locally; remember to push them later."""
+        logger.warning("%s; %s kept in the local store until `proml sync`", exc.diagnosis, cid)
+        self._queue.parent.mkdir(parents=True, exist_ok=True)
+        with self._queue.open("a") as handle:
+            handle.write(cid + "\n")
+        self.deferred.append(cid)
+
+    def unpushed(self) -> list[str]:
+        """CIDs stored locally while the node was unreachable, oldest first."""
+        if not self._queue.exists():
+            return []
+        return list(
+            dict.fromkeys(
+                line.strip() for line in self._queue.read_text().splitlines() if line.strip()
+            )
+        )
+
+    def flush(self) -> list[str]:
+        """Push every deferred CID to the node; return those pushed (the queue empties).
+
+        Raises:
+            BackendUnavailable: the node is still unreachable (the queue is kept).
+        """
+        done = []
+        for cid in self.unpushed():
+            self.push(cid)
+            done.append(cid)
+        self._queue.unlink(missing_ok=True)
+        return done
 
     def _add(self, path: Path, cid_version: int) -> str:
         params = {"cid-version": str(cid_version), "pin": "true", "quieter": "false"}
@@ -192,12 +240,14 @@ class KuboStore:
 
     def fetch(self, cid: str) -> None:
         """Copy the DAG under ``cid`` into the local store, checking every block's hash."""
+        is_repair = False
         if self.local.has(cid):
             try:
                 self.local.check(cid)
                 return
             except ContentError:
-                logger.info("local copy of %s incomplete or damaged: fetching it again", cid)
+                logger.warning("local copy of %s is damaged: fetching it again", cid)
+                is_repair = True
         with tempfile.TemporaryDirectory(prefix="proml-fetch-") as tmp:
             car = Path(tmp) / "fetch.car"
             with self._stream("dag/export", {"arg": cid}) as reply, car.open("wb") as out:
@@ -210,7 +260,9 @@ class KuboStore:
                             f"the IPFS node at {self.url} sent a block that does not hash to "
                             f"its CID {block_cid}"
                         )
-                    self.local.write_block(block_cid.digest, [block], len(block))
+                    self.local.write_block(
+                        block_cid.digest, [block], len(block), is_repair=is_repair
+                    )
         self.local.check(cid)
 
     def cat(self, cid: str, *, limit: int = DEFAULT_CAT_LIMIT) -> bytes:

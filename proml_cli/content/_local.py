@@ -84,15 +84,29 @@ class EmbeddedStore:
         name = digest.hex()
         return os.path.join(self._blocks, name[:2], name)
 
-    def write_block(self, digest: bytes, parts: Sequence[bytes | memoryview], size: int) -> bool:
+    def write_block(
+        self,
+        digest: bytes,
+        parts: Sequence[bytes | memoryview],
+        size: int,
+        *,
+        is_repair: bool = False,
+    ) -> bool:
         """Write one block unless an intact copy exists; return whether it was written.
+
+        Args:
+            digest: the block's sha256.
+            parts: the block's bytes, in pieces.
+            size: the block's length.
+            is_repair: replace an existing file even when its size looks right (a verified
+                copy is replacing one that failed its hash check).
 
         Raises:
             ContentError: the store directory cannot be written.
         """
         final = self._block_path(digest)
         try:
-            if os.stat(final).st_size == size:
+            if os.stat(final).st_size == size and not is_repair:
                 return False
             logger.warning("rewriting block %s: wrong size on disk", digest.hex())
         except FileNotFoundError:
@@ -348,6 +362,14 @@ class EmbeddedStore:
         """
         for _ in self._walk_blocks(Cid.parse(cid)):
             pass
+
+    def unpushed(self) -> list[str]:
+        """Nothing: the embedded store is the whole store."""
+        return []
+
+    def flush(self) -> list[str]:
+        """Nothing to send: the embedded store is the whole store."""
+        return []
 
     def export_car(self, cid: str, dest: Path) -> None:
         """Write the DAG under ``cid`` as a CAR v1 file with that one root.

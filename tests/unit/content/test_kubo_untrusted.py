@@ -286,9 +286,12 @@ def test_a_transport_error_is_backend_unavailable(tmp_path: Path, source: Path) 
     node = FakeNode(pin_ls=unreachable, add=unreachable, dag_export=unreachable)
     store = _store(tmp_path / "store", node)
 
+    stored = store.put_path(source)  # kept locally, upload deferred
+    assert store.unpushed() == [stored.cid]
     with pytest.raises(BackendUnavailable) as caught:
-        store.put_path(source)
+        store.flush()
     assert caught.value.exit_code == ExitCode.BACKEND_UNAVAILABLE
     assert NODE in caught.value.diagnosis
+    assert store.unpushed() == [stored.cid]  # still queued
     with pytest.raises(BackendUnavailable):
         store.get(str(raw_cid(b"elsewhere")), tmp_path / "out")
