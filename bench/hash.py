@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 fresh_store,
             ),
+            # The floor of any store on this disk: writing the same bytes once, no hashing.
+            "copy": (lambda: shutil.copyfile(data, stores[-1] / "copy.bin"), fresh_store),
         }
         for mib in args.sweep:
             trials[f"buffer_{mib}_mib"] = (
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("one-pass sha256 differs from hashlib's")
         sha_seconds, cid_seconds = best["sha256"], best["one_pass"]
         store_seconds, serial_seconds = best["store"], best["one_thread"]
+        copy_seconds = best["copy"]
         sweep = {name: round(best[name], 4) for name in best if name.startswith("buffer_")}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -160,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": os.getloadavg()[0],
         "ratio_vs_sha256": round(cid_seconds / sha_seconds, 3),
         "store_ratio_vs_sha256": round(store_seconds / sha_seconds, 3),
+        "copy_seconds": round(copy_seconds, 4),
+        "copy_ratio_vs_sha256": round(copy_seconds / sha_seconds, 3),
+        "store_ratio_vs_copy": round(store_seconds / copy_seconds, 3),
         "directory": str(work.parent),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],

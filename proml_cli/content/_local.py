@@ -1,17 +1,20 @@
-"""The embedded content store: kubo-compatible blocks kept as files under a project's ``.proml/``.
+"""The embedded content store: kubo-compatible blocks kept under a project's ``.proml/``.
 
 Layout under the store root::
 
-    blocks/<first two hex digits>/<sha256 hex of the block>   one read-only file per block
-    tmp/                                                      blocks being written
+    blocks/<first two hex digits>/<sha256 hex>   small blocks: one file each
+    packs/<token>.pack                           large blocks of one import, appended
+    packs/<token>.idx                            44-byte entries: digest, offset, length
+    tmp/                                         blocks being replaced
 
-A block file is named by the sha256 of its bytes, so ``sha256sum`` on it prints its own name, and
-the same bytes stored as CIDv0 and CIDv1 share one file. Blocks are written to ``tmp/`` and
-renamed into place, children before parents: a crash never leaves a partial block under a final
-name, and a root block present means the whole DAG under it was written. Blocks are not fsynced
-one by one (that would cost more than the hashing, measured in bench/hash.py); a block damaged
-by a power loss is caught instead, because every read rehashes the block against its CID and a
-block of the wrong size is rewritten by the next put.
+Every block is named by the sha256 of its bytes, so the same bytes stored as CIDv0 and CIDv1
+are kept once. Large blocks (file chunks, 64 KiB and more) go to one pack file per import:
+creating one file per 256 KiB chunk cost three times the hashing on the filesystems measured
+(bench/hash.py), appending to one file costs almost nothing. A pack's index entry is appended
+only after the block's bytes, and an import writes its root (a small block file) last, after
+every pack entry: a root that is present means the whole DAG under it is findable. Nothing is
+fsynced block by block; a block damaged by a power loss is caught instead, because every read
+rehashes the block against its CID, and a damaged block is replaced by the next put or fetch.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import logging
 import os
 import secrets
 import shutil
+import struct
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from proml_cli.content import DEFAULT_CAT_LIMIT, ProgressCallback, StoredContent
@@ -52,21 +57,73 @@ logger = logging.getLogger(__name__)
 _MAX_BLOCK = 4 * 1024 * 1024
 
 
+#: Blocks at least this large are appended to the import's pack; smaller ones get a file.
+PACK_MIN = 64 * 1024
+_INDEX_ENTRY = struct.Struct(">32sQI")  # digest, offset, length
+
+
+class _Pack:
+    """One import's pack file and its index, appended to under a lock by the writer threads."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        # Time first: index files sort in creation order, so a block re-stored after damage
+        # (a later entry) wins when the indexes are read back.
+        token = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self.path = os.path.join(directory, f"{token}.pack")
+        self._data = os.open(self.path, flags, 0o644)
+        self._index = os.open(os.path.join(directory, f"{token}.idx"), flags, 0o644)
+        self._offset = 0
+        self._lock = threading.Lock()
+
+    def append(self, digest: bytes, parts: Sequence[bytes | memoryview], size: int) -> int:
+        with self._lock:
+            offset = self._offset
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self._data, view) :]
+            self._offset += size
+            # The entry follows the bytes: an entry never points at bytes not yet written.
+            os.write(self._index, _INDEX_ENTRY.pack(digest, offset, size))
+            return offset
+
+    def close(self) -> None:
+        os.close(self._data)
+        os.close(self._index)
+
+
 class _BlockWriter:
-    """The import sink: writes each new block once, atomically, and counts what it added."""
+    """The import sink: writes each new block once and counts what it added."""
 
     def __init__(self, store: EmbeddedStore) -> None:
         self._store = store
         self._lock = threading.Lock()
+        self._pack: _Pack | None = None
         self.blocks = 0
         self.bytes = 0
 
     def put(self, digest: bytes, parts: Sequence[bytes | memoryview]) -> None:
         size = sum(len(part) for part in parts)
-        if self._store.write_block(digest, parts, size):
+        if size >= PACK_MIN:
+            written = self._store.pack_block(self._pack_for_import, digest, parts, size)
+        else:
+            written = self._store.write_block(digest, parts, size)
+        if written:
             with self._lock:
                 self.blocks += 1
                 self.bytes += size
+
+    def _pack_for_import(self) -> _Pack:
+        with self._lock:
+            if self._pack is None:
+                self._pack = _Pack(str(self._store.root / "packs"))
+            return self._pack
+
+    def close(self) -> None:
+        if self._pack is not None:
+            self._pack.close()
 
 
 class EmbeddedStore:
@@ -77,6 +134,71 @@ class EmbeddedStore:
         self._blocks = root / "blocks"
         self._tmp = root / "tmp"
         self._made: set[str] = set()
+        # digest -> (pack file, offset, length); loaded from the .idx files when first needed.
+        self._packed: dict[bytes, tuple[str, int, int]] = {}
+        self._loaded: dict[str, int] = {}  # index file -> bytes of it already read
+        self._index_lock = threading.Lock()
+        # Packed blocks a read found damaged: the next put appends a good copy (later entries
+        # of a re-stored block win over the damaged one).
+        self._damaged: set[bytes] = set()
+
+    def _load_indexes(self) -> None:
+        """Read what is new in the pack indexes (other processes may have added packs)."""
+        directory = self.root / "packs"
+        if not directory.is_dir():
+            return
+        with self._index_lock:
+            for index in sorted(directory.glob("*.idx")):
+                done = self._loaded.get(index.name, 0)
+                if index.stat().st_size - done < _INDEX_ENTRY.size:
+                    continue
+                with index.open("rb") as handle:
+                    handle.seek(done)
+                    data = handle.read()
+                pack = str(index.with_suffix(".pack"))
+                # A torn last entry (a crash mid-write) is left for later: never half-read.
+                usable = len(data) - len(data) % _INDEX_ENTRY.size
+                for digest, offset, length in _INDEX_ENTRY.iter_unpack(data[:usable]):
+                    self._packed[digest] = (pack, offset, length)
+                self._loaded[index.name] = done + usable
+
+    def _pack_entry(self, digest: bytes) -> tuple[str, int, int] | None:
+        entry = self._packed.get(digest)
+        if entry is None:
+            self._load_indexes()
+            entry = self._packed.get(digest)
+        return entry
+
+    def _usable_pack_entry(self, digest: bytes) -> bool:
+        """An entry whose bytes are all there and not known to be damaged (else re-store)."""
+        entry = self._pack_entry(digest)
+        if entry is None or digest in self._damaged:
+            return False
+        pack, offset, length = entry
+        try:
+            return os.stat(pack).st_size >= offset + length
+        except FileNotFoundError:
+            return False
+
+    def _has_block(self, digest: bytes) -> bool:
+        return os.path.isfile(self._block_path(digest)) or self._pack_entry(digest) is not None
+
+    def pack_block(
+        self,
+        pack: Callable[[], _Pack],
+        digest: bytes,
+        parts: Sequence[bytes | memoryview],
+        size: int,
+    ) -> bool:
+        """Append a large block to the import's pack unless the store has it; True if added."""
+        if self._usable_pack_entry(digest) or os.path.isfile(self._block_path(digest)):
+            return False
+        target = pack()
+        offset = target.append(digest, parts, size)
+        with self._index_lock:
+            self._packed[digest] = (target.path, offset, size)
+            self._damaged.discard(digest)
+        return True
 
     # ------------------------------------------------------------------ writing
 
@@ -108,18 +230,21 @@ class EmbeddedStore:
         try:
             if os.stat(final).st_size == size and not is_repair:
                 return False
-            logger.warning("rewriting block %s: wrong size on disk", digest.hex())
+            logger.warning("rewriting block %s: damaged on disk", digest.hex())
         except FileNotFoundError:
-            pass
+            # A new block is created under its final name: a rename per block cost more than
+            # the hashing (measured in bench/hash.py). A crash can leave it short, never long;
+            # the next put rewrites a block of the wrong size and every read rehashes.
+            if self._create(final, parts):
+                return True
         except OSError as exc:
             raise self._write_error(exc) from exc
         shard = os.path.dirname(final)
         tmp = os.path.join(self._tmp, f"{digest.hex()}.{secrets.token_hex(8)}")
         try:
-            if shard not in self._made:
-                os.makedirs(shard, exist_ok=True)
-                os.makedirs(self._tmp, exist_ok=True)
-                self._made.add(shard)
+            # Replacing a damaged block (rare): via tmp/ and a rename, never torn in place.
+            os.makedirs(shard, exist_ok=True)
+            os.makedirs(self._tmp, exist_ok=True)
             fd = os.open(
                 tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o444
             )
@@ -135,6 +260,32 @@ class EmbeddedStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise self._write_error(exc) from exc
+        return True
+
+    def _create(self, final: str, parts: Sequence[bytes | memoryview]) -> bool:
+        """Create a new block file; False when another writer created it first."""
+        shard = os.path.dirname(final)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            if shard not in self._made:
+                os.makedirs(shard, exist_ok=True)
+                self._made.add(shard)
+            fd = os.open(final, flags, 0o444)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        try:
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view) :]
+        except OSError as exc:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise self._write_error(exc) from exc
+        os.close(fd)
         return True
 
     def _write_error(self, exc: OSError) -> ContentError:
@@ -155,9 +306,12 @@ class EmbeddedStore:
             ContentError: the store cannot be written.
         """
         writer = _BlockWriter(self)
-        result = import_path(
-            path, cid_version, sink=writer, progress=progress, allow_symlinks=allow_symlinks
-        )
+        try:
+            result = import_path(
+                path, cid_version, sink=writer, progress=progress, allow_symlinks=allow_symlinks
+            )
+        finally:
+            writer.close()
         return StoredContent(
             path,
             "directory" if result.kind == "directory" else "file",
@@ -174,7 +328,11 @@ class EmbeddedStore:
         Raises:
             ContentError: the store cannot be written.
         """
-        return str(dag_for_bytes(data, 1, sink=_BlockWriter(self)).cid)
+        writer = _BlockWriter(self)
+        try:
+            return str(dag_for_bytes(data, 1, sink=writer).cid)
+        finally:
+            writer.close()
 
     # ------------------------------------------------------------------ reading
 
@@ -191,15 +349,33 @@ class EmbeddedStore:
                     raise ContentError(f"block {cid} in {self.root} is too large to be a block")
                 block = block_file.read()
         except FileNotFoundError:
-            raise ContentError(
-                f"block {cid} is missing from the content store {self.root}"
-            ) from None
+            block = self._read_packed(cid)
         except OSError as exc:
             raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
         if not cid.matches(block):
             raise ContentError(
                 f"block {cid} in {self.root} does not hash to its CID: the store was altered"
             )
+        return block
+
+    def _read_packed(self, cid: Cid) -> bytes:
+        entry = self._pack_entry(cid.digest)
+        if entry is None:
+            raise ContentError(f"block {cid} is missing from the content store {self.root}")
+        pack, offset, length = entry
+        if length > _MAX_BLOCK:
+            raise ContentError(f"block {cid} in {self.root} is too large to be a block")
+        try:
+            with open(pack, "rb") as handle:
+                handle.seek(offset)
+                block = handle.read(length)
+        except OSError as exc:
+            raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
+        if len(block) != length:
+            self._damaged.add(cid.digest)
+            raise ContentError(f"block {cid} in {self.root} is truncated: the store was altered")
+        if not cid.matches(block):
+            self._damaged.add(cid.digest)
         return block
 
     def _node(self, cid: Cid, block: bytes) -> tuple[PBNode, UnixFSData]:
@@ -257,7 +433,7 @@ class EmbeddedStore:
         Raises:
             InputError: the CID is malformed.
         """
-        return os.path.isfile(self._block_path(Cid.parse(cid).digest))
+        return self._has_block(Cid.parse(cid).digest)
 
     def get(self, cid: str, dest: Path) -> None:
         """Write stored content to ``dest``, which must not exist yet; streaming.

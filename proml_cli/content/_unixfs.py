@@ -797,6 +797,10 @@ class _Batch:
         return items
 
 
+#: Threads writing block files during an import (see ``_pipeline``).
+WRITER_THREADS = 4
+
+
 def _write_all(
     sink: BlockSink, items: Sequence[tuple[bytes, Sequence[bytes | memoryview]]]
 ) -> None:
@@ -864,9 +868,10 @@ def _pipeline(
     """Hash a large file through two alternating buffers and up to three threads.
 
     The calling thread reads and computes the chunk digests; a helper thread feeds the same
-    buffer to the file's sha256, and another writes the blocks (in the order they were made,
-    so a parent never lands before its children). A buffer is refilled only once both helpers
-    are done with it, so memory stays at two buffers whatever the file size.
+    buffer to the file's sha256, and a small pool writes the blocks. The root is written by the
+    caller only after every other block is on disk, so a stored root still means a whole DAG.
+    A buffer is refilled only once the helpers are done with it, so memory stays at two
+    buffers whatever the file size.
     """
     chunk = layout.chunk_size
     buffers = [first, memoryview(bytearray(len(first)))]
@@ -874,7 +879,9 @@ def _pipeline(
     total = 0
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="proml-sha256") as hasher,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="proml-blocks") as writer,
+        # Block files are written by several threads: creating many files is slow on some
+        # filesystems (0.2-0.7 ms each measured here), and the kernel overlaps them well.
+        ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="proml-blocks") as writer,
     ):
         try:
             index = 0
@@ -887,7 +894,8 @@ def _pipeline(
                 for offset in range(0, count, chunk):
                     dag.add_chunk(data[offset : offset + chunk])
                 if sink is not None:
-                    pending[index].append(writer.submit(_write_all, sink, batch.take()))
+                    for digest, parts in batch.take():
+                        pending[index].append(writer.submit(sink.put, digest, parts))
                 total += count
                 if progress is not None:
                     progress.add(count)
