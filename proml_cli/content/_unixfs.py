@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from proml_cli.errors import ContentError, InputError
 
@@ -433,6 +433,14 @@ class BlockSink(Protocol):
         """Store the block made of ``parts`` concatenated, whose sha256 is ``digest``."""
 
 
+@runtime_checkable
+class LeafSink(BlockSink, Protocol):
+    """A sink that already holds the file's bytes: raw leaves are recorded by their offset."""
+
+    def put_leaf(self, digest: bytes, offset: int, size: int) -> None:
+        """Record that the raw leaf ``digest`` is the ``size`` bytes at ``offset`` of the file."""
+
+
 @dataclass(frozen=True)
 class DagLink:
     """A built (sub)DAG: its CID, its cumulative serialized size and the file bytes under it."""
@@ -472,19 +480,31 @@ class FileDag:
     leaves end at the same depth and every node but the rightmost ones is full.
     """
 
-    def __init__(self, cid_version: int, sink: BlockSink | None, layout: Layout) -> None:
+    def __init__(
+        self,
+        cid_version: int,
+        sink: BlockSink | None,
+        layout: Layout,
+        leaves: LeafSink | None = None,
+    ) -> None:
         self._version = cid_version
         self._sink = sink
+        # With ``leaves`` (CIDv1 only), raw leaves are not copied: they are recorded by offset.
+        self._leaf_sink = leaves if cid_version == 1 else None
         self._max_links = layout.max_links
         self._levels: list[list[DagLink]] = [[]]
         self._leaves = 0
+        self._offset = 0
 
     def add_chunk(self, chunk: memoryview | bytes, sha256: bytes | None = None) -> None:
         """Add the next chunk; ``sha256`` is its digest when the caller already has it."""
         size = len(chunk)
         if self._version == 1:
             digest = sha256 if sha256 is not None else hashlib.sha256(chunk).digest()
-            _store(self._sink, digest, (chunk,))
+            if self._leaf_sink is not None:
+                self._leaf_sink.put_leaf(digest, self._offset, size)
+            else:
+                _store(self._sink, digest, (chunk,))
             link = DagLink(Cid(1, CODEC_RAW, digest), size, size)
         else:
             head, tail = _v0_leaf_frame(size)
@@ -495,6 +515,7 @@ class FileDag:
             _store(self._sink, digest, (head, chunk, tail))
             link = DagLink(Cid(0, CODEC_DAG_PB, digest), len(head) + size + len(tail), size)
         self._leaves += 1
+        self._offset += size
         self._append(0, link)
 
     def _append(self, level: int, link: DagLink) -> None:
@@ -823,7 +844,10 @@ def _digest_stream(
     size_hint = (expected_size // chunk + 1) * chunk if small else capacity
     first = memoryview(bytearray(size_hint))
     batch = _Batch()
-    dag = FileDag(cid_version, batch if sink is not None else None, layout)
+    # A sink holding the file's bytes already (a pack copy) records raw leaves by offset, from
+    # this thread and in order, so every leaf is findable before the root is written.
+    leaves = sink if isinstance(sink, LeafSink) else None
+    dag = FileDag(cid_version, batch if sink is not None else None, layout, leaves)
     sha = hashlib.sha256()
 
     count = _fill(stream, first)

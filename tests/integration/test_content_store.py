@@ -280,3 +280,23 @@ def test_store_errors_are_not_read_errors(tmp_path: Path) -> None:
     source.write_bytes(b"data")
     with pytest.raises(ContentError, match="cannot write to the content store"):
         store.put_path(source)
+
+
+def test_a_large_file_is_copied_into_a_pack_and_indexed_in_place(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    source = tmp_path / "model.bin"
+    source.write_bytes(_pattern(9 * 1024 * 1024 + 5))  # over COPY_MIN, not chunk-aligned
+    expected = hash_path(source)
+    store = open_store("embedded", root=root)
+    stored = store.put_path(source)
+    assert (stored.cid, stored.sha256) == (expected.cid, expected.sha256)
+    packs = sorted(p.name for p in (root / "packs").iterdir())
+    assert len(packs) == 2  # one .pack (the whole file) and its .idx
+    assert (root / "packs" / packs[1]).stat().st_size == source.stat().st_size
+    # Storing it again adds nothing and leaves no second copy behind.
+    assert store.put_path(source).blocks_added == 0
+    assert sorted(p.name for p in (root / "packs").iterdir()) == packs
+    fresh = open_store("embedded", root=root)
+    fresh.check(stored.cid)
+    fresh.get(stored.cid, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
