@@ -39,7 +39,6 @@ from proml_cli.ledger import (  # noqa: E402 - after the path set-up for a plain
     Move,
     Receipt,
     Registration,
-    TransitionSpec,
     VersionRef,
     open_ledger,
 )
@@ -133,20 +132,9 @@ def _registration(ref: VersionRef, inputs: tuple[VersionRef, ...]) -> Registrati
 def _default_kinds() -> list[KindSpec]:
     """The built-in dataset and model kinds, as the ledger stores them."""
     from proml_cli.policy import DEFAULT_KINDS
+    from proml_cli.project import kind_spec
 
-    return [
-        KindSpec(
-            name=kind.name,
-            states=tuple(kind.states),
-            initial=kind.initial,
-            register_roles=tuple(kind.register),
-            transitions=tuple(
-                TransitionSpec(t.name, tuple(t.sources), t.target, tuple(t.roles))
-                for t in kind.transitions.values()
-            ),
-        )
-        for kind in DEFAULT_KINDS.values()
-    ]
+    return [kind_spec(kind) for kind in DEFAULT_KINDS.values()]
 
 
 def _gas(receipt: Receipt | None) -> int:
