@@ -325,7 +325,7 @@ def _name_allowed_roles(
     The contract's ``MissingRole`` error names the account, the kind and the action only; the
     user's next step (ask the admin for a role) needs the role's name.
     """
-    if getattr(exc, "contract_error", None) != "MissingRole":
+    if exc.contract_error != "MissingRole":
         return exc
     operations = [(r.version.artefact, "register") for r in registrations]
     operations += [(m.version.artefact, m.transition) for m in moves]
@@ -339,13 +339,12 @@ def _name_allowed_roles(
         else:
             allowed = next((t.roles for t in kind.transitions if t.name == action), ())
         held = ledger.roles_of(ledger.account)
-        refused = LedgerError(
+        return LedgerError(
             f"{exc.diagnosis} (allowed: {', '.join(allowed) or 'none'}; "
             f"it holds: {', '.join(held) or 'no role'})",
             hint=exc.hint,
+            contract_error="MissingRole",
         )
-        refused.contract_error = "MissingRole"  # type: ignore[attr-defined]
-        return refused
     return exc
 
 

@@ -76,9 +76,19 @@ class PolicyError(InputError):
 
 
 class LedgerError(ProMLError):
-    """The chain refused an operation (a contract rule, e.g. a missing role or a wrong state)."""
+    """The chain refused an operation (a contract rule, e.g. a missing role or a wrong state).
+
+    Attributes:
+        contract_error: the contract's custom error name (``MissingRole`` ...), when known.
+    """
 
     exit_code = ExitCode.NEGATIVE
+
+    def __init__(
+        self, diagnosis: str, *, hint: str | None = None, contract_error: str | None = None
+    ) -> None:
+        super().__init__(diagnosis, hint=hint)
+        self.contract_error = contract_error
 
 
 class ContentError(ProMLError):

@@ -32,7 +32,9 @@ def standard_input(sources: dict[str, str]) -> dict[str, object]:
             "optimizer": {"enabled": True, "runs": 1000},
             "viaIR": True,
             "metadata": {"bytecodeHash": "none", "appendCBOR": False},
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+            },
         },
     }
 
@@ -67,6 +69,8 @@ def compile_all() -> dict[str, str]:
             "source_sha256": hashlib.sha256(sources[f"{name}.sol"].encode()).hexdigest(),
             "abi": contract["abi"],
             "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
+            # What a deployed ledger's code must be: attaching checks it.
+            "deployed_bytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
         }
         result[f"{name}.json"] = json.dumps(artefact, indent=1, sort_keys=True) + "\n"
     return result

@@ -104,6 +104,9 @@ def _short(address: object) -> str:
 def explain(error: str, args: dict[str, Any]) -> str:
     """Turn a decoded custom error into one human sentence."""
     a = {k: (text32(v) if isinstance(v, bytes) and len(v) == 32 else v) for k, v in args.items()}
+    for key in ("caller", "account"):
+        if isinstance(a.get(key), str):
+            a[key] = to_checksum_address(a[key])  # as events and `proml account list` show it
     if error in ("DuplicateVersion", "UnknownVersion", "WrongState"):
         a["digest"] = bytes(args["digest"]).hex()[:12]
     messages = {
@@ -173,7 +176,7 @@ def decode_revert(data: str | bytes | None) -> LedgerError | None:
     name, names, types = entry
     values = decode(types, raw[4:])
     error = LedgerError(explain(name, dict(zip(names, values, strict=True))))
-    error.contract_error = name  # type: ignore[attr-defined]
+    error.contract_error = name
     return error
 
 
@@ -214,8 +217,19 @@ class ContractLedger:
         abi = artifact()["abi"]
         if address is None:
             address = self._deploy(abi)
-        elif not w3.eth.get_code(to_checksum_address(address)):
-            raise InputError(f"no contract at {address} on this chain", hint="check chain settings")
+        else:
+            code = bytes(w3.eth.get_code(to_checksum_address(address)))
+            if not code:
+                raise InputError(
+                    f"no contract at {address} on this chain", hint="check chain settings"
+                )
+            expected = bytes.fromhex(artifact()["deployed_bytecode"].removeprefix("0x"))
+            if code != expected:
+                # A look-alike contract could answer every call and enforce nothing.
+                raise InputError(
+                    f"the contract at {address} is not this version of the ProMLLedger",
+                    hint="check the ledger address, or upgrade proml to the project's version",
+                )
         self._contract = w3.eth.contract(address=to_checksum_address(address), abi=abi)
 
     # -- properties
@@ -366,7 +380,7 @@ class ContractLedger:
             states, initial, register_roles, transition_names = fns.kindOf(name32(name)).call()
         except self._revert_errors as exc:
             error = _ledger_error(exc)
-            if getattr(error, "contract_error", "") == "UnknownKind":
+            if error.contract_error == "UnknownKind":
                 return None
             raise error from exc
         transitions = []

@@ -136,6 +136,26 @@ def test_a_missing_contract_is_an_input_error_and_releases_the_chain(tmp_path: P
         assert ledger.admin()
 
 
+def test_attaching_to_a_look_alike_contract_is_refused(tmp_path: Path) -> None:
+    config = ChainConfig(state_dir=tmp_path)
+    with open_ledger(config, signer=new_account()) as ledger:
+        w3 = ledger._w3  # type: ignore[attr-defined]
+        faucet = w3.eth.accounts[0]
+        # Init code returning one byte of runtime code (STOP): a contract, but not a ledger.
+        init = "0x600160" + "0c" + "60003960016000f3" + "00"
+        receipt = w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_transaction({"from": faucet, "data": init})
+        )
+        impostor = receipt["contractAddress"]
+        assert w3.eth.get_code(impostor)
+        ledger._commit()  # type: ignore[attr-defined]  # a raw web3 call is not committed
+    with (
+        pytest.raises(InputError, match="not this version of the ProMLLedger"),
+        open_ledger(config, signer=new_account(), address=impostor),
+    ):
+        pass  # pragma: no cover - the open fails
+
+
 def test_a_refused_operation_leaves_the_chain_as_it_was(tmp_path: Path) -> None:
     admin = new_account()
     config = ChainConfig(state_dir=tmp_path)
