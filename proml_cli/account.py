@@ -44,16 +44,17 @@ def _check_name(name: str) -> None:
         raise InputError(f"invalid account name {name!r} (use [a-z0-9][a-z0-9._-]*, ≤ 32 chars)")
 
 
-def _password(*, confirm: bool = False) -> str:
+def _password(*, confirm: bool = False, prompt: bool = True) -> str:
     """``PROML_KEYSTORE_PASSWORD``, else a hidden prompt on a terminal, else empty.
 
-    An empty password suits the embedded default (the key guards only a local chain); keys
-    for a network chain should get a real one.
+    An empty password suits the embedded default (the key guards only a local chain), so a
+    project on the embedded chain is not prompted (``prompt=False``); keys for a network chain
+    get a real one.
     """
     value = os.environ.get("PROML_KEYSTORE_PASSWORD")
     if value is not None:
         return value
-    if not sys.stdin.isatty():
+    if not prompt or not sys.stdin.isatty():
         return ""
     import getpass
 
@@ -71,7 +72,9 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def create_account(state_dir: Path, name: str, *, private_key: bytes | None = None) -> AccountInfo:
+def create_account(
+    state_dir: Path, name: str, *, private_key: bytes | None = None, prompt: bool = True
+) -> AccountInfo:
     """Create (or import, with ``private_key``) an encrypted keystore named ``name``.
 
     Raises:
@@ -85,7 +88,7 @@ def create_account(state_dir: Path, name: str, *, private_key: bytes | None = No
         raise InputError(f"account {name!r} exists already ({path})")
     account = Account.from_key(private_key) if private_key else Account.create()
     keystore = Account.encrypt(
-        account.key, _password(confirm=True), kdf="scrypt", iterations=SCRYPT_N
+        account.key, _password(confirm=True, prompt=prompt), kdf="scrypt", iterations=SCRYPT_N
     )
     _write_private(path, json.dumps(keystore))
     return AccountInfo(name, str(account.address), path)
@@ -161,7 +164,7 @@ def resolve_address(state_dir: Path, who: str) -> str:
     )
 
 
-def load_signer(state_dir: Path, name: str | None = None) -> Any:
+def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True) -> Any:
     """The ``LocalAccount`` that signs for this process.
 
     ``PROML_PRIVATE_KEY`` wins (development chains); else the keystore ``name`` (default:
@@ -191,7 +194,7 @@ def load_signer(state_dir: Path, name: str | None = None) -> Any:
     if not path.exists():
         raise InputError(f"no local account {name!r}", hint=f"proml account new {name}")
     try:
-        key = Account.decrypt(json.loads(path.read_text()), _password())
+        key = Account.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
     except ValueError as exc:
         raise InputError(
             f"cannot open keystore {path.name}: wrong password",

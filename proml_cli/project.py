@@ -112,7 +112,11 @@ class Project:
         """The signing account for this process (see :func:`proml_cli.account.load_signer`)."""
         from proml_cli.account import load_signer
 
-        return load_signer(self.state_dir, account)
+        return load_signer(self.state_dir, account, prompt=self.is_network())
+
+    def is_network(self) -> bool:
+        """Whether the chain is a network one (keys there deserve a password prompt)."""
+        return self.chain_backend() == "rpc"
 
     @contextmanager
     def ledger(
@@ -229,7 +233,7 @@ def initialise(
         not os.environ.get("PROML_PRIVATE_KEY")
         and not (keys_dir(project.state_dir) / f"{name}.json").exists()
     ):
-        info = create_account(project.state_dir, name)
+        info = create_account(project.state_dir, name, prompt=project.is_network())
         actions.append(f"created local account '{name}' ({info.address})")
     signer = project.signer(account)
     is_new = not (project.state_dir / PROJECT_FILE).exists()

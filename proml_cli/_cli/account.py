@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from proml_cli._cli import output
 from proml_cli._cli.options import JsonOpt, PolicyOpt
+
+if TYPE_CHECKING:
+    from proml_cli.project import Project
 
 EPILOG = (
     "Exit codes: 0 ok; 2 bad usage (invalid or existing account name, no policy); 130 interrupted."
@@ -24,10 +27,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(account_app, name="account")
 
 
-def _state_dir(policy: str | None):  # type: ignore[no-untyped-def]
-    from proml_cli.project import STATE_NAME, find_policy
+def _project(policy: str | None) -> Project:
+    from proml_cli.project import load_project
 
-    return find_policy(None, policy).parent / STATE_NAME
+    return load_project(policy)
 
 
 @account_app.command("new", epilog=EPILOG)
@@ -39,7 +42,8 @@ def new(
     """Create an account (password: PROML_KEYSTORE_PASSWORD)."""
     from proml_cli.account import create_account
 
-    info = create_account(_state_dir(policy), name)
+    project = _project(policy)
+    info = create_account(project.state_dir, name, prompt=project.is_network())
     if as_json:
         output.emit_json({"name": info.name, "address": info.address})
     else:
@@ -51,7 +55,7 @@ def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """List accounts (names and addresses)."""
     from proml_cli.account import list_accounts
 
-    accounts = list_accounts(_state_dir(policy))
+    accounts = list_accounts(_project(policy).state_dir)
     if as_json:
         output.emit_json({"accounts": [{"name": a.name, "address": a.address} for a in accounts]})
         return
@@ -74,7 +78,8 @@ def import_(
 
     from proml_cli.account import create_account, import_keystore, parse_private_key
 
-    state_dir = _state_dir(policy)
+    project = _project(policy)
+    state_dir = project.state_dir
     if keystore is not None:
         info = import_keystore(state_dir, name, keystore)
     else:
@@ -84,7 +89,9 @@ def import_(
             text = getpass.getpass("private key (hex, not echoed): ")
         else:
             text = sys.stdin.readline()
-        info = create_account(state_dir, name, private_key=parse_private_key(text))
+        info = create_account(
+            state_dir, name, private_key=parse_private_key(text), prompt=project.is_network()
+        )
     if as_json:
         output.emit_json({"name": info.name, "address": info.address})
     else:
