@@ -147,6 +147,21 @@ def test_declared_output_not_produced_is_an_error_and_records_nothing(
     assert_nothing_recorded(project, base, journal)
 
 
+def test_an_output_left_from_before_the_run_is_not_a_product(project: Path, base: Base) -> None:
+    journal = journal_files(project)
+    stale = project / "out" / "report.txt"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_text("written by an earlier run, not by this one\n")
+
+    result = proml(project, "run", "--", "python", "forget.py")
+
+    assert result.code == 1, str(result)
+    line = one_error_line(result.stderr)
+    assert "did not produce 'report' (out/report.txt, unchanged since before it ran)" in line
+    assert_nothing_recorded(project, base, journal)
+    stale.unlink()
+
+
 def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
     """The first line the process prints on stdout, waiting at most ``timeout`` seconds."""
     lines: queue.Queue[str] = queue.Queue()
