@@ -537,7 +537,14 @@ def _journal_and_anchor(
     moves: Sequence[Move],
     outcome: RunOutcome,
 ) -> RunOutcome:
-    outcome = _anchor_outcome(project, signer, store, record, registrations, moves, outcome)
+    from proml_cli.content import bytes_cid
+
+    # The CID is computed here, not by the store: the journal must hold the record even when
+    # the store is unreachable.
+    record_cid = bytes_cid(canonical_bytes(record))
+    entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
+    outcome.record_cid = record_cid
+    _anchor_entry(project, signer, store, entry, outcome)
     outcome.deferred = store.unpushed()
     if outcome.deferred:
         outcome.messages.append(
@@ -547,26 +554,14 @@ def _journal_and_anchor(
     return outcome
 
 
-def _anchor_outcome(
-    project: Project,
-    signer: Any,
-    store: ContentStore,
-    record: dict[str, Any],
-    registrations: Sequence[Registration],
-    moves: Sequence[Move],
-    outcome: RunOutcome,
-) -> RunOutcome:
-    from proml_cli.content import bytes_cid
-
-    # The CID is computed here, not by the store: the journal must hold the record even when
-    # the store is unreachable.
-    record_cid = bytes_cid(canonical_bytes(record))
-    entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
-    outcome.record_cid = record_cid
-    if not registrations and not moves:
+def _anchor_entry(
+    project: Project, signer: Any, store: ContentStore, entry: Entry, outcome: RunOutcome
+) -> None:
+    """Journal ``entry`` and anchor it, noting in ``outcome`` what happened."""
+    if not entry.registrations and not entry.moves:
         store.put_bytes(entry.record_bytes)
         outcome.messages.append("nothing new to anchor on the ledger")
-        return outcome
+        return
     journal = Journal(project.state_dir / "journal")
     try:
         journal.write(entry)
@@ -579,16 +574,15 @@ def _anchor_outcome(
         outcome.messages.append(
             f"{exc.diagnosis}; the record is kept in the journal: run `proml sync`"
         )
-        return outcome
+        return
     outcome.journaled = False
     if receipt is None:
         outcome.messages.append("nothing new to anchor on the ledger")
-        return outcome
+        return
     outcome.recorded = True
     outcome.tx_hash = receipt.tx_hash
     outcome.block = receipt.block
     outcome.gas_used = receipt.gas_used
-    return outcome
 
 
 def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]]:

@@ -12,8 +12,6 @@ import json
 import re
 import select
 import socket
-import stat
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import httpx
-from _project import POLICY, VENV_BIN
+from _project import POLICY
 
 from proml_cli.content._unixfs import Cid
 
@@ -69,17 +67,6 @@ def rpc_policy(url: str, *, confirmations: int = 1) -> str:
 def strip_ansi(text: str) -> str:
     """Text without terminal colour codes (the example scripts print bold headings)."""
     return _ANSI.sub("", text)
-
-
-def proml_command(directory: Path) -> Path:
-    """The venv's ``proml`` script, or a wrapper running this interpreter's ``-m proml_cli``."""
-    installed = VENV_BIN / "proml"
-    if installed.is_file():
-        return installed
-    wrapper = directory / "proml"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m proml_cli "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return wrapper
 
 
 def files_under(root: Path) -> Iterator[Path]:

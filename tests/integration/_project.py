@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -237,6 +238,36 @@ def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
     env.update({k: v for k, v in call_env(extra).items() if v is not None})
     return env
+
+
+def proml_command(directory: Path) -> Path:
+    """The venv's ``proml`` script, or a wrapper running this interpreter's ``-m proml_cli``."""
+    installed = VENV_BIN / "proml"
+    if installed.is_file():
+        return installed
+    wrapper = directory / "proml"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m proml_cli "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper
+
+
+def run_example(
+    script: Path, work: Path, extra: Mapping[str, str] | None = None, *, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run an example's ``run.sh`` in ``work`` with this checkout's proml; it must exit 0."""
+    work.parent.mkdir(parents=True, exist_ok=True)
+    env = {"PROML": str(proml_command(work.parent)), **(extra or {})}
+    done = subprocess.run(
+        ["bash", str(script), str(work)],
+        env=process_env(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    return done
 
 
 _runner = CliRunner()

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _project import VENV_BIN, ok, process_env, proml
+from _project import ok, proml, run_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,31 +26,10 @@ if importlib.util.find_spec("sklearn") is None and not os.environ.get("CI"):
     )
 
 
-def proml_command(directory: Path) -> Path:
-    """The venv's ``proml`` script, or a wrapper running this interpreter's ``-m proml_cli``."""
-    installed = VENV_BIN / "proml"
-    if installed.is_file():
-        return installed
-    wrapper = directory / "proml"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m proml_cli "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return wrapper
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tools = tmp_path_factory.mktemp("tools")
     work = tmp_path_factory.mktemp("example") / "work"
-    done = subprocess.run(
-        ["bash", str(RUN_SH), str(work)],
-        env=process_env({"PROML": str(proml_command(tools))}),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    run_example(RUN_SH, work, timeout=300)
     return work
 
 

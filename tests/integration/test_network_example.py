@@ -11,15 +11,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from _network import REPO, node_cid, node_pins, proml_command
-from _project import ok, process_env, proml
+from _network import REPO, node_cid, node_pins
+from _project import ok, proml, run_example
 
 from proml_cli.content._unixfs import Cid
 
@@ -46,17 +45,7 @@ def example(tmp_path_factory: pytest.TempPathFactory, anvil_url: str, ipfs_url: 
     base = tmp_path_factory.mktemp("network-example")
     work = base / "work"
     env = {"PROML_CHAIN_URL": anvil_url, "PROML_IPFS_URL": ipfs_url}
-    extra = {**env, "PROML": str(proml_command(base)), "XDG_CACHE_HOME": str(base / "cache")}
-    done = subprocess.run(
-        ["bash", str(RUN_SH), str(work)],
-        env=process_env(extra),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    run_example(RUN_SH, work, {**env, "XDG_CACHE_HOME": str(base / "cache")})
     return Example(work, env)
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import re
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _network import REPO, files_under, proml_command, strip_ansi
-from _project import ok, process_env, proml
+from _network import REPO, files_under, strip_ansi
+from _project import ok, proml, run_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,22 +49,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, anvil_url: str, ipfs_url:
     base = tmp_path_factory.mktemp("three-orgs")
     work = base / "work"
     env = {"PROML_CHAIN_URL": anvil_url, "PROML_IPFS_URL": ipfs_url}
-    extra = {
-        **env,
-        "PROML": str(proml_command(base)),
-        # Nonce locks go to the user's cache directory: keep this run's out of $HOME.
-        "XDG_CACHE_HOME": str(base / "xdg-cache"),
-    }
-    done = subprocess.run(
-        ["bash", str(RUN_SH), str(work)],
-        env=process_env(extra),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    # Nonce locks go to the user's cache directory: keep this run's out of $HOME.
+    done = run_example(RUN_SH, work, {**env, "XDG_CACHE_HOME": str(base / "xdg-cache")})
     return Scenario(work, done.stdout, done.stderr, env)
 
 
