@@ -375,6 +375,11 @@ def run_step(
     signer = project.signer(account)
     store = project.store()
     with project.ledger(signer) as ledger:
+        # Before the command starts: the ledger must define what the step needs as the policy
+        # says (exit 2 otherwise), so a run is never wasted on an unanchorable record.
+        from proml_cli.consistency import require_on_ledger
+
+        require_on_ledger(policy, ledger, [*step.uses, *step.produces, *step.fires], step.fires)
         materials = check_materials(project, step, ledger)
     outcome = RunOutcome(step=step.name, exit_code=0)
     outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
@@ -519,12 +524,19 @@ def decide(
     moves = [Move(VersionRef(artefact, subject.sha256), transition)]
     outcome.transitions = [{"artefact": artefact, "transition": transition}]
     with project.ledger(signer) as ledger:
-        if ledger.version(moves[0].version) is None:
+        onchain = ledger.version(moves[0].version)
+        if onchain is None:
             raise RefusedError(
                 f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
                 f"'{artefact}'",
                 ["not a recorded version"],
             )
+        # The version's kind as the ledger defines it must be the policy's (exit 2 otherwise).
+        from proml_cli.consistency import require_same_kind
+
+        onchain_kind = ledger.kind(onchain.kind)
+        if onchain_kind is not None:
+            require_same_kind(policy, onchain_kind)
     return _journal_and_anchor(project, signer, store, record, [], moves, outcome)
 
 

@@ -1,19 +1,45 @@
-"""History rebuilt from the ledger's events alone: kinds, role grants, versions and lineage."""
+"""History rebuilt from the ledger's events, checked against the contract's storage.
+
+The events come from wherever the backend keeps them: a JSON-RPC node's ``eth_getLogs``, or on
+the embedded chain a local index (the ``logs`` table of ``.proml/chain/chain.sqlite``) that is
+fast to read but that anyone with write access to ``.proml/`` can edit without a key. So no
+answer is taken from the events alone:
+
+* a version's kind, current state, step count and step-chain head are read from contract
+  storage (``versionWords`` / ``versionOf``); the version's events must recompute the same head
+  (:func:`proml_cli.ledger.step_chain`), otherwise the version is marked ``problem`` (rows were
+  added, removed or edited) and nothing about it is believed;
+* kinds (states, transitions, roles, consumable states) are read from contract storage;
+* the roles that authorised each step are the ones its event carries, which the head covers:
+  role grant/revoke events are never replayed to decide anything.
+
+:func:`build` is the plain fold (tests, tools); :func:`read` is the checked one every command uses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from proml_cli.errors import LedgerError
 from proml_cli.ledger import ChainEvent, KindSpec, TransitionSpec
 
+if TYPE_CHECKING:
+    from proml_cli.ledger import Ledger
+
 ZERO = "0x0000000000000000000000000000000000000000"
+
+#: What a disagreement between the local index and the contract means, for messages.
+TAMPERED = "rows were added, removed or edited in the local event index"
 
 
 @dataclass
 class Step:
-    """One state change of a version: its registration or a transition."""
+    """One state change of a version: its registration or a transition.
+
+    ``roles``: the actor's roles that allowed the step, as the contract checked them then.
+    """
 
     event: ChainEvent
     action: str  # "register" or the transition's name
@@ -21,11 +47,16 @@ class Step:
     target: str
     actor: str
     record_cid: str
+    roles: tuple[str, ...] = ()
 
 
 @dataclass
 class VersionHistory:
-    """Everything the chain says about one version."""
+    """Everything the chain says about one version.
+
+    ``problem`` is set when the events read for it do not match the contract (see the module
+    docstring): such a version must not be believed.
+    """
 
     artefact: str
     digest: str
@@ -33,6 +64,7 @@ class VersionHistory:
     cid: str
     inputs: list[tuple[str, str]]
     steps: list[Step] = field(default_factory=list)
+    problem: str | None = None
 
     @property
     def state(self) -> str:
@@ -54,21 +86,8 @@ class History:
     artefact_kinds: dict[str, str]
     versions: dict[tuple[str, str], VersionHistory]
     admins: list[tuple[ChainEvent, str]]
-
-    def roles_at(self, account: str, event: ChainEvent) -> set[str]:
-        """The roles ``account`` held just before ``event`` (replaying grants and revokes)."""
-        held: set[str] = set()
-        position = (event.block, event.log_index)
-        for e in self.events:
-            if (e.block, e.log_index) >= position:
-                break
-            if e.name in ("RoleGranted", "RoleRevoked") and _same(str(e.args["account"]), account):
-                role = str(e.args["role"])
-                if e.name == "RoleGranted":
-                    held.add(role)
-                else:
-                    held.discard(role)
-        return held
+    #: True once :func:`read` checked every version against contract storage.
+    checked: bool = False
 
     def by_cid(self, cid: str) -> VersionHistory | None:
         """The version whose content CID is ``cid``."""
@@ -82,13 +101,27 @@ class History:
         """Every version (of any artefact) whose content has ``digest``."""
         return [v for v in self.versions.values() if v.digest == digest]
 
+    def problems(self) -> list[VersionHistory]:
+        """Versions whose events disagree with the contract."""
+        return [v for v in self.versions.values() if v.problem]
 
-def _same(a: str, b: str) -> bool:
-    return a.lower() == b.lower()
+
+def _names(mask: int, role_names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(name for bit, name in enumerate(role_names) if (mask >> bit) & 1)
 
 
-def build(events: Sequence[ChainEvent]) -> History:
-    """Fold the ledger's events into a :class:`History`."""
+def _state(states: Sequence[str], index: object) -> str:
+    i = int(index) if isinstance(index, int) else -1
+    return states[i] if 0 <= i < len(states) else f"#{index}"
+
+
+def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> History:
+    """Fold the ledger's events into a :class:`History` (nothing checked: see :func:`read`).
+
+    A kind defined again (allowed while unused) replaces its rules; an artefact defined again
+    (a rebind) gives new versions its new kind. Events that name something unknown (only a
+    tampered index has them) are kept out of the fold rather than crashing it.
+    """
     kinds: dict[str, KindSpec] = {}
     artefact_kinds: dict[str, str] = {}
     versions: dict[tuple[str, str], VersionHistory] = {}
@@ -100,12 +133,15 @@ def build(events: Sequence[ChainEvent]) -> History:
             kinds[str(a["kind"])] = KindSpec(
                 name=str(a["kind"]),
                 states=states,
-                initial=states[int(a["initial"])],  # type: ignore[call-overload]
+                initial=_state(states, a["initial"]),
                 register_roles=tuple(str(r) for r in a["registerRoles"]),  # type: ignore[attr-defined]
                 transitions=(),
+                consumable=tuple(str(s) for s in a.get("consumable", ())),  # type: ignore[attr-defined]
             )
         elif e.name == "TransitionDefined":
-            kind = kinds[str(a["kind"])]
+            kind = kinds.get(str(a["kind"]))
+            if kind is None:
+                continue
             spec = TransitionSpec(
                 name=str(a["transition"]),
                 sources=tuple(str(s) for s in a["sources"]),  # type: ignore[attr-defined]
@@ -113,7 +149,12 @@ def build(events: Sequence[ChainEvent]) -> History:
                 roles=tuple(str(r) for r in a["roles"]),  # type: ignore[attr-defined]
             )
             kinds[kind.name] = KindSpec(
-                kind.name, kind.states, kind.initial, kind.register_roles, (*kind.transitions, spec)
+                kind.name,
+                kind.states,
+                kind.initial,
+                kind.register_roles,
+                (*kind.transitions, spec),
+                kind.consumable,
             )
         elif e.name == "ArtefactDefined":
             artefact_kinds[str(a["artefact"])] = str(a["kind"])
@@ -121,36 +162,127 @@ def build(events: Sequence[ChainEvent]) -> History:
             admins.append((e, str(a["admin"])))
         elif e.name == "Registered":
             artefact, digest = str(a["artefact"]), str(a["digest"])
-            kind = kinds[artefact_kinds[artefact]]
+            kind_name = artefact_kinds.get(artefact, "?")
+            kind = kinds.get(kind_name)
             inputs = [
                 (str(i["artefact"]), str(i["digest"])) if isinstance(i, dict) else ("?", "?")
                 for i in a["inputs"]  # type: ignore[attr-defined]
             ]
-            version = VersionHistory(artefact, digest, kind.name, str(a["cid"]), inputs)
-            version.steps.append(
-                Step(e, "register", None, kind.initial, str(a["actor"]), str(a["recordCid"]))
-            )
-            versions[(artefact, digest)] = version
-        elif e.name == "Transitioned":
-            version = versions[(str(a["artefact"]), str(a["digest"]))]
-            states = kinds[version.kind].states
+            version = VersionHistory(artefact, digest, kind_name, str(a["cid"]), inputs)
+            initial = kind.initial if kind else "?"
             version.steps.append(
                 Step(
                     e,
-                    str(a["transition"]),
-                    states[int(a["source"])],  # type: ignore[call-overload]
-                    states[int(a["target"])],  # type: ignore[call-overload]
+                    "register",
+                    None,
+                    initial,
                     str(a["actor"]),
                     str(a["recordCid"]),
+                    _names(int(a.get("roles", 0)), role_names),  # type: ignore[call-overload]
+                )
+            )
+            if (artefact, digest) in versions:
+                versions[(artefact, digest)].problem = f"registered twice: {TAMPERED}"
+                continue
+            versions[(artefact, digest)] = version
+        elif e.name == "Transitioned":
+            found = versions.get((str(a["artefact"]), str(a["digest"])))
+            if found is None:
+                continue
+            states = kinds[found.kind].states if found.kind in kinds else ()
+            found.steps.append(
+                Step(
+                    e,
+                    str(a["transition"]),
+                    _state(states, a["source"]),
+                    _state(states, a["target"]),
+                    str(a["actor"]),
+                    str(a["recordCid"]),
+                    _names(int(a.get("roles", 0)), role_names),  # type: ignore[call-overload]
                 )
             )
     return History(list(events), kinds, artefact_kinds, versions, admins)
 
 
+def read(ledger: Ledger) -> History:
+    """The history, every version checked against contract storage (see the module docstring).
+
+    Kinds are replaced by their on-chain definitions, each version's kind and step names come
+    from storage, and a version whose events do not recompute the contract's step-chain head
+    gets a ``problem``. Versions the contract has but whose registration is missing from the
+    events cannot be listed here; checks that start from a version (``verify``, ``transition``)
+    ask the contract directly and find them.
+    """
+    from proml_cli.ledger import VersionRef, step_chain, unpack_word
+
+    history = build(ledger.history(), ledger.role_names())
+    kind_names = ledger.kind_names()
+    kinds = {}
+    for name in kind_names:
+        spec = ledger.kind(name)
+        if spec is not None:
+            kinds[name] = spec
+    history.kinds = kinds
+    refs = [VersionRef(a, d) for a, d in history.versions]
+    for ref, word in zip(refs, ledger.version_words(refs), strict=True):
+        version = history.versions[(ref.artefact, ref.digest)]
+        if word == 0:
+            version.problem = f"the contract has no such version: {TAMPERED}"
+            continue
+        index1, state, steps, head = unpack_word(word)
+        kind = kinds.get(kind_names[index1 - 1]) if 0 < index1 <= len(kind_names) else None
+        if kind is None:  # pragma: no cover - the contract never stores an undefined kind
+            version.problem = "the contract names a kind it does not define"
+            continue
+        version.kind = kind.name
+        found = step_chain([s.event for s in version.steps], kind.states.index(kind.initial))
+        if version.problem is None and found != (steps, head):
+            version.problem = (
+                f"the index holds {found[0]} step(s) for it, the contract committed to {steps}"
+                + (" with another content" if found[0] == steps else "")
+                + f": {TAMPERED}"
+            )
+            continue
+        for step in version.steps:
+            r = step.event.raw
+            if step.action == "register":
+                step.target = kind.initial
+            else:
+                step.source = _state(kind.states, r.get("source"))
+                step.target = _state(kind.states, r.get("target"))
+        if version.problem is None and version.state != kind.states[state]:  # pragma: no cover
+            version.problem = f"the contract says state '{kind.states[state]}': {TAMPERED}"
+    history.checked = True
+    return history
+
+
+def require_consistent(history: History) -> History:
+    """``history`` if every version matches the contract, else a refusal naming them.
+
+    Raises:
+        LedgerError: (exit 1) the local index disagrees with the contract.
+    """
+    bad = history.problems()
+    if not bad:
+        return history
+    named = "; ".join(f"'{v.artefact}' sha256:{v.digest[:12]}: {v.problem}" for v in bad[:5])
+    more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+    raise LedgerError(
+        f"the ledger's event index disagrees with the contract for {len(bad)} version(s): "
+        f"{named}{more}",
+        hint="nothing it says about them is used; the chain's storage is intact, the index "
+        "(.proml/chain/chain.sqlite, table logs) was altered",
+    )
+
+
 def load(project: Any) -> History:
-    """Read the project's ledger (read-only, no key needed) and fold its events."""
+    """Read the project's ledger (read-only, no key needed), checked against the contract.
+
+    Raises:
+        LedgerError: (exit 1) the event index disagrees with the contract (see :func:`read`).
+    """
     with project.ledger() as ledger:
-        return build(ledger.history())
+        return require_consistent(read(ledger))
 
 
 def _record_step(store: Any, record_cid: str) -> str | None:
@@ -177,11 +309,7 @@ def log_rows(
     for version in history.versions.values():
         if artefact is not None and version.artefact != artefact:
             continue
-        kind = history.kinds[version.kind]
-        allowed = {t.name: t.roles for t in kind.transitions}
         for step in version.steps:
-            roles = kind.register_roles if step.action == "register" else allowed[step.action]
-            held = history.roles_at(step.actor, step.event)
             rows.append(
                 {
                     "time": from_timestamp(step.event.timestamp),
@@ -189,7 +317,7 @@ def log_rows(
                     "log_index": step.event.log_index,
                     "tx_hash": step.event.tx_hash,
                     "actor": step.actor,
-                    "roles": sorted(held.intersection(roles)),
+                    "roles": sorted(step.roles),
                     "artefact": version.artefact,
                     "sha256": f"sha256:{version.digest}",
                     "cid": version.cid,
@@ -252,6 +380,7 @@ def describe(history: History, version: VersionHistory, store: Any = None) -> di
                 "from": s.source,
                 "to": s.target,
                 "record_cid": s.record_cid,
+                "roles": list(s.roles),
             }
             for s in version.steps
         ],

@@ -194,6 +194,7 @@ def kind_spec(kind: Any) -> KindSpec:
             TransitionSpec(t.name, tuple(t.sources), t.target, tuple(t.roles))
             for t in kind.transitions.values()
         ),
+        consumable=tuple(kind.consumable),
     )
 
 
@@ -206,6 +207,7 @@ def _normal(spec: KindSpec) -> tuple[object, ...]:
         frozenset(
             (t.name, frozenset(t.sources), t.target, frozenset(t.roles)) for t in spec.transitions
         ),
+        frozenset(spec.consumable),
     )
 
 
@@ -267,19 +269,8 @@ def initialise(
         # Only the kinds some artefact uses go on-chain: unused built-ins would be clutter.
         used = {a.kind for a in policy.artefacts.values()}
         for kind in (k for k in policy.kinds.values() if k.name in used):
-            wanted = kind_spec(kind)
-            onchain = ledger.kind(kind.name)
-            if onchain is None:
-                ledger.define_kind(wanted)
-                actions.append(f"defined kind '{kind.name}'")
-            elif _normal(onchain) != _normal(wanted):
-                raise InputError(
-                    f"kind '{kind.name}' in {policy_path.name} differs from its definition on the "
-                    "ledger; kinds are immutable",
-                    hint=f"give the changed machine a new name (e.g. '{kind.name}-v2')",
-                )
-        if ledger.define_artefacts({n: a.kind for n, a in policy.artefacts.items()}) is not None:
-            actions.append(f"defined artefacts: {', '.join(policy.artefacts)}")
+            actions.extend(_sync_kind(ledger, kind_spec(kind), policy_path.name))
+        actions.extend(_sync_artefacts(ledger, {n: a.kind for n, a in policy.artefacts.items()}))
         if grant_admin and is_admin:
             held = set(ledger.roles_of(ledger.account))
             for role in policy.roles:
@@ -287,6 +278,56 @@ def initialise(
                     ledger.grant_role(role, ledger.account)
                     actions.append(f"granted '{role}' to the admin")
         return _summary(state, ledger, actions)
+
+
+def _sync_kind(ledger: Ledger, wanted: KindSpec, policy_name: str) -> list[str]:
+    """Define ``wanted`` on the ledger, or redefine it while no version of it exists.
+
+    Raises:
+        InputError: the kind differs from the ledger's and has recorded versions: its rules are
+            fixed; the hint is the successor-kind path (docs/policy.md).
+    """
+    from proml_cli.consistency import kind_differences
+
+    onchain = ledger.kind(wanted.name)
+    if onchain is None:
+        ledger.define_kind(wanted)
+        return [f"defined kind '{wanted.name}'"]
+    if _normal(onchain) == _normal(wanted):
+        return []
+    changes = "; ".join(kind_differences(wanted, onchain))
+    if onchain.in_use:
+        raise InputError(
+            f"kind '{wanted.name}' in {policy_name} differs from its definition on the ledger "
+            f"({changes}), and versions of it are recorded: its rules are fixed",
+            hint=(
+                f"keep '{wanted.name}' as it is on the ledger, add the changed machine as a new "
+                f"kind (e.g. '{wanted.name}-v2') and point the artefacts at it, then run "
+                "`proml init` again: it rebinds them, recorded versions keep their kind "
+                "(docs/policy.md, 'Changing a kind after init')"
+            ),
+        )
+    ledger.define_kind(wanted)
+    return [f"redefined kind '{wanted.name}' (no version of it was recorded): {changes}"]
+
+
+def _sync_artefacts(ledger: Ledger, kinds: dict[str, str]) -> list[str]:
+    """Bind new artefacts, and rebind those whose kind the policy changed."""
+    actions = []
+    new: dict[str, str] = {}
+    for name, kind in kinds.items():
+        bound = ledger.artefact_kind(name)
+        if bound is None:
+            new[name] = kind
+        elif bound != kind:
+            ledger.rebind_artefact(name, kind)
+            actions.append(
+                f"rebound artefact '{name}' from kind '{bound}' to '{kind}' "
+                "(recorded versions keep their kind)"
+            )
+    if new and ledger.define_artefacts(new) is not None:
+        actions.insert(0, f"defined artefacts: {', '.join(new)}")
+    return actions
 
 
 def _summary(state: ProjectState, ledger: Ledger, actions: list[str]) -> dict[str, Any]:
@@ -314,10 +355,16 @@ def _check_attached(
             problems.append(f"artefact '{name}' is not defined on the ledger")
         elif bound != artefact.kind:
             problems.append(f"artefact '{name}' is of kind '{bound}' on the ledger")
-    for kind_name in {a.kind for a in policy.artefacts.values()}:
+    from proml_cli.consistency import kind_differences
+
+    for kind_name in sorted({a.kind for a in policy.artefacts.values()}):
         onchain = ledger.kind(kind_name)
-        if onchain is not None and _normal(onchain) != _normal(kind_spec(policy.kinds[kind_name])):
-            problems.append(f"kind '{kind_name}' differs from its definition on the ledger")
+        if onchain is None:
+            continue
+        problems.extend(
+            f"kind '{kind_name}': {d}"
+            for d in kind_differences(kind_spec(policy.kinds[kind_name]), onchain)
+        )
     if problems:
         raise InputError(
             "this policy does not match the project's ledger: " + "; ".join(problems),

@@ -1,14 +1,27 @@
 """The gate before consumption: is *this exact content* a recorded version in an accepted state?
 
+Every answer comes from the contract: its storage says whether the version exists, its kind,
+state, number of steps and step-chain head; the kind's rules (states, transitions, roles,
+consumable states) are read from storage too. The events read for the version (from a node, or
+the embedded chain's local index) are used only once they recompute that head, so an index
+with rows added, removed or edited is reported, never believed (see :mod:`proml_cli.history`).
+
 Checks, numbered as they are reported:
 
-1. the bytes at PATH are a registered version (of the named artefact, if one is given);
+1. the bytes at PATH are a registered version of the artefact (contract storage), and the
+   version's events match the contract's step-chain head;
 2. the content CID the ledger recorded equals the CID computed from the bytes;
-3. the version's current state is accepted (``--state``, else the kind's consumable states);
-4. every step of the version (registration and each transition) was made by an account that
-   held an allowed role at that moment (replayed from the role events);
+3. the version's current state is accepted (``--state``, else the kind's consumable states as
+   the ledger defines them);
+4. every step (registration and each transition) names the roles that allowed it, as the
+   contract checked them when it was made (no replay of role events);
 5. every record the ledger anchored for it is in the store, hashes to its CID and names it;
-6. with ``deep``: checks 1 to 5 for every input, recursively (the whole upstream lineage).
+6. with ``deep``: checks 1 to 5 for every input of every record in the version's history (the
+   registration's run and every transition's run, e.g. the test set an ``evaluate`` used),
+   recursively.
+
+A policy that defines the version's kind differently from the ledger is refused before any
+check (exit 2, see :mod:`proml_cli.consistency`).
 """
 
 from __future__ import annotations
@@ -19,10 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import ProMLError
-from proml_cli.history import History, VersionHistory
+from proml_cli.history import TAMPERED, History, VersionHistory
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
+    from proml_cli.ledger import KindSpec, Ledger, VersionState
     from proml_cli.policy import Policy
 
 
@@ -61,63 +75,122 @@ class Verdict:
         }
 
 
+@dataclass
+class _Gate:
+    """What every check reads: the contract (storage), the checked history, the store."""
+
+    ledger: Ledger
+    history: History
+    store: ContentStore
+    policy: Policy | None
+
+
 def verify_content(
     *,
     path: str,
     sha256: str,
     cid: str,
     cid_version: int,
+    artefact: str,
+    ledger: Ledger,
     history: History,
     store: ContentStore,
     policy: Policy | None,
-    artefact: str | None = None,
     states: Sequence[str] = (),
     deep: bool = False,
 ) -> Verdict:
-    """Run every check for content (``sha256``/``cid``) found at ``path``."""
+    """Run every check for content (``sha256``/``cid``) found at ``path``, as ``artefact``.
+
+    ``history`` is :func:`proml_cli.history.read` of the same ``ledger``.
+
+    Raises:
+        InputError: the policy defines the version's kind differently from the ledger.
+    """
+    from proml_cli.ledger import VersionRef
+
+    gate = _Gate(ledger, history, store, policy)
     verdict = Verdict(path=path, artefact=artefact, sha256=sha256, cid=cid)
-    candidates = history.with_digest(sha256)
-    if artefact is not None:
-        candidates = [v for v in candidates if v.artefact == artefact]
-    if not candidates:
-        which = f" of '{artefact}'" if artefact else ""
-        reason = (
-            f"1: the content (sha256:{sha256[:12]}) is not a recorded version{which}: "
-            "it was never recorded, or it was modified"
-        )
-        known = history.of_artefact(artefact) if artefact else []
-        if known:
-            reason += f" (latest recorded: {known[-1].cid}, state '{known[-1].state}')"
-        verdict.reasons.append(reason)
+    onchain = ledger.version(VersionRef(artefact, sha256))
+    if onchain is None:
+        verdict.reasons.append(_not_recorded(gate, artefact, sha256))
         return verdict
-    version = candidates[-1]
-    verdict.artefact = version.artefact
-    verdict.kind = version.kind
-    verdict.state = version.state
-    verdict.checked.append("1: recorded version")
-    _check_version(verdict, version, history, store, policy, states, cid, cid_version, label="")
+    verdict.kind = onchain.kind
+    verdict.state = onchain.state
+    version = _authentic(gate, verdict, onchain, label="")
+    if version is None:
+        return verdict
+    _check_version(verdict, gate, version, states, cid, cid_version, label="")
     if deep:
-        seen: set[tuple[str, str]] = {(version.artefact, version.digest)}
-        _walk(verdict, version, history, store, policy, seen, depth=1)
+        _walk(verdict, gate, version, {(version.artefact, version.digest)}, depth=1)
     return verdict
 
 
-def _accepted(
-    policy: Policy | None, version: VersionHistory, states: Sequence[str]
-) -> tuple[str, ...]:
-    if states:
-        return tuple(states)
-    if policy is not None and version.kind in policy.kinds:
-        return tuple(policy.kinds[version.kind].consumable)
-    return ()
+def _not_recorded(gate: _Gate, artefact: str, sha256: str) -> str:
+    """Check 1's reason for bytes the contract does not know as a version of ``artefact``."""
+    from proml_cli.ledger import VersionRef
+
+    reason = (
+        f"1: the content (sha256:{sha256[:12]}) is not a recorded version of '{artefact}': "
+        "it was never recorded, or it was modified"
+    )
+    others = []
+    names = list(gate.policy.artefacts) if gate.policy is not None else []
+    for other in names:
+        if other == artefact:
+            continue
+        found = gate.ledger.version(VersionRef(other, sha256))
+        if found is not None:
+            others.append(f"'{other}' (state '{found.state}')")
+    if others:
+        return (
+            f"1: the content (sha256:{sha256[:12]}) is a recorded version of "
+            f"{', '.join(others)}, not of '{artefact}'"
+        )
+    if (artefact, sha256) in gate.history.versions:
+        return reason + f"; the local event index lists it, the contract does not: {TAMPERED}"
+    known = [v for v in gate.history.of_artefact(artefact) if not v.problem]
+    if known:
+        reason += f" (latest recorded: {known[-1].cid}, state '{known[-1].state}')"
+    return reason
+
+
+def _authentic(
+    gate: _Gate, verdict: Verdict, onchain: VersionState, *, label: str
+) -> VersionHistory | None:
+    """The version's history if its events match the contract; else a check-1 reason."""
+    where = f" ({label})" if label else ""
+    number = "6" if label else "1"
+    version = gate.history.versions.get((onchain.artefact, onchain.digest))
+    if version is None:
+        verdict.reasons.append(
+            f"{number}{where}: the contract records '{onchain.artefact}' "
+            f"sha256:{onchain.digest[:12]} ({onchain.steps} step(s), state '{onchain.state}'), "
+            f"the local event index has none of its steps: {TAMPERED}"
+        )
+        return None
+    if version.problem:
+        verdict.reasons.append(
+            f"{number}{where}: history of '{onchain.artefact}' sha256:{onchain.digest[:12]} "
+            f"does not match the contract: {version.problem}"
+        )
+        return None
+    verdict.checked.append(
+        f"{number}{where}: recorded version, {len(version.steps)} step(s) matching the contract"
+    )
+    return version
+
+
+def _require_same_kind(gate: _Gate, kind: KindSpec) -> None:
+    if gate.policy is not None:
+        from proml_cli.consistency import require_same_kind
+
+        require_same_kind(gate.policy, kind)
 
 
 def _check_version(
     verdict: Verdict,
+    gate: _Gate,
     version: VersionHistory,
-    history: History,
-    store: ContentStore,
-    policy: Policy | None,
     states: Sequence[str],
     cid: str | None,
     cid_version: int,
@@ -125,6 +198,8 @@ def _check_version(
     label: str,
 ) -> None:
     where = f" ({label})" if label else ""
+    kind = gate.history.kinds[version.kind]
+    _require_same_kind(gate, kind)
     # 2. content CID
     if cid is not None and _cid_version(version.cid) == cid_version and version.cid != cid:
         verdict.reasons.append(
@@ -132,8 +207,8 @@ def _check_version(
         )
     else:
         verdict.checked.append(f"2{where}: content CID")
-    # 3. state
-    accepted = _accepted(policy, version, states)
+    # 3. state, against the consumer's --state or the ledger's consumable states
+    accepted = tuple(states) or kind.consumable
     if version.state not in accepted:
         wanted = ", ".join(accepted) if accepted else "none configured"
         verdict.reasons.append(
@@ -141,23 +216,22 @@ def _check_version(
         )
     else:
         verdict.checked.append(f"3{where}: state '{version.state}' accepted")
-    # 4. authorisation of every step
-    kind = history.kinds[version.kind]
+    # 4. authorisation of every step: the roles the contract checked, carried by the event
     transitions = {t.name: t for t in kind.transitions}
     for step in version.steps:
-        allowed = (
-            kind.register_roles if step.action == "register" else transitions[step.action].roles
-        )
-        held = history.roles_at(step.actor, step.event)
-        if not held.intersection(allowed):
+        if step.action == "register":
+            allowed: tuple[str, ...] = kind.register_roles
+        else:
+            allowed = transitions[step.action].roles if step.action in transitions else ()
+        if not step.roles or not set(step.roles) <= set(allowed):
             verdict.reasons.append(
-                f"4{where}: '{step.action}' (block {step.event.block}) was made by "
-                f"{step.actor}, who held none of {', '.join(allowed)}"
+                f"4{where}: '{step.action}' (block {step.event.block}) by {step.actor} names "
+                f"roles [{', '.join(step.roles)}], allowed: {', '.join(allowed) or 'none'}"
             )
     verdict.checked.append(f"4{where}: {len(version.steps)} step(s) authorised")
     # 5. records
     for step in version.steps:
-        problem = _record_problem(store, step.record_cid, version)
+        problem = _record_problem(gate.store, step.record_cid, version)
         if problem:
             verdict.reasons.append(
                 f"5{where}: record {step.record_cid} of '{step.action}': {problem}"
@@ -180,23 +254,54 @@ def _record_problem(store: ContentStore, record_cid: str, version: VersionHistor
     return None
 
 
+def _inputs(gate: _Gate, version: VersionHistory) -> list[tuple[str, str, str]]:
+    """(artefact, digest, step) for every input of every record in the version's history.
+
+    The registration's inputs are the event's (covered by the head); a transition fired by a
+    run adds that run's materials, read from its record (which check 5 proves is the anchored
+    one). A record that cannot be read is check 5's finding already.
+    """
+    from proml_cli.record import parse_record
+
+    found: dict[tuple[str, str], str] = {}
+    for artefact, digest in version.inputs:
+        found.setdefault((artefact, digest), "register")
+    for step in version.steps:
+        try:
+            gate.store.check(step.record_cid)
+            document = parse_record(gate.store.cat(step.record_cid), cid=step.record_cid)
+        except ProMLError:
+            continue
+        for entry in document.get("materials", []):
+            if isinstance(entry, dict) and entry.get("artefact"):
+                key = (str(entry["artefact"]), str(entry.get("sha256", "")).removeprefix("sha256:"))
+                if key != (version.artefact, version.digest):
+                    found.setdefault(key, step.action)
+    return [(a, d, step) for (a, d), step in found.items()]
+
+
 def _walk(
     verdict: Verdict,
+    gate: _Gate,
     version: VersionHistory,
-    history: History,
-    store: ContentStore,
-    policy: Policy | None,
     seen: set[tuple[str, str]],
     depth: int,
 ) -> None:
-    for artefact, digest in version.inputs:
+    from proml_cli.ledger import VersionRef
+
+    for artefact, digest, via in _inputs(gate, version):
         if (artefact, digest) in seen:
             continue
         seen.add((artefact, digest))
-        upstream = history.versions.get((artefact, digest))
-        label = f"input {artefact}@sha256:{digest[:12]}"
-        if upstream is None:
+        label = f"input {artefact}@sha256:{digest[:12]} of '{version.artefact}' {via}"
+        onchain = None
+        if artefact != "?" and len(digest) == 64:
+            onchain = gate.ledger.version(VersionRef(artefact, digest))
+        if onchain is None:
             verdict.reasons.append(f"6 ({label}): not a registered version")
+            continue
+        upstream = _authentic(gate, verdict, onchain, label=label)
+        if upstream is None:
             continue
         verdict.lineage.append(
             {
@@ -205,10 +310,11 @@ def _walk(
                 "cid": upstream.cid,
                 "state": upstream.state,
                 "depth": depth,
+                "via": via,
             }
         )
-        _check_version(verdict, upstream, history, store, policy, (), None, 1, label=label)
-        _walk(verdict, upstream, history, store, policy, seen, depth + 1)
+        _check_version(verdict, gate, upstream, (), None, 1, label=label)
+        _walk(verdict, gate, upstream, seen, depth + 1)
 
 
 def _cid_version(cid: str) -> int:

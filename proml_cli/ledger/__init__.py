@@ -16,6 +16,7 @@ from typing import Protocol
 from proml_cli.errors import InputError
 
 __all__ = [
+    "NO_HEAD",
     "ChainConfig",
     "ChainEvent",
     "KindSpec",
@@ -27,7 +28,12 @@ __all__ = [
     "VersionRef",
     "VersionState",
     "open_ledger",
+    "step_chain",
+    "unpack_word",
 ]
+
+#: The head of a version without steps.
+NO_HEAD = "0x" + "00" * 32
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,20 @@ class TransitionSpec:
 
 @dataclass(frozen=True)
 class KindSpec:
-    """A kind (state machine) as the contract stores it."""
+    """A kind (state machine) as the contract stores it.
+
+    ``consumable``: the states a consumer accepts when it names none (``verify``, a step's
+    ``uses``). ``in_use``: read from the ledger, a version of the kind exists, so its rules can no
+    longer change (not part of equality).
+    """
 
     name: str
     states: tuple[str, ...]
     initial: str
     register_roles: tuple[str, ...]
     transitions: tuple[TransitionSpec, ...]
+    consumable: tuple[str, ...] = ()
+    in_use: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,19 @@ class VersionRef:
 
 @dataclass(frozen=True)
 class VersionState:
-    """A version's kind and current state, as read from the contract."""
+    """A version's kind and current state, as read from the contract.
+
+    ``steps`` and ``head`` are the contract's commitment to the version's history: the number
+    of steps (registration included) and the step-chain head (hex, 32 bytes, low 8 bytes zero);
+    see :func:`step_chain`. Not part of equality.
+    """
 
     artefact: str
     digest: str
     kind: str
     state: str
+    steps: int = field(default=0, compare=False)
+    head: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,8 @@ class ChainEvent:
     tx_hash: str
     log_index: int
     args: dict[str, object] = field(default_factory=dict)
+    #: The ABI-decoded values before conversion (bytes, ints), for checks that rehash them.
+    raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Ledger(Protocol):
@@ -140,7 +162,18 @@ class Ledger(Protocol):
         ...
 
     def define_kind(self, kind: KindSpec) -> Receipt:
-        """Define a new kind; a kind's rules never change once defined."""
+        """Define a kind, or redefine one no version of which exists yet.
+
+        Raises:
+            LedgerError: ``KindInUse`` when a version of the kind exists (its rules are fixed).
+        """
+        ...
+
+    def rebind_artefact(self, name: str, kind: str) -> Receipt | None:
+        """Bind a defined artefact to another kind (None when it is bound to ``kind`` already).
+
+        Versions registered before keep their kind; new versions use ``kind``.
+        """
         ...
 
     def define_artefacts(self, kinds: dict[str, str]) -> Receipt | None:
@@ -187,6 +220,14 @@ class Ledger(Protocol):
 
     def kind(self, name: str) -> KindSpec | None:
         """A kind's on-chain definition, or None if it is not defined."""
+        ...
+
+    def version_words(self, refs: Sequence[VersionRef]) -> list[int]:
+        """Each version's packed storage word (0 if unknown); see :func:`unpack_word`."""
+        ...
+
+    def kind_names(self) -> tuple[str, ...]:
+        """Every kind defined on-chain, in definition order (a version word's kind index - 1)."""
         ...
 
     def role_names(self) -> tuple[str, ...]:
@@ -261,3 +302,22 @@ def open_ledger(
         yield ledger
     finally:
         ledger.close()
+
+
+def unpack_word(word: int) -> tuple[int, int, int, str]:
+    """A version's storage word → (kind index + 1, state index, steps, head hex)."""
+    head = (word >> 64 << 64).to_bytes(32, "big")
+    return word & 0xFFFF, (word >> 16) & 0xFF, (word >> 24) & ((1 << 40) - 1), "0x" + head.hex()
+
+
+def step_chain(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
+    """Recompute a version's (steps, head) from its Registered/Transitioned events, in order.
+
+    ``initial``: the index of its kind's initial state (see the contract's notes).
+
+    The contract keeps the same pair in storage (``versionOf``): equal values mean the events
+    are exactly the ones the contract applied, none added, removed or altered.
+    """
+    from proml_cli.ledger._client import chain_head
+
+    return chain_head(events, initial)

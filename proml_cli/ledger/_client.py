@@ -10,6 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
@@ -20,7 +21,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from proml_cli.errors import BackendUnavailable, InputError, LedgerError
+from proml_cli.errors import BackendUnavailable, InputError, LedgerError, ProMLError
 from proml_cli.ledger import (
     ChainEvent,
     KindSpec,
@@ -33,6 +34,14 @@ from proml_cli.ledger import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Version keys per ``versionWords`` call (an eth_call has a gas cap; 2,100 gas per key).
+WORDS_PER_CALL = 1000
+#: A version word's head bits, and its step count (see the contract's notes).
+HEAD_MASK = ((1 << 256) - 1) ^ ((1 << 64) - 1)
+STEPS_MASK = (1 << 40) - 1
+#: ``source`` of a registration step.
+NO_STATE = 255
 
 #: Multiplier on the node's gas estimate: estimates are exact on these chains, but a block's
 #: state can move between estimate and inclusion.
@@ -94,6 +103,49 @@ def version_key(ref: VersionRef) -> bytes:
     return bytes(keccak(name32(ref.artefact) + digest32(ref.digest)))
 
 
+def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
+    """Fold Registered/Transitioned events into (steps, head) exactly as the contract does.
+
+    ``initial`` is the index of the version's kind's initial state (a registration's target,
+    which its event does not carry: the kind's rules are fixed once it has a version).
+    """
+    from eth_abi.abi import encode
+
+    head = b"\0" * 32
+    steps = 0
+    zero = b"\0" * 32
+    for event in events:
+        r: dict[str, Any] = event.raw
+        if event.name == "Registered":
+            action = name32("register")
+            source, target = NO_STATE, initial
+            cid_hash = bytes(keccak(bytes(r["cid"])))
+            packed = b"".join(bytes(k) for k in r["inputs"])
+            inputs_hash = bytes(keccak(packed))
+        elif event.name == "Transitioned":
+            action = bytes(r["transition"])
+            source, target = int(r["source"]), int(r["target"])
+            cid_hash = inputs_hash = zero
+        else:
+            continue
+        fields = [
+            head,
+            action,
+            str(r["actor"]),
+            source,
+            target,
+            int(r["roles"]),
+            bytes(keccak(bytes(r["recordCid"]))),
+            cid_hash,
+            inputs_hash,
+        ]
+        types = ["bytes32", "bytes32", "address", "uint256", "uint256", "uint256"]
+        digest = bytes(keccak(encode([*types, "bytes32", "bytes32", "bytes32"], fields)))
+        head = (int.from_bytes(digest, "big") & HEAD_MASK).to_bytes(32, "big")
+        steps += 1
+    return steps, "0x" + head.hex()
+
+
 # ---------------------------------------------------------------------------- errors
 
 
@@ -117,7 +169,7 @@ def explain(error: str, args: dict[str, Any]) -> str:
         "RoleExists": "role '{role}' is already defined",
         "UnknownRole": "role '{role}' is not defined on the ledger",
         "TooManyRoles": "the ledger holds at most 128 roles",
-        "KindExists": "kind '{kind}' is already defined on the ledger (kinds are immutable)",
+        "KindInUse": "kind '{kind}' has recorded versions on the ledger: its rules are fixed",
         "UnknownKind": "kind '{kind}' is not defined on the ledger",
         "TooManyKinds": "the ledger holds no more kinds",
         "NoStates": "kind '{kind}' has no states",
@@ -285,9 +337,18 @@ class ContractLedger:
             [name32(s) for s in kind.states],
             kind.states.index(kind.initial),
             [name32(r) for r in kind.register_roles],
+            [name32(s) for s in kind.consumable],
             transitions,
         )
-        return self._transact(call)
+        try:
+            return self._transact(call)
+        except LedgerError as exc:
+            if exc.contract_error == "KindInUse":
+                exc.hint = (
+                    f"define a successor kind (e.g. '{kind.name}-v2') and rebind the artefacts "
+                    "to it: recorded versions keep their kind"
+                )
+            raise
 
     def define_artefacts(self, kinds: dict[str, str]) -> Receipt | None:
         """Bind artefacts (name → kind) that are not bound yet; a bound one must match."""
@@ -300,7 +361,7 @@ class ContractLedger:
                 raise LedgerError(
                     f"artefact '{name}' is of kind '{bound}' on the ledger, "
                     f"the policy says '{kind}'",
-                    hint="an artefact's kind is fixed once defined: give the artefact a new name",
+                    hint="the admin rebinds it to the new kind with `proml init`",
                 )
         if not missing:
             return None
@@ -308,6 +369,12 @@ class ContractLedger:
             [name32(n) for n in missing], [name32(k) for k in missing.values()]
         )
         return self._transact(fn)
+
+    def rebind_artefact(self, name: str, kind: str) -> Receipt | None:
+        """Bind ``name`` to ``kind``; None when it is bound to it already."""
+        if self.artefact_kind(name) == kind:
+            return None
+        return self._transact(self._contract.functions.rebindArtefact(name32(name), name32(kind)))
 
     def artefact_kind(self, name: str) -> str | None:
         """The kind ``name`` is bound to, or None."""
@@ -368,16 +435,38 @@ class ContractLedger:
     def version(self, ref: VersionRef) -> VersionState | None:
         """A version's current state."""
         fn = self._contract.functions.versionOf(name32(ref.artefact), digest32(ref.digest))
-        exists, kind, state = self._call(fn)
+        exists, kind, state, steps, head = self._call(fn)
         if not exists:
             return None
-        return VersionState(ref.artefact, ref.digest, text32(kind), text32(state))
+        return VersionState(
+            ref.artefact,
+            ref.digest,
+            text32(kind),
+            text32(state),
+            steps=int(steps),
+            head="0x" + bytes(head).hex(),
+        )
+
+    def version_words(self, refs: Sequence[VersionRef]) -> list[int]:
+        """The packed storage words of versions, ``WORDS_PER_CALL`` per eth_call."""
+        found: list[int] = []
+        keys = [version_key(r) for r in refs]
+        for start in range(0, len(keys), WORDS_PER_CALL):
+            chunk = keys[start : start + WORDS_PER_CALL]
+            found.extend(int(w) for w in self._call(self._contract.functions.versionWords(chunk)))
+        return found
+
+    def kind_names(self) -> tuple[str, ...]:
+        """Every kind defined on-chain, in definition order."""
+        return tuple(text32(k) for k in self._call(self._contract.functions.kindNames()))
 
     def kind(self, name: str) -> KindSpec | None:
         """A kind's definition, read back from the contract."""
         fns = self._contract.functions
         try:
-            states, initial, register_roles, transition_names = fns.kindOf(name32(name)).call()
+            states, initial, register_roles, transition_names, consumable, in_use = fns.kindOf(
+                name32(name)
+            ).call()
         except self._revert_errors as exc:
             error = _ledger_error(exc)
             if error.contract_error == "UnknownKind":
@@ -400,6 +489,8 @@ class ContractLedger:
             initial=text32(states[initial]),
             register_roles=tuple(text32(r) for r in register_roles),
             transitions=tuple(transitions),
+            consumable=tuple(text32(s) for s in consumable),
+            in_use=bool(in_use),
         )
 
     def role_names(self) -> tuple[str, ...]:
@@ -464,7 +555,13 @@ class ContractLedger:
             spec = table.get(topics[0]) if topics else None
             if spec is None:
                 continue
-            args = spec.decode(topics, bytes(log["data"]))
+            try:
+                args, raw = spec.decode(topics, bytes(log["data"]))
+            except (DecodingError, ValueError, TypeError, ProMLError) as exc:
+                # Only a damaged or forged index row reads like this: leave it out. The versions
+                # it would have touched no longer match the contract, and say so.
+                logger.warning("skipping an undecodable %s log: %s", spec.name, exc)
+                continue
             number = int(log["blockNumber"])
             stamp = log.get("timestamp")
             events.append(
@@ -475,6 +572,7 @@ class ContractLedger:
                     tx_hash="0x" + bytes(log["transactionHash"]).hex().removeprefix("0x"),
                     log_index=int(log["logIndex"]),
                     args=args,
+                    raw=raw,
                 )
             )
         return events
@@ -589,18 +687,24 @@ class _EventSpec:
         self.data = [(i["name"], i["type"]) for i in item["inputs"] if not i["indexed"]]
         self.data_types = [t for _, t in self.data]
 
-    def decode(self, topics: list[bytes], data: bytes) -> dict[str, object]:
+    def decode(
+        self, topics: list[bytes], data: bytes
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        """The event's arguments as plain values, and as decoded (for rehashing)."""
         from eth_abi.abi import decode
 
         args: dict[str, object] = {}
+        raw: dict[str, object] = {}
         for (name, kind), topic in zip(self.indexed, topics[1:], strict=False):
-            args[name] = _plain(name, kind, decode([kind], topic)[0])
+            raw[name] = value = decode([kind], topic)[0]
+            args[name] = _plain(name, kind, value)
         for (name, kind), value in zip(self.data, decode(self.data_types, data), strict=True):
+            raw[name] = value
             if self.name == "Registered" and name == "inputs":
                 args["input_keys"] = [bytes(v) for v in value]
             else:
                 args[name] = _plain(name, kind, value)
-        return args
+        return args, raw
 
 
 @cache
