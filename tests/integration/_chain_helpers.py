@@ -154,7 +154,8 @@ def history_json(ledger: Ledger) -> list[dict[str, object]]:
     """The ledger's history as plain JSON values."""
     from dataclasses import asdict
 
-    return [asdict(e) for e in ledger.history()]
+    # ``raw`` holds the ABI-decoded bytes behind ``args``: not JSON, and nothing new.
+    return [{k: v for k, v in asdict(e).items() if k != "raw"} for e in ledger.history()]
 
 
 def _write_some(ledger: Ledger, artefact: str) -> list[VersionRef]:

@@ -341,7 +341,8 @@ def test_a_used_kind_is_refused_then_moves_to_a_successor(project: Path) -> None
     refused = proml(project, "init")
     assert refused.code == 2
     line = one_error_line(refused.stderr)
-    assert "kind 'table'" in line and "versions of it are recorded" in line
+    assert "kind 'table'" in line
+    assert "versions of it are recorded" in line
     assert "transition 'deprecate' from" in line
     assert "table-v2" in refused.stderr
 
@@ -371,3 +372,47 @@ def test_a_used_kind_is_refused_then_moves_to_a_successor(project: Path) -> None
     assert (new["exit"], new["kind"]) == (0, "table-v2")
     entries = log_entries(project, "dataset")
     assert [e["action"] for e in entries] == ["register", "validate", "register"]
+
+
+# ---------------------------------------------------------------------------- a real anvil
+
+
+def test_on_anvil_the_node_s_events_match_the_contract_and_the_gate_holds(
+    tmp_path: Path, anvil_url: str
+) -> None:
+    env = {"PROML_CHAIN_URL": anvil_url}
+    root = write_project(tmp_path / "project", GATE_POLICY)
+    (root / "prepare_test.py").write_text(PREPARE_TEST)
+    for args in (
+        ("init",),
+        ("run", "--", "python", "prepare.py"),
+        ("run", "--", "python", "prepare_test.py"),
+        ("transition", "dataset", "validate"),
+        ("transition", "testset", "validate"),
+        ("run", "--", "python", "train.py"),
+        ("run", "--", "python", "evaluate.py"),
+    ):
+        ok(proml(root, *args, env=env))
+
+    result = proml(
+        root, "verify", "out/model.bin", "--state", "evaluated", "--deep", "--json", env=env
+    )
+    verdict = result.json()
+    assert result.code == 0, verdict
+    assert verdict["checked"][0] == "1: recorded version, 2 step(s) matching the contract"
+
+    (root / "deploy").mkdir()
+    (root / "deploy" / "model.bin").write_bytes((root / "data" / "data.csv").read_bytes())
+    assert proml(root, "verify", "deploy/model.bin", env=env).code == 2
+    swapped = proml(root, "verify", "deploy/model.bin", "--artefact", "model", env=env)
+    assert swapped.code == 1
+    assert "a recorded version of 'dataset' (state 'validated'), not of 'model'" in swapped.stderr
+
+    _loosen(root)
+    loosened = proml(root, "verify", "out/model.bin", env=env)
+    assert loosened.code == 2
+    assert "consumable states: policy [evaluated], ledger [approved]" in loosened.stderr
+    refused = proml(root, "init", env=env)
+    assert refused.code == 2
+    assert "kind 'weights'" in one_error_line(refused.stderr)
+    assert "weights-v2" in refused.stderr

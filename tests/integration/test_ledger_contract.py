@@ -87,7 +87,7 @@ def test_every_declared_error_is_covered_here() -> None:
     # TooManyKinds needs 65,534 kinds; it is the one limit this suite does not reach.
     covered = {
         "NotAdmin", "NotPendingAdmin", "ZeroAddress", "EmptyName", "RoleExists", "UnknownRole",
-        "TooManyRoles", "KindExists", "UnknownKind", "NoStates", "TooManyStates",
+        "TooManyRoles", "KindInUse", "UnknownKind", "NoStates", "TooManyStates",
         "DuplicateState", "BadInitialState", "UnknownState", "NoRoles", "NoSourceStates",
         "DuplicateTransition", "UnknownTransition", "MissingRole", "WrongState",
         "DuplicateVersion", "UnknownVersion", "UnknownArtefact", "ArtefactExists", "EmptyBatch",
@@ -195,14 +195,14 @@ def test_empty_names_are_refused_by_client_and_contract(project: Project) -> Non
     with refused("EmptyName"):
         direct(project.ledger, "defineArtefacts", [EMPTY32], [name32("dataset")])
     with refused("EmptyName"):
-        direct(project.ledger, "defineKind", EMPTY32, [name32("a")], 0, [name32("dev")], [])
+        direct(project.ledger, "defineKind", EMPTY32, [name32("a")], 0, [name32("dev")], [], [])
     kind = unique("kind")
     with refused("EmptyName"):
-        direct(project.ledger, "defineKind", name32(kind), [name32("a"), EMPTY32], 0, [], [])
+        direct(project.ledger, "defineKind", name32(kind), [name32("a"), EMPTY32], 0, [], [], [])
     transition = (EMPTY32, [name32("a")], name32("a"), [name32("dev")])
     with refused("EmptyName"):
         direct(
-            project.ledger, "defineKind", name32(kind), [name32("a")], 0, [name32("dev")],
+            project.ledger, "defineKind", name32(kind), [name32("a")], 0, [name32("dev")], [],
             [transition],
         )  # fmt: skip
     assert project.ledger.kind(kind) is None
@@ -304,10 +304,46 @@ def test_revoking_a_role_removes_its_power(project: Project) -> None:
 # ---------------------------------------------------------------------------- kinds
 
 
-def test_kind_exists_and_kinds_are_immutable(project: Project) -> None:
-    with refused("KindExists", "kind 'dataset' is already defined", "immutable"):
+def test_a_kind_with_versions_is_fixed(project: Project) -> None:
+    assert project.ledger.kind("dataset").in_use  # type: ignore[union-attr]
+    with refused("KindInUse", "kind 'dataset' has recorded versions", "fixed") as info:
         project.ledger.define_kind(simple_kind("dataset"))
+    assert "dataset-v2" in str(info.value.hint)
     assert project.ledger.kind("dataset") == DATASET
+
+
+def test_an_unused_kind_is_redefined_and_artefacts_follow(project: Project) -> None:
+    name, artefact = unique("kind"), unique("art")
+    project.ledger.define_kind(simple_kind(name))
+    project.ledger.define_artefacts({artefact: name})
+    changed = simple_kind(name, states=("draft", "final", "void"), consumable=("final",))
+    project.ledger.define_kind(changed)
+    assert project.ledger.kind(name) == changed
+    ref = VersionRef(artefact, random_digest())
+    project.ledger.submit(random_cid(), [Registration(ref, random_cid())], [])
+    assert project.ledger.version(ref) == VersionState(artefact, ref.digest, name, "draft")
+    assert project.ledger.kind(name).in_use  # type: ignore[union-attr]
+    with refused("KindInUse"):
+        project.ledger.define_kind(simple_kind(name))
+
+
+def test_rebinding_keeps_old_versions_in_their_kind(project: Project) -> None:
+    old_kind, new_kind, artefact = unique("kind"), unique("kind"), unique("art")
+    project.ledger.define_kind(simple_kind(old_kind))
+    project.ledger.define_kind(simple_kind(new_kind, states=("a", "b"), initial="b"))
+    project.ledger.define_artefacts({artefact: old_kind})
+    before = VersionRef(artefact, random_digest())
+    project.ledger.submit(random_cid(), [Registration(before, random_cid())], [])
+    assert project.ledger.rebind_artefact(artefact, new_kind) is not None
+    assert project.ledger.rebind_artefact(artefact, new_kind) is None  # nothing to do
+    after = VersionRef(artefact, random_digest())
+    project.ledger.submit(random_cid(), [Registration(after, random_cid())], [])
+    old = VersionState(artefact, before.digest, old_kind, "draft")
+    assert project.ledger.version(before) == old
+    assert project.ledger.version(after) == VersionState(artefact, after.digest, new_kind, "b")
+    assert project.ledger.artefact_kind(artefact) == new_kind
+    with refused("UnknownArtefact"):
+        project.ledger.rebind_artefact(unique("art"), new_kind)
 
 
 def test_unknown_kind(project: Project) -> None:
@@ -323,7 +359,7 @@ def test_no_states(project: Project) -> None:
     with pytest.raises(InputError, match="not a state"):  # the client checks `initial` first
         project.ledger.define_kind(simple_kind(name, states=()))
     with refused("NoStates", f"kind '{name}' has no states"):
-        direct(project.ledger, "defineKind", name32(name), [], 0, [name32("dev")], [])
+        direct(project.ledger, "defineKind", name32(name), [], 0, [name32("dev")], [], [])
     assert project.ledger.kind(name) is None
 
 
@@ -355,7 +391,7 @@ def test_bad_initial_state(project: Project) -> None:
         project.ledger.define_kind(simple_kind(name, initial="nowhere"))
     states = [name32("draft"), name32("final")]
     with refused("BadInitialState", f"kind '{name}' has no state number 2"):
-        direct(project.ledger, "defineKind", name32(name), states, 2, [name32("dev")], [])
+        direct(project.ledger, "defineKind", name32(name), states, 2, [name32("dev")], [], [])
     assert project.ledger.kind(name) is None
 
 
@@ -704,6 +740,7 @@ def test_history_rebuilds_history_and_lineage(fresh_ledger: tuple[Ledger, Any]) 
                 "states": ["raw", "validated", "rejected"],
                 "initial": 0,
                 "registerRoles": ["data-admin"],
+                "consumable": [],
             },
         ),
         (
@@ -738,6 +775,7 @@ def test_history_rebuilds_history_and_lineage(fresh_ledger: tuple[Ledger, Any]) 
                 "actor": a,
                 "cid": cids["raw"],
                 "recordCid": cids["r1"],
+                "roles": 1,
                 "inputs": [],
             },
         ),
@@ -752,6 +790,7 @@ def test_history_rebuilds_history_and_lineage(fresh_ledger: tuple[Ledger, Any]) 
                 "source": 0,
                 "target": 1,
                 "recordCid": cids["r2"],
+                "roles": 2,
             },
         ),
         (
@@ -762,6 +801,7 @@ def test_history_rebuilds_history_and_lineage(fresh_ledger: tuple[Ledger, Any]) 
                 "actor": a,
                 "cid": cids["clean"],
                 "recordCid": cids["r3"],
+                "roles": 1,
                 # A registered input resolves to its version; an unknown key to None.
                 "inputs": [{"artefact": "raw-set", "digest": raw.digest}, None],
             },
@@ -776,6 +816,7 @@ def test_history_rebuilds_history_and_lineage(fresh_ledger: tuple[Ledger, Any]) 
                 "source": 0,
                 "target": 1,
                 "recordCid": cids["r3"],
+                "roles": 1,
             },
         ),
         (
@@ -788,6 +829,7 @@ def test_history_rebuilds_history_and_lineage(fresh_ledger: tuple[Ledger, Any]) 
                 "source": 1,
                 "target": 2,
                 "recordCid": cids["r4"],
+                "roles": 2,
             },
         ),
         ("RoleRevoked", {"role": "verifier", "account": v, "by": a}),

@@ -143,7 +143,8 @@ FLAW_ERRORS = {
     "undefined-target": "UnknownState",
     "no-transition-role": "NoRoles",
     "duplicate-transition": "DuplicateTransition",
-    "kind-exists": "KindExists",
+    # The first kind always has a version (see `start`): its rules are fixed.
+    "kind-exists": "KindInUse",
 }
 
 
