@@ -499,20 +499,17 @@ contract ProMLLedger {
         // and still could not make a lineage claim true. `proml verify --deep` checks that every
         // input is a registered version in an accepted state.
         uint256 initial = (k >> 24) & 0xff;
-        bytes32 head = keccak256(
-            abi.encode(
-                bytes32(0),
-                bytes32("register"),
-                msg.sender,
-                NO_STATE,
-                initial,
-                authorised,
-                keccak256(recordCid),
-                keccak256(cid),
-                keccak256(abi.encodePacked(inputs))
-            )
+        uint256 head = _head(
+            0,
+            bytes32("register"),
+            NO_STATE,
+            initial,
+            authorised,
+            _hash(recordCid),
+            _hash(cid),
+            _hashKeys(inputs)
         );
-        _versions[key] = (uint256(head) & HEAD_MASK) | (uint256(1) << 24) | (initial << 16) | index1;
+        _versions[key] = head | (uint256(1) << 24) | (initial << 16) | index1;
         if (k & USED == 0) {
             // The kind's first version (through this binding): its rules are fixed from now on.
             _artefacts[artefact] = k | USED;
@@ -536,22 +533,59 @@ contract ProMLLedger {
         uint256 authorised = roles & (t >> 80);
         if (authorised == 0) revert MissingRole(msg.sender, _kindNames[index1 - 1], name);
         uint256 target = (t >> 64) & 0xff;
-        bytes32 head = keccak256(
-            abi.encode(
-                bytes32(v & HEAD_MASK),
-                name,
-                msg.sender,
-                state,
-                target,
-                authorised,
-                keccak256(recordCid),
-                bytes32(0),
-                bytes32(0)
-            )
-        );
+        uint256 head = _head(v & HEAD_MASK, name, state, target, authorised, _hash(recordCid), 0, 0);
         uint256 steps = ((v >> 24) & STEPS_MASK) + 1;
-        _versions[key] = (uint256(head) & HEAD_MASK) | (steps << 24) | (target << 16) | index1;
+        _versions[key] = head | (steps << 24) | (target << 16) | index1;
         emit Transitioned(artefact, digest, msg.sender, name, uint8(state), uint8(target), recordCid, authorised);
+    }
+
+    /// The next step-chain head (see the contract's notes): keccak256 of nine words, truncated.
+    /// Written in assembly over scratch memory that is not kept (the free memory pointer does
+    /// not move), so the step's event reuses it: about 1,000 gas less than abi.encode.
+    function _head(
+        uint256 previous,
+        bytes32 action,
+        uint256 source,
+        uint256 target,
+        uint256 roles,
+        bytes32 recordHash,
+        bytes32 cidHash,
+        bytes32 inputsHash
+    ) private view returns (uint256) {
+        uint256 digest;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, previous)
+            mstore(add(p, 0x20), action)
+            mstore(add(p, 0x40), caller())
+            mstore(add(p, 0x60), source)
+            mstore(add(p, 0x80), target)
+            mstore(add(p, 0xa0), roles)
+            mstore(add(p, 0xc0), recordHash)
+            mstore(add(p, 0xe0), cidHash)
+            mstore(add(p, 0x100), inputsHash)
+            digest := keccak256(p, 0x120)
+        }
+        return digest & HEAD_MASK;
+    }
+
+    /// keccak256 of calldata bytes, through scratch memory (see `_head`).
+    function _hash(bytes calldata data) private pure returns (bytes32 digest) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            calldatacopy(p, data.offset, data.length)
+            digest := keccak256(p, data.length)
+        }
+    }
+
+    /// keccak256 of the packed keys (abi.encodePacked of a bytes32[]), through scratch memory.
+    function _hashKeys(bytes32[] calldata keys) private pure returns (bytes32 digest) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            let size := mul(keys.length, 0x20)
+            calldatacopy(p, keys.offset, size)
+            digest := keccak256(p, size)
+        }
     }
 
     function _maskOf(bytes32 role) private view returns (uint256) {

@@ -13,8 +13,10 @@ from proml_cli._cli.options import AccountOpt, JsonOpt
 
 HELP = """Create proml.yaml (from the template, when absent) and .proml/, the local account,
 deploy the project's ledger contract (or attach to the recorded one) and define the policy's
-roles, kinds and artefacts on it. Safe to re-run: only what is missing is added; a kind that
-differs from its on-chain definition is an error (kinds are immutable: rename it).
+roles, kinds and artefacts on it. Safe to re-run: only what is missing or changed is applied.
+A changed kind is redefined while no version of it is recorded; once versions exist it is
+refused: add a successor kind (e.g. dataset-v2) and point the artefacts at it, and init rebinds
+them (recorded versions keep their kind). See docs/policy.md.
 
 Examples:
   proml init

@@ -330,7 +330,9 @@ def test_an_unused_kind_is_redefined_and_artefacts_follow(project: Project) -> N
 def test_rebinding_keeps_old_versions_in_their_kind(project: Project) -> None:
     old_kind, new_kind, artefact = unique("kind"), unique("kind"), unique("art")
     project.ledger.define_kind(simple_kind(old_kind))
-    project.ledger.define_kind(simple_kind(new_kind, states=("a", "b"), initial="b"))
+    project.ledger.define_kind(
+        simple_kind(new_kind, states=("a", "b"), initial="b", transitions=())
+    )
     project.ledger.define_artefacts({artefact: old_kind})
     before = VersionRef(artefact, random_digest())
     project.ledger.submit(random_cid(), [Registration(before, random_cid())], [])
