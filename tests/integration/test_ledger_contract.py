@@ -305,11 +305,16 @@ def test_revoking_a_role_removes_its_power(project: Project) -> None:
 
 
 def test_a_kind_with_versions_is_fixed(project: Project) -> None:
-    assert project.ledger.kind("dataset").in_use  # type: ignore[union-attr]
-    with refused("KindInUse", "kind 'dataset' has recorded versions", "fixed") as info:
-        project.ledger.define_kind(simple_kind("dataset"))
-    assert "dataset-v2" in str(info.value.hint)
-    assert project.ledger.kind("dataset") == DATASET
+    name, artefact = unique("kind"), unique("art")
+    project.ledger.define_kind(simple_kind(name))
+    project.ledger.define_artefacts({artefact: name})
+    ref = VersionRef(artefact, random_digest())
+    project.ledger.submit(random_cid(), [Registration(ref, random_cid())], [])
+    assert project.ledger.kind(name).in_use  # type: ignore[union-attr]
+    with refused("KindInUse", f"kind '{name}' has recorded versions", "fixed") as info:
+        project.ledger.define_kind(simple_kind(name, consumable=("final",)))
+    assert f"{name}-v2" in str(info.value.hint)
+    assert project.ledger.kind(name) == simple_kind(name)
 
 
 def test_an_unused_kind_is_redefined_and_artefacts_follow(project: Project) -> None:
