@@ -65,18 +65,23 @@ def _change(role: str, who: str, policy: str | None, account: str | None, *, gra
 
 @roles_app.command("list", epilog=LIST_EPILOG)
 def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
-    """List every role holder (replayed from the ledger's events)."""
+    """List every role holder (accounts from the ledger's events, roles from its storage)."""
     from proml_cli import history
     from proml_cli.project import load_project
 
     project = load_project(policy)
-    hist = history.load(project)
-    holders: dict[str, set[str]] = {}
-    for e in hist.events:
-        if e.name in ("RoleGranted", "RoleRevoked"):
-            members = holders.setdefault(str(e.args["role"]), set())
-            (members.add if e.name == "RoleGranted" else members.discard)(str(e.args["account"]))
-    admin = hist.admins[-1][1] if hist.admins else None
+    with project.ledger() as ledger:
+        hist = history.require_consistent(history.read(ledger))
+        # The events say which accounts ever held a role; what each holds now is storage's
+        # answer, so a grant row added to a local index never shows up here.
+        accounts = {
+            str(e.args["account"]) for e in hist.events if e.name in ("RoleGranted", "RoleRevoked")
+        }
+        holders: dict[str, set[str]] = {role: set() for role in ledger.role_names()}
+        for account in sorted(accounts):
+            for role in ledger.roles_of(account):
+                holders.setdefault(role, set()).add(account)
+        admin = ledger.admin()
     if as_json:
         output.emit_json(
             {"admin": admin, "roles": {r: sorted(m) for r, m in sorted(holders.items())}}

@@ -209,6 +209,21 @@ def test_an_edited_step_is_detected(project: Path, field: str) -> None:
     assert "2 step(s) for it, the contract committed to 2 with another content" in reason
 
 
+def test_an_inserted_role_grant_is_not_believed(project: Path) -> None:
+    (grant, *_) = _rows(project, "RoleGranted(bytes32,address,address)")
+    stranger = "0x" + "11" * 20
+    topics = bytes(grant[5])
+    forged = topics[:64] + b"\0" * 12 + bytes.fromhex(stranger[2:]) + topics[96:]
+    with _db(project) as db:
+        db.execute(
+            "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (10_000, 0, grant[2], grant[3], grant[4], forged, grant[6], grant[7]),
+        )
+    holders = ok(proml(project, "roles", "list", "--json")).json()["roles"]
+    assert all(stranger not in {h.lower() for h in members} for members in holders.values())
+    assert ok(proml(project, "log", "--json")).json()["entries"]
+
+
 # ---------------------------------------------------------------------------- model swap
 
 
