@@ -47,7 +47,11 @@ def test_model_verifies_with_its_lineage(workspace: Path) -> None:
         "classifier",
         "approved",
     )
-    assert [(i["artefact"], i["state"]) for i in report["lineage"]] == [("train-set", "validated")]
+    # The registration's input, then the test set the `evaluate` transition's run used.
+    assert [(i["artefact"], i["state"], i["via"]) for i in report["lineage"]] == [
+        ("train-set", "validated", "register"),
+        ("test-set", "validated", "evaluate"),
+    ]
 
 
 def test_log_shows_the_transitions_in_order_and_no_refused_approval(workspace: Path) -> None:
