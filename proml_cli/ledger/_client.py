@@ -109,8 +109,6 @@ def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
     ``initial`` is the index of the version's kind's initial state (a registration's target,
     which its event does not carry: the kind's rules are fixed once it has a version).
     """
-    from eth_abi.abi import encode
-
     head = b"\0" * 32
     steps = 0
     zero = b"\0" * 32
@@ -128,19 +126,21 @@ def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
             cid_hash = inputs_hash = zero
         else:
             continue
-        fields = [
-            head,
-            action,
-            str(r["actor"]),
-            source,
-            target,
-            int(r["roles"]),
-            bytes(keccak(bytes(r["recordCid"]))),
-            cid_hash,
-            inputs_hash,
-        ]
-        types = ["bytes32", "bytes32", "address", "uint256", "uint256", "uint256"]
-        digest = bytes(keccak(encode([*types, "bytes32", "bytes32", "bytes32"], fields)))
+        # abi.encode of nine static words, written out (eth_abi costs ~20x more per step).
+        words = b"".join(
+            (
+                head,
+                action,
+                bytes.fromhex(str(r["actor"]).removeprefix("0x")).rjust(32, b"\0"),
+                source.to_bytes(32, "big"),
+                target.to_bytes(32, "big"),
+                int(r["roles"]).to_bytes(32, "big"),
+                bytes(keccak(bytes(r["recordCid"]))),
+                cid_hash,
+                inputs_hash,
+            )
+        )
+        digest = bytes(keccak(words))
         head = (int.from_bytes(digest, "big") & HEAD_MASK).to_bytes(32, "big")
         steps += 1
     return steps, "0x" + head.hex()
