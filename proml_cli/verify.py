@@ -293,9 +293,16 @@ def _walk(
         if (artefact, digest) in seen:
             continue
         seen.add((artefact, digest))
+        if artefact == "?":
+            # The head covers the input's key, but no registration in the events hashes to it.
+            verdict.reasons.append(
+                f"6 (an input of '{version.artefact}' {via}): no registration in the local "
+                f"event index has its key: {TAMPERED}"
+            )
+            continue
         label = f"input {artefact}@sha256:{digest[:12]} of '{version.artefact}' {via}"
         onchain = None
-        if artefact != "?" and len(digest) == 64:
+        if len(digest) == 64:
             onchain = gate.ledger.version(VersionRef(artefact, digest))
         if onchain is None:
             verdict.reasons.append(f"6 ({label}): not a registered version")

@@ -185,6 +185,17 @@ def test_a_removed_registration_is_detected(project: Path) -> None:
     assert reason.startswith("1: the contract records 'dataset'")
     assert "the local event index has none of its steps" in reason
 
+    # The model's registration names the dataset by key only, which the index can no longer
+    # resolve; the training run's record names it, and the contract has it, the index not.
+    deep = _verify(project, "out/model.bin", "--state", "evaluated", "--deep")
+    assert deep["exit"] == 1
+    unresolved, missing = deep["reasons"]
+    assert unresolved.startswith(
+        "6 (an input of 'model' register): no registration in the local event index has its key"
+    )
+    assert missing.startswith("6 (input dataset@sha256:")
+    assert "the local event index has none of its steps" in missing
+
 
 @pytest.mark.parametrize("field", ["roles", "record", "actor"])
 def test_an_edited_step_is_detected(project: Path, field: str) -> None:
