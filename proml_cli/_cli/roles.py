@@ -65,7 +65,7 @@ def _change(role: str, who: str, policy: str | None, account: str | None, *, gra
 
 @roles_app.command("list", epilog=LIST_EPILOG)
 def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
-    """List every role holder (accounts from the ledger's events, roles from its storage)."""
+    """List every role holder, as the ledger contract holds them."""
     from proml_cli import history
     from proml_cli.project import load_project
 
