@@ -216,11 +216,16 @@ def initialise(
 ) -> dict[str, Any]:
     """``proml init``: local state, account, ledger, and the policy's roles/kinds/artefacts on it.
 
+    Kinds and artefacts follow the policy (docs/policy.md, "Changing a kind after init"): a
+    kind missing on the ledger is defined, a changed one redefined while no version of it
+    exists, an artefact whose kind changed is rebound; each is reported in the actions.
+
     Returns:
         A summary (ledger address, chain id, admin, actions taken).
 
     Raises:
-        PolicyError: the policy is invalid; InputError: a kind differs from the ledger's.
+        PolicyError: the policy is invalid; InputError: a kind that has recorded versions
+            differs from the ledger's (the hint is the successor-kind path).
     """
     from proml_cli.account import DEFAULT_ACCOUNT, create_account, keys_dir
     from proml_cli.policy import load_policy
