@@ -372,10 +372,11 @@ def run_step(
     """
     policy = project.policy
     step = policy.match_step(argv, step_name)
-    signer = project.signer(account)
     store = project.store()
-    with project.ledger(signer) as ledger:
+    with project.ledger() as ledger:
         materials = check_materials(project, step, ledger)
+    # Chosen (and announced) once the inputs passed, still before the command starts.
+    signer = project.signer(account)
     outcome = RunOutcome(step=step.name, exit_code=0)
     outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
 

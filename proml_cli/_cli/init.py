@@ -64,7 +64,9 @@ def init(
         policy.write_text(render_template(project), encoding="utf-8")
         created = True
         output.info(f"created {policy} from the template (project '{project}'): edit it to match")
-    result = initialise(policy, account=account, grant_admin=grant, attach=ledger)
+    result = initialise(
+        policy, account=account, grant_admin=grant, attach=ledger, announce=output.info
+    )
     result["policy_created"] = created
     if as_json:
         output.emit_json(result)

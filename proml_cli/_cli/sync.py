@@ -24,7 +24,7 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
     from proml_cli.capture import sync as sync_journal
     from proml_cli.project import load_project
 
-    project = load_project(policy)
+    project = load_project(policy, announce=output.info)
     pushed = project.store().flush()
     results = sync_journal(project, account=account)
     if as_json:

@@ -18,6 +18,7 @@ from proml_cli.errors import InputError
 __all__ = [
     "ChainConfig",
     "ChainEvent",
+    "Deployment",
     "KindSpec",
     "Ledger",
     "Move",
@@ -113,6 +114,22 @@ class ChainEvent:
     args: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """The chain's own account of how a ledger contract came to be (what ``proml.lock`` pins).
+
+    Read from the transaction's receipt and the canonical blocks, never from a local index:
+    ``block_hash`` is the hash of the canonical block at ``block`` (a reset or reorganised chain
+    has another one), ``genesis_hash`` that of block 0.
+    """
+
+    tx_hash: str
+    block: int
+    block_hash: str
+    admin: str
+    genesis_hash: str
+
+
 class Ledger(Protocol):
     """The chain as proml needs it: one project's ledger contract and one signing account."""
 
@@ -203,6 +220,13 @@ class Ledger(Protocol):
 
     def tx_status(self, tx_hash: str) -> Receipt | None:
         """The receipt of a mined transaction, or None if the chain does not know it."""
+        ...
+
+    def deployment(self, tx_hash: str | None = None) -> Deployment | None:
+        """How this ledger was deployed, by ``tx_hash`` (else by its first event's transaction).
+
+        None when the chain knows no such transaction, or it did not create this contract.
+        """
         ...
 
     def close(self) -> None:
