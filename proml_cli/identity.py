@@ -150,37 +150,34 @@ def check_chain(lock: LedgerIdentity, ledger: Ledger) -> None:
         )
     if ledger.address.lower() != lock.ledger.lower():
         raise InputError(f"{where} is not the ledger {LOCK_NAME} pins ({lock.ledger})")
-    found = ledger.deployment(lock.deploy_tx)
     hint = (
         "the chain was reset or replaced, or this is another project's ledger; "
         "nothing was read from or written to it"
     )
-    if found is not None and found.genesis_hash != lock.genesis_hash:
-        raise InputError(
-            f"this chain's genesis block is {found.genesis_hash}, but {LOCK_NAME} pins "
-            f"{lock.genesis_hash}: the chain was reset or replaced",
-            hint=hint,
-        )
+    found = ledger.deployment(lock.deploy_tx) or ledger.deployment()
     if found is None:
-        actual = ledger.deployment()
-        if actual is not None:
-            raise InputError(
-                f"{where} was deployed in block {actual.block} {actual.block_hash} by "
-                f"transaction {actual.tx_hash}, but {LOCK_NAME} pins block {lock.deploy_block} "
-                f"{lock.deploy_block_hash} (transaction {lock.deploy_tx})",
-                hint=hint,
-            )
         raise InputError(
             f"this chain has no transaction {lock.deploy_tx} creating {where}, which "
             f"{LOCK_NAME} pins (block {lock.deploy_block} {lock.deploy_block_hash})",
             hint=hint,
         )
-    if (found.block, found.block_hash) != (lock.deploy_block, lock.deploy_block_hash):
+    genesis = (
+        f" on a chain whose genesis block is {found.genesis_hash}, not {lock.genesis_hash}"
+        if found.genesis_hash != lock.genesis_hash
+        else ""
+    )
+    if (found.tx_hash, found.block, found.block_hash) != (
+        lock.deploy_tx,
+        lock.deploy_block,
+        lock.deploy_block_hash,
+    ):
         raise InputError(
-            f"{where} was deployed in block {found.block} {found.block_hash}, but {LOCK_NAME} "
-            f"pins block {lock.deploy_block} {lock.deploy_block_hash}",
+            f"{where} was deployed in block {found.block} {found.block_hash}{genesis}, but "
+            f"{LOCK_NAME} pins block {lock.deploy_block} {lock.deploy_block_hash}",
             hint=hint,
         )
+    if genesis:
+        raise InputError(f"{where} is{genesis} (as {LOCK_NAME} pins)", hint=hint)
     if found.admin.lower() != lock.admin.lower():
         raise InputError(
             f"{where} was deployed by {found.admin}, but {LOCK_NAME} pins {lock.admin}",
