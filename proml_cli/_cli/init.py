@@ -15,6 +15,8 @@ HELP = """Create proml.yaml (from the template, when absent) and .proml/, the lo
 deploy the project's ledger contract (or attach to the recorded one) and define the policy's
 roles, kinds and artefacts on it. Safe to re-run: only what is missing is added; a kind that
 differs from its on-chain definition is an error (kinds are immutable: rename it).
+It pins the ledger's identity in proml.lock beside the policy (commit it): a checkout with a
+lock attaches to the pinned ledger, and a project without one is pinned on first use.
 
 Examples:
   proml init
