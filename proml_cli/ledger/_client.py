@@ -446,6 +446,9 @@ class ContractLedger:
         Without ``tx_hash`` the transaction of the contract's first event (the constructor's
         ``AdminTransferred``) is taken, found through the log index; it counts only if its
         receipt, read from the chain, says it created this contract.
+
+        Raises:
+            BackendUnavailable: the chain cannot be reached.
         """
         from web3.exceptions import TransactionNotFound
 
@@ -465,7 +468,9 @@ class ContractLedger:
         return Deployment(
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex().removeprefix("0x"),
             block=number,
-            block_hash=_hash_text(self._w3.eth.get_block(number)["hash"]),
+            # A node answers receipts of canonical transactions only: the receipt's block hash
+            # is the canonical block's (one request fewer than asking for the block).
+            block_hash=_hash_text(receipt["blockHash"]),
             admin=to_checksum_address(str(receipt["from"])),
             genesis_hash=_hash_text(self._w3.eth.get_block(0)["hash"]),
         )
