@@ -2,8 +2,9 @@
 
 A project can hold several named accounts (one person on the embedded default may act as a
 data admin, a developer and a verifier; the example uses that to show a role being enforced).
-The active account is chosen with ``--as NAME`` / ``PROML_ACCOUNT`` (default ``default``).
-``PROML_PRIVATE_KEY`` is accepted for development chains and is never written anywhere.
+The active account is chosen with ``--as NAME`` / ``PROML_ACCOUNT`` (default ``default``); a
+named account always signs as itself. ``PROML_PRIVATE_KEY`` is accepted for development chains
+when no account is named, and is never written anywhere.
 """
 
 from __future__ import annotations
@@ -164,35 +165,87 @@ def resolve_address(state_dir: Path, who: str) -> str:
     )
 
 
-def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True) -> Any:
-    """The ``LocalAccount`` that signs for this process.
+@dataclass(frozen=True)
+class SignerChoice:
+    """The account that signs for this process, and why it was chosen (never the key's bytes).
 
-    ``PROML_PRIVATE_KEY`` wins (development chains); else the keystore ``name`` (default:
-    ``PROML_ACCOUNT`` or ``default``) decrypted with ``PROML_KEYSTORE_PASSWORD``.
+    Attributes:
+        account: the ``eth_account`` ``LocalAccount``.
+        source: how it was named: ``account 'NAME'`` or ``PROML_PRIVATE_KEY``.
+    """
+
+    account: Any
+    source: str
+
+    @property
+    def address(self) -> str:
+        """The signing address (checksummed)."""
+        return str(self.account.address)
+
+    def describe(self) -> str:
+        """The line every signing command prints on stderr."""
+        return f"signing as {self.address} ({self.source})"
+
+
+def _key_from_environment(raw: str) -> Any:
+    """``PROML_PRIVATE_KEY`` as an account; the value is never echoed, nor chained in errors."""
+    from eth_account import Account
+
+    problem = "PROML_PRIVATE_KEY is not a valid private key"
+    try:
+        key = parse_private_key(raw)
+    except InputError:
+        raise InputError(problem) from None
+    try:
+        return Account.from_key(key)
+    except (ValueError, TypeError):
+        raise InputError(problem) from None
+
+
+def _keystore_address(path: Path) -> str:
+    """The address a keystore declares (readable without its password)."""
+    from eth_utils.address import to_checksum_address
+
+    try:
+        data = json.loads(path.read_text())
+        return str(to_checksum_address("0x" + str(data["address"]).removeprefix("0x")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a readable V3 keystore") from exc
+
+
+def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True) -> SignerChoice:
+    """Choose the signing account: a named account always signs as itself.
+
+    ``name`` (``--as``) or ``PROML_ACCOUNT`` names a local account, and that account signs.
+    ``PROML_PRIVATE_KEY`` (development chains) is used only when no account is named; named
+    together with a key of another address, neither silently wins: that is an error. A key of
+    the named account's own address signs without opening the keystore.
 
     Raises:
-        InputError: no such account, or the password does not open it.
+        InputError: no such account, a wrong password, an invalid key, or a named account
+            whose address differs from ``PROML_PRIVATE_KEY``'s.
     """
     from eth_account import Account
 
     raw = os.environ.get("PROML_PRIVATE_KEY")
-    if raw:
-        # The same parsing as `account import` (a trailing newline from a file is fine). Never
-        # echo the value, nor chain an exception that might: it is a key.
-        problem = "PROML_PRIVATE_KEY is not a valid private key"
-        try:
-            key = parse_private_key(raw)
-        except InputError:
-            raise InputError(problem) from None
-        try:
-            return Account.from_key(key)
-        except (ValueError, TypeError):
-            raise InputError(problem) from None
-    name = name or os.environ.get("PROML_ACCOUNT") or DEFAULT_ACCOUNT
+    named = name or os.environ.get("PROML_ACCOUNT")
+    if raw and not named:
+        return SignerChoice(_key_from_environment(raw), "PROML_PRIVATE_KEY")
+    name = named or DEFAULT_ACCOUNT
     _check_name(name)
     path = keys_dir(state_dir) / f"{name}.json"
     if not path.exists():
         raise InputError(f"no local account {name!r}", hint=f"proml account new {name}")
+    if raw:
+        from_env = _key_from_environment(raw)
+        declared = _keystore_address(path)
+        if str(from_env.address) != declared:
+            raise InputError(
+                f"account {name!r} is {declared}, but PROML_PRIVATE_KEY is the key of "
+                f"{from_env.address}: refusing to guess who signs",
+                hint=f"unset PROML_PRIVATE_KEY to sign as {name!r}, or drop --as/PROML_ACCOUNT",
+            )
+        return SignerChoice(from_env, f"account {name!r}, key from PROML_PRIVATE_KEY")
     try:
         key = Account.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
     except ValueError as exc:
@@ -200,4 +253,13 @@ def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True
             f"cannot open keystore {path.name}: wrong password",
             hint="set PROML_KEYSTORE_PASSWORD",
         ) from exc
-    return Account.from_key(key)
+    return SignerChoice(Account.from_key(key), f"account {name!r}")
+
+
+def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True) -> Any:
+    """The ``LocalAccount`` that signs for this process (see :func:`select_signer`).
+
+    Raises:
+        InputError: as :func:`select_signer`.
+    """
+    return select_signer(state_dir, name, prompt=prompt).account

@@ -127,11 +127,51 @@ def store_entry(
     )
 
 
+def contained(project: Project, path: Path, what: str = "path") -> Path:
+    """``path`` resolved (every parent, symlinks included), which must lie inside the project.
+
+    A policy path is lexically inside the project, but ``data -> /elsewhere`` would still make
+    proml read, record or write a file elsewhere: every path is resolved before it is used.
+
+    Raises:
+        InputError: the resolved path is outside the project's directory.
+    """
+    root = project.root.resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InputError(
+            f"{what} {path} resolves to {resolved}, outside the project {root}",
+            hint="keep artefacts inside the project's directory (no symlink may lead out)",
+        )
+    return resolved
+
+
 def _relative(project: Project, path: Path) -> str:
+    """The project-relative POSIX path a record holds (never an absolute one).
+
+    Raises:
+        InputError: the path resolves outside the project.
+    """
+    return contained(project, path).relative_to(project.root.resolve()).as_posix()
+
+
+def _cwd(project: Project) -> str | None:
+    """The working directory relative to the project; None when proml runs from outside it."""
     try:
-        return path.resolve().relative_to(project.root.resolve()).as_posix()
+        return Path.cwd().resolve().relative_to(project.root.resolve()).as_posix()
     except ValueError:
-        return str(path)
+        return None
+
+
+def check_containment(project: Project, step: Step) -> None:
+    """Every artefact the step reads or writes must resolve inside the project.
+
+    Raises:
+        InputError: naming the first one that does not; the command must not start.
+    """
+    for name in (*step.uses, *step.produces):
+        role = "input" if name in step.uses else "output"
+        contained(project, project.policy.artefact_path(name), f"{role} '{name}'")
 
 
 # ---------------------------------------------------------------------------- materials
@@ -267,6 +307,7 @@ def _captured_files(
         if not matches:
             found.append({"path": pattern, "missing": True})
         for path in matches:
+            contained(project, path, f"captured file {pattern!r}")
             if path.is_file():
                 found.append(store_entry(project, store, path, None).to_json())
     return found
@@ -293,10 +334,12 @@ def anchor(
         LedgerError: the contract refused (the entry moves to ``refused/``).
         BackendUnavailable: the chain is unreachable (the entry stays pending).
     """
-    if not store.has(entry.record_cid):
-        stored = store.put_bytes(entry.record_bytes)
-        if stored != entry.record_cid:
-            raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
+    # The record is made durable in the local store before anything else, always: a node's
+    # "I have it" (pin/ls) is a claim, and believing it once lost a record for good. Storing
+    # bytes the local store holds already costs one lookup.
+    stored = store.put_bytes(entry.record_bytes)
+    if stored != entry.record_cid:
+        raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
     with project.ledger(signer) as ledger:
         done = _find_anchor(ledger, entry.record_cid)
         if done is not None:
@@ -372,15 +415,17 @@ def run_step(
     """
     policy = project.policy
     step = policy.match_step(argv, step_name)
-    signer = project.signer(account)
+    check_containment(project, step)
     store = project.store()
-    with project.ledger(signer) as ledger:
+    with project.ledger() as ledger:
         # Before the command starts: the ledger must define what the step needs as the policy
         # says (exit 2 otherwise), so a run is never wasted on an unanchorable record.
         from proml_cli.consistency import require_on_ledger
 
         require_on_ledger(policy, ledger, [*step.uses, *step.produces, *step.fires], step.fires)
         materials = check_materials(project, step, ledger)
+    # Chosen (and announced) once the inputs passed, still before the command starts.
+    signer = project.signer(account)
     outcome = RunOutcome(step=step.name, exit_code=0)
     outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
 
@@ -433,7 +478,7 @@ def run_step(
         "project": policy.project,
         "step": step.name,
         "command": list(argv),
-        "cwd": _relative(project, Path.cwd()),
+        "cwd": _cwd(project),
         "started": started,
         "ended": ended,
         "exit_code": code,
@@ -505,6 +550,7 @@ def decide(
             f"(it has: {', '.join(kind.transitions)})"
         )
     target = path if path is not None else policy.artefact_path(artefact)
+    contained(project, target, f"'{artefact}'")
     if not target.exists():
         raise InputError(f"{target}: no such file or directory")
     signer = project.signer(account)
@@ -561,7 +607,7 @@ def _journal_and_anchor(
     if outcome.deferred:
         outcome.messages.append(
             f"{len(outcome.deferred)} item(s) are only in the local store: the IPFS node was "
-            "unreachable; run `proml sync` to send them"
+            "unreachable or misbehaved (see above); run `proml sync` to send them"
         )
     return outcome
 

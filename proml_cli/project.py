@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,8 @@ class Project:
 
     policy: Policy
     state_dir: Path
+    #: Told, in one line, which address signs whenever a signer is chosen (the CLI prints it).
+    announce: Callable[[str], None] | None = None
 
     @property
     def root(self) -> Path:
@@ -109,10 +111,16 @@ class Project:
         return os.environ.get("PROML_CHAIN_URL") or self.policy.chain.url
 
     def signer(self, account: str | None = None) -> Any:
-        """The signing account for this process (see :func:`proml_cli.account.load_signer`)."""
-        from proml_cli.account import load_signer
+        """The signing account for this process (see :func:`proml_cli.account.select_signer`).
 
-        return load_signer(self.state_dir, account, prompt=self.is_network())
+        The choice is announced (``signing as 0x… (account 'NAME')``) before anything is signed.
+        """
+        from proml_cli.account import select_signer
+
+        choice = select_signer(self.state_dir, account, prompt=self.is_network())
+        if self.announce is not None:
+            self.announce(choice.describe())
+        return choice.account
 
     def is_network(self) -> bool:
         """Whether the chain is a network one (keys there deserve a password prompt)."""
@@ -120,20 +128,45 @@ class Project:
 
     @contextmanager
     def ledger(
-        self, signer: Any = None, *, deploy: bool = False, attach: str | None = None
+        self,
+        signer: Any = None,
+        *,
+        deploy: bool = False,
+        attach: str | None = None,
+        is_pinned: bool = True,
     ) -> Iterator[Ledger]:
-        """Open the project's ledger.
+        """Open the project's ledger, checked against the identity ``proml.lock`` pins.
 
         Read-only without ``signer``; ``deploy`` a new contract, or ``attach`` to an existing
-        one by address (a second organisation joining); otherwise the recorded ledger, on a
-        chain whose id must match the recorded one.
+        one by address (a second organisation joining); otherwise the recorded ledger. Whenever
+        ``proml.lock`` exists, ``.proml/project.json`` and the chain must match it (see
+        :mod:`proml_cli.identity`). Without a lock only ``init`` may open the ledger
+        (``is_pinned=False``), to pin it.
 
         Raises:
-            InputError: not initialised, or the chain is not the project's chain.
+            InputError: not initialised, no lock, or the ledger is not the pinned one.
         """
+        from proml_cli import identity
         from proml_cli.ledger import ChainConfig, open_ledger
 
         recorded = None if deploy or attach else self.state()
+        lock = identity.read_lock(self.root)
+        if recorded is not None:
+            if lock is not None:
+                identity.check_recorded(lock, chain_id=recorded.chain_id, ledger=recorded.ledger)
+            elif is_pinned:
+                raise InputError(
+                    f"{identity.LOCK_NAME} is missing beside {self.policy.source}: the ledger's "
+                    "identity is not pinned",
+                    hint=f"run `proml init` once to pin the recorded ledger, then commit "
+                    f"{identity.LOCK_NAME}",
+                )
+        if attach and lock is not None and attach.lower() != lock.ledger.lower():
+            raise InputError(
+                f"{identity.LOCK_NAME} pins the ledger {lock.ledger}, not {attach}",
+                hint=f"join the ledger {identity.LOCK_NAME} names, or remove the lock to "
+                "start another project",
+            )
         address = attach or (recorded.ledger if recorded else None)
         config = ChainConfig(
             backend=self.chain_backend(),
@@ -148,6 +181,8 @@ class Project:
                     f"{ledger.chain_id}, but this project's ledger is on chain {recorded.chain_id}",
                     hint="check chain.url / PROML_CHAIN_URL",
                 )
+            if lock is not None and not deploy:
+                identity.check_chain(lock, ledger)
             yield ledger
 
     def store(self) -> ContentStore:
@@ -168,8 +203,15 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def load_project(policy_path: str | None = None, *, start: Path | None = None) -> Project:
+def load_project(
+    policy_path: str | None = None,
+    *,
+    start: Path | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Project:
     """Find and validate the policy, and locate the state directory beside it.
+
+    ``announce`` is told which address signs whenever a command chooses its signer.
 
     Raises:
         InputError: no policy; PolicyError: an invalid one.
@@ -178,7 +220,7 @@ def load_project(policy_path: str | None = None, *, start: Path | None = None) -
 
     path = find_policy(start, policy_path or os.environ.get("PROML_POLICY"))
     policy = load_policy(path, source=_display(path))
-    return Project(policy=policy, state_dir=path.parent / STATE_NAME)
+    return Project(policy=policy, state_dir=path.parent / STATE_NAME, announce=announce)
 
 
 def kind_spec(kind: Any) -> KindSpec:
@@ -212,7 +254,12 @@ def _normal(spec: KindSpec) -> tuple[object, ...]:
 
 
 def initialise(
-    policy_path: Path, *, account: str | None, grant_admin: bool, attach: str | None = None
+    policy_path: Path,
+    *,
+    account: str | None,
+    grant_admin: bool,
+    attach: str | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """``proml init``: local state, account, ledger, and the policy's roles/kinds/artefacts on it.
 
@@ -228,10 +275,13 @@ def initialise(
             differs from the ledger's (the hint is the successor-kind path).
     """
     from proml_cli.account import DEFAULT_ACCOUNT, create_account, keys_dir
+    from proml_cli.identity import LOCK_NAME, identify, read_lock, write_lock
     from proml_cli.policy import load_policy
 
     policy = load_policy(policy_path.resolve(), source=_display(policy_path.resolve()))
-    project = Project(policy=policy, state_dir=policy_path.resolve().parent / STATE_NAME)
+    project = Project(
+        policy=policy, state_dir=policy_path.resolve().parent / STATE_NAME, announce=announce
+    )
     project.state_dir.mkdir(mode=0o700, exist_ok=True)
     (project.state_dir / ".gitignore").write_text("*\n")
     actions: list[str] = []
@@ -248,8 +298,15 @@ def initialise(
         raise InputError(
             f"this project is already attached to {project.state().ledger}, not {attach}"
         )
+    lock = read_lock(project.root)
+    if is_new and lock is not None and not attach:
+        # A clone of a pinned project: join the pinned ledger, never deploy a second one.
+        attach = lock.ledger
     with project.ledger(
-        signer, deploy=is_new and not attach, attach=attach if is_new else None
+        signer,
+        deploy=is_new and not attach,
+        attach=attach if is_new else None,
+        is_pinned=False,
     ) as ledger:
         if is_new:
             history = ledger.history()
@@ -264,6 +321,16 @@ def initialise(
             )
             verb = "attached to" if attach else "deployed"
             actions.append(f"{verb} the ledger at {ledger.address}")
+        if lock is None:
+            pinned = identify(ledger)
+            write_lock(project.root, pinned)
+            how = "" if is_new and not attach else " (trust on first use: check it)"
+            actions.append(
+                f"pinned the ledger's identity in {LOCK_NAME}{how}: commit it with the policy "
+                f"(deployed in block {pinned.deploy_block} {pinned.deploy_block_hash})"
+            )
+        else:
+            actions.append(f"checked the ledger against {LOCK_NAME}")
         state = project.state()
         is_admin = ledger.admin().lower() == ledger.account.lower()
         if not is_admin:

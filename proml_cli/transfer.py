@@ -86,13 +86,16 @@ def pull(project: Project, history: History, spec: str, out: Path | None) -> Pul
     """Fetch a recorded version, check its bytes against the ledger, then write it to ``out``.
 
     Raises:
-        InputError: bad spec, or ``out`` exists.
+        InputError: bad spec, ``out`` exists, or it resolves outside the project.
         VerificationFailed: the fetched bytes are not the recorded version.
     """
+    from proml_cli.capture import contained
     from proml_cli.content import hash_path
 
     version = resolve_version(history, spec)
     target = out or project.policy.artefact_path(version.artefact)
+    # Resolved before anything is written: a symlinked parent must not lead the write outside.
+    contained(project, target, "pull target")
     if target.exists():
         raise InputError(f"{target} already exists", hint="move it away or pass -o NEW_PATH")
     store = project.store()

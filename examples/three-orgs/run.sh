@@ -66,11 +66,10 @@ cp "$here/deliver.py" "$work/vendor/"; cp "$here/train.py" "$here/evaluate.py" "
 
 say "client: deploy the ledger; a separate verifier key in the client organisation"
 party client init --no-grant
-ledger=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ledger"])' "$work/client/.proml/project.json")
 party client account new verifier >/dev/null
 
-say "vendor, developer, auditor: own keys, join the project by the ledger's address"
-for org in vendor developer auditor; do party "$org" init --ledger "$ledger"; done
+say "vendor, developer, auditor: own keys, join the ledger the published proml.lock pins"
+for org in vendor developer auditor; do cp "$work/client/proml.lock" "$work/$org/"; party "$org" init; done
 
 say "client grants roles"
 party client roles grant data-admin default

@@ -17,6 +17,8 @@ roles, kinds and artefacts on it. Safe to re-run: only what is missing or change
 A changed kind is redefined while no version of it is recorded; once versions exist it is
 refused: add a successor kind (e.g. dataset-v2) and point the artefacts at it, and init rebinds
 them (recorded versions keep their kind). See docs/policy.md.
+It pins the ledger's identity in proml.lock beside the policy (commit it): a checkout with a
+lock attaches to the pinned ledger, and a project without one is pinned on first use.
 
 Examples:
   proml init
@@ -66,7 +68,9 @@ def init(
         policy.write_text(render_template(project), encoding="utf-8")
         created = True
         output.info(f"created {policy} from the template (project '{project}'): edit it to match")
-    result = initialise(policy, account=account, grant_admin=grant, attach=ledger)
+    result = initialise(
+        policy, account=account, grant_admin=grant, attach=ledger, announce=output.info
+    )
     result["policy_created"] = created
     if as_json:
         output.emit_json(result)

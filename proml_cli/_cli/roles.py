@@ -55,7 +55,7 @@ def _change(role: str, who: str, policy: str | None, account: str | None, *, gra
     from proml_cli.account import resolve_address
     from proml_cli.project import load_project
 
-    project = load_project(policy)
+    project = load_project(policy, announce=output.info)
     address = resolve_address(project.state_dir, who)
     with project.ledger(project.signer(account)) as ledger:
         receipt = (ledger.grant_role if grant else ledger.revoke_role)(role, address)

@@ -47,7 +47,7 @@ def run(
     from proml_cli.capture import run_step
     from proml_cli.project import load_project
 
-    project = load_project(policy)
+    project = load_project(policy, announce=output.info)
     outcome = run_step(project, command, step_name=step, account=account)
     if summary_json is not None:
         summary_json.write_text(json.dumps(outcome.to_json(), indent=2) + "\n")

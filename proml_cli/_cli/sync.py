@@ -7,11 +7,13 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
 
-HELP = """Send content kept locally while the IPFS node was unreachable, then submit every
-pending journal entry. An entry whose record is already anchored on the ledger is marked done
-without a second transaction.
+HELP = """Submit every pending journal entry, then send the content kept locally while the
+IPFS node was unreachable or misbehaved. An entry whose record is already anchored on the
+ledger is marked done without a second transaction.
 
-Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 3 still unreachable."""
+Exit codes: 0 nothing left pending; 1 the ledger refused an entry, or the IPFS node did not
+take some content (it stays queued locally); 2 the ledger is not the one proml.lock pins;
+3 still unreachable."""
 
 
 def register(app: typer.Typer) -> None:
@@ -22,13 +24,21 @@ def register(app: typer.Typer) -> None:
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
     """Finish journaled work."""
     from proml_cli.capture import sync as sync_journal
+    from proml_cli.errors import BackendUnavailable, ContentError
     from proml_cli.project import load_project
 
-    project = load_project(policy)
-    pushed = project.store().flush()
+    project = load_project(policy, announce=output.info)
+    # The journal first: anchoring needs only the chain, so an unreachable or misbehaving IPFS
+    # node does not hold the ledger back. Content the node did not take stays queued locally.
     results = sync_journal(project, account=account)
+    problem: ContentError | BackendUnavailable | None = None
+    try:
+        pushed = project.store().flush()
+    except (ContentError, BackendUnavailable) as exc:
+        pushed, problem = [], exc
     if as_json:
-        output.emit_json({"entries": results, "pushed": pushed})
+        if problem is None:  # on error stdout stays empty; the anchored entries are in `log`
+            output.emit_json({"entries": results, "pushed": pushed})
     else:
         if pushed:
             output.info(f"sent {len(pushed)} item(s) to the IPFS node")
@@ -38,5 +48,7 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
             output.info(
                 f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}"
             )
+    if problem is not None:
+        raise problem
     if any(r["status"] == "refused" for r in results):
         raise typer.Exit(1)

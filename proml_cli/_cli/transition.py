@@ -40,7 +40,7 @@ def transition(
     from proml_cli.errors import BackendUnavailable
     from proml_cli.project import load_project
 
-    project = load_project(policy)
+    project = load_project(policy, announce=output.info)
     outcome = decide(project, artefact, name, path=path, note=note, account=account)
     if outcome.journaled and not outcome.recorded:
         raise BackendUnavailable(outcome.messages[-1], hint="proml sync")

@@ -6,9 +6,16 @@ itself, in the same read pass as the sha256) and then to the node:
 * files and directories are uploaded with ``/api/v0/add`` (multipart, streamed from disk) with
   the configured CID version; the node computes its own CID, which must equal proml's — a node
   that answers anything else is an error, never a fact;
-* content the node already pins is not uploaded again (``/api/v0/pin/ls``);
+* content the node already pins is not uploaded again, but a pin is believed only when the node
+  also returns the root block and it rehashes to the CID (``/api/v0/pin/ls`` + ``block/get``);
+  a ``dag/import`` is believed the same way;
 * reads fetch the DAG with ``/api/v0/dag/export`` (a CAR stream) into the local store, and every
   block is checked against its CID before it is kept; reads then come from the local store.
+
+The node is never trusted for presence: what proml writes is durable in the local store first.
+When the node is unreachable, or lies (a wrong CID, a pin it cannot back, a refused upload), the
+content stays local, its CID is queued in ``unpushed`` and a warning names the node; ``proml
+sync`` retries. Nothing is lost, and nothing the node said is kept.
 
 The HTTP client is httpx: ipfshttpclient (last release 2021) refuses every current daemon.
 """
@@ -44,8 +51,10 @@ class KuboStore:
 
     def __init__(self, root: Path, url: str) -> None:
         self.local = EmbeddedStore(root)
-        #: CIDs this store kept only locally because the node was unreachable.
+        #: CIDs this store kept only locally because the node was unreachable or misbehaved.
         self.deferred: list[str] = []
+        #: What the node got wrong in this process, one line each, naming the node.
+        self.problems: list[str] = []
         self.url = url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, timeout=TIMEOUT)
         # Callers hold a store for as long as they need it and drop it (the ContentStore
@@ -95,7 +104,12 @@ class KuboStore:
     # ------------------------------------------------------------------ node queries
 
     def is_pinned(self, cid: str) -> bool:
-        """Whether the node pins ``cid`` (recursively, or directly for a single block)."""
+        """Whether the node pins ``cid`` and proves it holds it (its root block rehashes).
+
+        ``pin/ls`` alone is a claim: a node answering "pinned" for everything would make proml
+        skip every upload. The claim counts only when ``block/get`` returns the root block and
+        it hashes to the CID.
+        """
         try:
             reply = self._client.post("/api/v0/pin/ls", params={"arg": cid})
         except httpx.TransportError as exc:
@@ -106,7 +120,27 @@ class KuboStore:
         if not isinstance(keys, dict):
             raise ContentError(f"unexpected answer from the IPFS node to pin/ls: {keys!r:.200}")
         wanted = Cid.parse(cid)
-        return any(_same(k, wanted) for k in keys)
+        if not any(_same(k, wanted) for k in keys):
+            return False
+        if self._holds_root(cid):
+            return True
+        self._note(
+            f"the IPFS node at {self.url} says it pins {cid} but does not return its root "
+            "block: its pin list is not believed"
+        )
+        return False
+
+    def _holds_root(self, cid: str) -> bool:
+        """Whether the node returns the root block of ``cid``, rehashing to it."""
+        try:
+            reply = self._client.post("/api/v0/block/get", params={"arg": cid})
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"cannot reach the IPFS node at {self.url}") from exc
+        return reply.status_code < 400 and Cid.parse(cid).matches(reply.content)
+
+    def _note(self, problem: str) -> None:
+        logger.warning("%s", problem)
+        self.problems.append(problem)
 
     def _check_returned(self, returned: str, expected: str) -> None:
         if not _same(returned, Cid.parse(expected)):
@@ -132,16 +166,21 @@ class KuboStore:
         try:
             if not self.is_pinned(stored.cid):
                 self._check_returned(self._add(path, cid_version), stored.cid)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, ContentError) as exc:
+            # Stored locally already: an unreachable or lying node costs a retry, not the data.
             self._defer(stored.cid, exc)
         return stored
 
     def put_bytes(self, data: bytes) -> str:
-        """Store a record locally and on the node; the node's CID must equal ours."""
+        """Store a record locally, then on the node; the node's CID must equal ours.
+
+        The node's failures never raise: the record is in the local store and queued for
+        ``flush`` (see :meth:`_defer`).
+        """
         cid = self.local.put_bytes(data)
         try:
             self._add_bytes(cid, data)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, ContentError) as exc:
             self._defer(cid, exc)
         return cid
 
@@ -160,12 +199,16 @@ class KuboStore:
     def _queue(self) -> Path:
         return self.local.root / "unpushed"
 
-    def _defer(self, cid: str, exc: BackendUnavailable) -> None:
-        """The node is down: the bytes are safe locally; remember to push them later."""
+    def _defer(self, cid: str, exc: BackendUnavailable | ContentError) -> None:
+        """The node is down or misbehaved: the bytes are safe locally; push them later."""
+        if isinstance(exc, ContentError):
+            self.problems.append(exc.diagnosis)
         logger.warning("%s; %s kept in the local store until `proml sync`", exc.diagnosis, cid)
         self._queue.parent.mkdir(parents=True, exist_ok=True)
         with self._queue.open("a") as handle:
             handle.write(cid + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         self.deferred.append(cid)
 
     def unpushed(self) -> list[str]:
@@ -179,16 +222,42 @@ class KuboStore:
         )
 
     def flush(self) -> list[str]:
-        """Push every deferred CID to the node; return those pushed (the queue empties).
+        """Push every deferred CID to the node; return those pushed.
+
+        Content the node mishandles (a wrong root, an import it cannot back) stays queued and
+        is reported once every other item was tried.
 
         Raises:
-            BackendUnavailable: the node is still unreachable (the queue is kept).
+            BackendUnavailable: the node is unreachable (what was not pushed stays queued).
+            ContentError: the node misbehaved for some items (they stay queued).
         """
-        done = []
-        for cid in self.unpushed():
-            self.push(cid)
-            done.append(cid)
-        self._queue.unlink(missing_ok=True)
+        done: list[str] = []
+        failed: list[str] = []
+        reasons: list[str] = []
+        pending = self.unpushed()
+        try:
+            for cid in pending:
+                try:
+                    self.push(cid)
+                except ContentError as exc:
+                    failed.append(cid)
+                    reasons.append(exc.diagnosis)
+                    continue
+                done.append(cid)
+        finally:
+            left = [cid for cid in pending if cid not in done]
+            if left:
+                tmp = self._queue.with_suffix(".tmp")
+                tmp.write_text("".join(cid + "\n" for cid in left))
+                os.replace(tmp, self._queue)
+            else:
+                self._queue.unlink(missing_ok=True)
+        if reasons:
+            raise ContentError(
+                f"{len(failed)} item(s) were not taken by the IPFS node at {self.url} and stay "
+                f"in the local store, queued: {reasons[0]}",
+                hint="run `proml sync` again once the node is fixed; nothing was lost",
+            )
         return done
 
     def _add(self, path: Path, cid_version: int) -> str:
@@ -234,6 +303,11 @@ class KuboStore:
                 )
         root = _import_root(reply.text)
         self._check_returned(root, cid)
+        if not self._holds_root(cid):
+            raise ContentError(
+                f"the IPFS node at {self.url} acknowledged dag/import of {cid} but does not "
+                "return its root block: nothing it said was trusted"
+            )
         return True
 
     # ------------------------------------------------------------------ reading

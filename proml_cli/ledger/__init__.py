@@ -19,6 +19,7 @@ __all__ = [
     "NO_HEAD",
     "ChainConfig",
     "ChainEvent",
+    "Deployment",
     "KindSpec",
     "Ledger",
     "Move",
@@ -135,6 +136,22 @@ class ChainEvent:
     raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """The chain's own account of how a ledger contract came to be (what ``proml.lock`` pins).
+
+    Read from the transaction's receipt and the canonical blocks, never from a local index:
+    ``block_hash`` is the hash of the canonical block at ``block`` (a reset or reorganised chain
+    has another one), ``genesis_hash`` that of block 0.
+    """
+
+    tx_hash: str
+    block: int
+    block_hash: str
+    admin: str
+    genesis_hash: str
+
+
 class Ledger(Protocol):
     """The chain as proml needs it: one project's ledger contract and one signing account."""
 
@@ -244,6 +261,13 @@ class Ledger(Protocol):
 
     def tx_status(self, tx_hash: str) -> Receipt | None:
         """The receipt of a mined transaction, or None if the chain does not know it."""
+        ...
+
+    def deployment(self, tx_hash: str | None = None) -> Deployment | None:
+        """How this ledger was deployed, by ``tx_hash`` (else by its first event's transaction).
+
+        None when the chain knows no such transaction, or it did not create this contract.
+        """
         ...
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from web3.exceptions import (
 from proml_cli.errors import BackendUnavailable, InputError, LedgerError, ProMLError
 from proml_cli.ledger import (
     ChainEvent,
+    Deployment,
     KindSpec,
     Move,
     Receipt,
@@ -530,6 +531,41 @@ class ContractLedger:
             return None
         return self._receipt(receipt)
 
+    def deployment(self, tx_hash: str | None = None) -> Deployment | None:
+        """How this ledger was deployed, as the chain's receipts and canonical blocks say.
+
+        Without ``tx_hash`` the transaction of the contract's first event (the constructor's
+        ``AdminTransferred``) is taken, found through the log index; it counts only if its
+        receipt, read from the chain, says it created this contract.
+
+        Raises:
+            BackendUnavailable: the chain cannot be reached.
+        """
+        from web3.exceptions import TransactionNotFound
+
+        if tx_hash is None:
+            first = self._logs(0)[:1]
+            if not first:
+                return None
+            tx_hash = "0x" + bytes(first[0]["transactionHash"]).hex().removeprefix("0x")
+        try:
+            receipt = self._w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except (TransactionNotFound, ValueError):
+            return None
+        created = receipt.get("contractAddress")
+        if not created or to_checksum_address(str(created)) != self.address:
+            return None
+        number = int(receipt["blockNumber"])
+        return Deployment(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex().removeprefix("0x"),
+            block=number,
+            # A node answers receipts of canonical transactions only: the receipt's block hash
+            # is the canonical block's (one request fewer than asking for the block).
+            block_hash=_hash_text(receipt["blockHash"]),
+            admin=to_checksum_address(str(receipt["from"])),
+            genesis_hash=_hash_text(self._w3.eth.get_block(0)["hash"]),
+        )
+
     def close(self) -> None:
         """Nothing to release for a plain provider."""
 
@@ -661,6 +697,11 @@ class ContractLedger:
             timestamp=self._block_time(number),
             gas_used=int(receipt["gasUsed"]),
         )
+
+
+def _hash_text(value: Any) -> str:
+    """A block or transaction hash as ``0x`` + lowercase hex."""
+    return "0x" + bytes(value).hex().removeprefix("0x")
 
 
 def _address(account: str) -> str:

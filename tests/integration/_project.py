@@ -359,8 +359,13 @@ def journal_files(root: Path) -> dict[str, list[str]]:
 
 
 def one_error_line(stderr: str) -> str:
-    """The ``proml: error:`` line of a failed command's stderr; only a ``hint:`` may follow it."""
+    """The ``proml: error:`` line of a failed command's stderr; only a ``hint:`` may follow it.
+
+    A signing command first says which address signs (``signing as …``); that line may precede.
+    """
     lines = stderr.splitlines()
+    if lines and lines[0].startswith("signing as "):
+        lines = lines[1:]
     assert lines, "stderr is empty"
     assert lines[0].startswith("proml: error: "), stderr
     assert all(line.startswith("hint: ") for line in lines[1:]), stderr

@@ -265,7 +265,7 @@ def test_proml_pull_writes_a_verified_copy_and_never_overwrites(
     # Another party: the same ledger, nothing in its local store.
     root = fork(shared, tmp_path / "puller")
     shutil.rmtree(root / ".proml" / "content")
-    target = tmp_path / "pulled" / "data.csv"
+    target = root / "pulled" / "data.csv"  # pull writes only inside the project
 
     pulled = ok(proml(root, "pull", "dataset", "-o", str(target), "--json", env=node)).json()
     assert target.read_bytes() == (shared / "data" / "data.csv").read_bytes()
@@ -288,7 +288,7 @@ def test_the_cli_exits_3_when_the_node_is_down(shared: Path, tmp_path: Path) -> 
     pusher = fork(shared, tmp_path / "pusher")
     puller = fork(shared, tmp_path / "puller")
     shutil.rmtree(puller / ".proml" / "content")
-    target = tmp_path / "never.csv"
+    target = puller / "never.csv"
 
     for root, args in ((pusher, ("push",)), (puller, ("pull", "dataset", "-o", str(target)))):
         result = proml(root, *args, env=down)

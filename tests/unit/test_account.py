@@ -24,6 +24,7 @@ from proml_cli.account import (
     list_accounts,
     load_signer,
     parse_private_key,
+    select_signer,
 )
 from proml_cli.errors import ExitCode, InputError
 
@@ -379,3 +380,62 @@ def test_account_import_of_a_bad_key_echoes_nothing(project: Path) -> None:
     assert stdout == ""
     assert "c0ffee" not in stderr
     assert not (keys_dir(project / ".proml") / "piped.json").exists()
+
+
+# ----------------------------------------------------------------------------- who signs
+
+
+def test_a_named_account_with_another_key_in_the_environment_is_refused(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intern = create_account(state, "intern")
+    other = Account.create()
+    monkeypatch.setenv("PROML_PRIVATE_KEY", other.key.hex())
+
+    with pytest.raises(InputError) as caught:
+        select_signer(state, "intern")
+
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert intern.address in caught.value.diagnosis
+    assert other.address in caught.value.diagnosis
+    assert other.key.hex().removeprefix("0x") not in _error_chain(caught.value)
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_a_named_account_signs_as_itself(
+    state: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    intern = create_account(state, "intern")
+    if how == "environment":
+        monkeypatch.setenv("PROML_ACCOUNT", "intern")
+
+    choice = select_signer(state, "intern" if how == "flag" else None)
+
+    assert choice.address == intern.address
+    assert choice.describe() == f"signing as {intern.address} (account 'intern')"
+
+
+def test_the_named_accounts_own_key_from_the_environment_signs(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = secrets.token_bytes(32)
+    intern = create_account(state, "intern", private_key=key)
+    monkeypatch.setenv("PROML_PRIVATE_KEY", key.hex())
+    monkeypatch.setenv("PROML_KEYSTORE_PASSWORD", "not the password")  # never needed
+
+    choice = select_signer(state, "intern")
+
+    assert choice.address == intern.address
+    assert "PROML_PRIVATE_KEY" in choice.source
+
+
+def test_the_environment_key_signs_when_no_account_is_named(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Account.create()
+    monkeypatch.setenv("PROML_PRIVATE_KEY", other.key.hex())
+
+    choice = select_signer(state)
+
+    assert choice.address == other.address
+    assert choice.describe() == f"signing as {other.address} (PROML_PRIVATE_KEY)"

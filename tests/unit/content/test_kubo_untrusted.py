@@ -1,8 +1,9 @@
 """The Kubo RPC store never trusts the node: a fake node (httpx.MockTransport) that lies.
 
 Each test wires a handler in place of the node and checks that a wrong CID, a bad block, an
-odd answer or a refusal becomes the project's own error, and that nothing the node made up
-lands in the local store.
+odd answer or a refusal is noticed (a warning naming the node while storing, the project's own
+error while reading or pushing), that what proml stores stays in the local store and queued,
+and that nothing the node made up lands in the local store.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def source(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("what", ["file", "directory", "record"])
-def test_an_add_answering_another_cid_is_refused_naming_both(
+def test_an_add_answering_another_cid_keeps_the_content_local_and_names_both(
     tmp_path: Path, source: Path, what: str
 ) -> None:
     lie = _base58(str(raw_cid(b"something else entirely")))
@@ -92,19 +93,21 @@ def test_an_add_answering_another_cid_is_refused_naming_both(
     record = b'{"record": 1}'
 
     put, ours = {
-        "file": (lambda: store.put_path(source), hash_path(source).cid),
-        "directory": (lambda: store.put_path(folder), hash_path(folder).cid),
+        "file": (lambda: store.put_path(source).cid, hash_path(source).cid),
+        "directory": (lambda: store.put_path(folder).cid, hash_path(folder).cid),
         "record": (lambda: store.put_bytes(record), str(raw_cid(record))),
     }[what]
 
-    with pytest.raises(ContentError) as caught:
-        put()
-
-    assert lie in caught.value.diagnosis
-    assert ours in caught.value.diagnosis
-    assert caught.value.exit_code == ExitCode.NEGATIVE
+    assert put() == ours
+    [problem] = store.problems
+    assert lie in problem
+    assert ours in problem
+    assert NODE in problem
     assert node.calls.count("add") == 1
-    # Nothing the node said is kept: its CID names nothing here.
+    # Ours is durable locally and queued for a retry; nothing the node said is kept.
+    assert store.local.has(ours)
+    store.local.check(ours)
+    assert store.unpushed() == [ours]
     assert not store.local.has(lie)
 
 
@@ -125,22 +128,31 @@ def test_an_add_answering_our_cid_in_another_base_is_accepted(tmp_path: Path, so
         "",
     ],
 )
-def test_an_add_answering_nonsense_is_a_content_error(
+def test_an_add_answering_nonsense_is_noticed_and_the_content_queued(
     tmp_path: Path, source: Path, body: str
 ) -> None:
     answer: Handler = lambda _: httpx.Response(200, text=body)  # noqa: E731
     store = _store(tmp_path / "store", FakeNode(pin_ls=_not_pinned, add=answer))
 
-    with pytest.raises(ContentError):
-        store.put_path(source)
+    stored = store.put_path(source)
+
+    assert store.unpushed() == [stored.cid]
+    assert store.local.has(stored.cid)
+    assert len(store.problems) == 1
 
 
-def test_an_add_the_node_refuses_is_a_content_error(tmp_path: Path, source: Path) -> None:
+def test_an_add_the_node_refuses_is_noticed_and_the_content_queued(
+    tmp_path: Path, source: Path
+) -> None:
     refuse: Handler = lambda _: httpx.Response(500, json={"Message": "disk full"})  # noqa: E731
     store = _store(tmp_path / "store", FakeNode(pin_ls=_not_pinned, add=refuse))
 
-    with pytest.raises(ContentError, match="disk full"):
-        store.put_path(source)
+    stored = store.put_path(source)
+
+    assert store.unpushed() == [stored.cid]
+    [problem] = store.problems
+    assert "disk full" in problem
+    assert NODE in problem
 
 
 # ----------------------------------------------------------------------------- pin/ls
@@ -167,13 +179,42 @@ def test_pin_ls_listing_other_content_means_not_pinned(tmp_path: Path, source: P
     assert store.is_pinned(ours) is False
 
 
-def test_content_the_node_pins_is_not_uploaded_again(tmp_path: Path, source: Path) -> None:
+def test_content_the_node_pins_and_returns_is_not_uploaded_again(
+    tmp_path: Path, source: Path
+) -> None:
     ours = hash_path(source).cid
-    node = FakeNode(pin_ls=_pinned(_base58(ours)))
+    block: Handler = lambda _: httpx.Response(200, content=source.read_bytes())  # noqa: E731
+    node = FakeNode(pin_ls=_pinned(_base58(ours)), block_get=block)
     store = _store(tmp_path / "store", node)
 
     assert store.put_path(source).cid == ours
     assert "add" not in node.calls
+    assert store.problems == []
+    assert store.unpushed() == []
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        lambda _: httpx.Response(500, json={"Message": "block not found"}),
+        lambda _: httpx.Response(200, content=b"some other block"),
+    ],
+)
+def test_a_pin_the_node_cannot_back_is_not_believed_and_the_content_is_uploaded(
+    tmp_path: Path, source: Path, block: Handler
+) -> None:
+    ours = hash_path(source).cid
+    pinned_everything: Handler = lambda request: httpx.Response(  # noqa: E731
+        200, json={"Keys": {request.url.params["arg"]: {"Type": "recursive"}}}
+    )
+    node = FakeNode(pin_ls=pinned_everything, block_get=block, add=_added(ours))
+    store = _store(tmp_path / "store", node)
+
+    assert store.put_path(source).cid == ours
+    assert node.calls.count("add") == 1
+    [problem] = store.problems
+    assert NODE in problem
+    assert "does not return its root block" in problem
 
 
 def test_pin_ls_answering_nonsense_is_a_content_error(tmp_path: Path, source: Path) -> None:
@@ -274,6 +315,28 @@ def test_a_push_the_node_does_not_confirm_is_a_content_error(
 
     with pytest.raises(ContentError):
         store.push(cid)
+
+
+def test_an_import_the_node_acknowledges_but_cannot_back_is_a_content_error(
+    tmp_path: Path, source: Path
+) -> None:
+    cid = hash_path(source).cid
+    answer: Handler = lambda _: httpx.Response(  # noqa: E731
+        200, json={"Root": {"Cid": {"/": cid}, "PinErrorMsg": ""}}
+    )
+    missing: Handler = lambda _: httpx.Response(500, json={"Message": "not found"})  # noqa: E731
+    node = FakeNode(pin_ls=_not_pinned, dag_import=answer, block_get=missing, add=_added("x"))
+    store = _store(tmp_path / "store", node)
+    store.put_path(source)  # add answers nonsense: queued
+    assert store.unpushed() == [cid]
+
+    with pytest.raises(ContentError) as caught:
+        store.flush()
+
+    assert NODE in caught.value.diagnosis
+    assert "does not return its root block" in caught.value.diagnosis
+    assert store.unpushed() == [cid], "the content left the queue although the node lied"
+    assert store.local.has(cid)
 
 
 # ----------------------------------------------------------------------------- transport
