@@ -442,3 +442,35 @@ def test_on_anvil_the_node_s_events_match_the_contract_and_the_gate_holds(
     assert refused.code == 2
     assert "kind 'weights'" in one_error_line(refused.stderr)
     assert "weights-v2" in refused.stderr
+
+
+def test_the_index_is_checked_against_the_chain_s_receipts_and_rebuilt(project: Path) -> None:
+    from proml_cli.ledger._embedded import EmbeddedLedger
+    from proml_cli.project import load_project
+
+    (move,) = _rows_of(project, TRANSITIONED, "model")
+    reg = _rows_of(project, REGISTERED, "dataset")[0]
+    with _db(project) as db:
+        db.execute("DELETE FROM logs WHERE block = ? AND log_index = ?", (move[0], move[1]))
+        db.execute(
+            "UPDATE logs SET data = ? WHERE block = ? AND log_index = ?",
+            (bytes(reg[6])[:-1] + b"\x01", reg[0], reg[1]),
+        )
+        db.execute(
+            "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (10_000, 0, reg[2], reg[3], reg[4], reg[5], reg[6], reg[7]),
+        )
+    assert proml(project, "log").code == 1
+
+    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+        assert isinstance(ledger, EmbeddedLedger)
+        assert ledger.index_problems() == [
+            f"block {move[0]} log {move[1]}: missing from the index",
+            "block 10000 log 0: in the index, not in the chain",
+            f"block {reg[0]} log {reg[1]}: differs from the chain's receipt",
+        ]
+        ledger.rebuild_index()
+        assert ledger.index_problems() == []
+
+    assert _verify(project, "out/model.bin", "--state", "evaluated", "--deep")["exit"] == 0
+    ok(proml(project, "log"))
