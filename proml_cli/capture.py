@@ -392,12 +392,25 @@ def _name_allowed_roles(
 
 
 def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
+    """The transaction that anchored ``record_cid`` already, if any.
+
+    Only steps of versions whose events match the contract count: a row added to a local
+    event index must not mark a pending record as anchored.
+    """
+    from proml_cli.history import read
     from proml_cli.ledger import Receipt
 
-    for event in ledger.history():
-        if event.args.get("recordCid") == record_cid:
-            return Receipt(event.tx_hash, event.block, event.timestamp, 0)
-    return None
+    found = [
+        step.event
+        for version in read(ledger).versions.values()
+        if not version.problem
+        for step in version.steps
+        if step.record_cid == record_cid
+    ]
+    if not found:
+        return None
+    event = min(found, key=lambda e: (e.block, e.log_index))
+    return Receipt(event.tx_hash, event.block, event.timestamp, 0)
 
 
 def run_step(

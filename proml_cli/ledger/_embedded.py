@@ -132,19 +132,7 @@ class EmbeddedLedger(ContractLedger):
         assert self._conn is not None  # noqa: S101 - open while the ledger is
         # The block's time is stored beside its logs: reading history needs no block lookups.
         stamp = self._block_time(int(receipt["blockNumber"])) if receipt["logs"] else 0
-        rows = [
-            (
-                int(log["blockNumber"]),
-                int(log["logIndex"]),
-                bytes(log["transactionHash"]),
-                int(log["transactionIndex"]),
-                str(log["address"]),
-                b"".join(bytes(t) for t in log["topics"]),
-                bytes(log["data"]),
-                stamp,
-            )
-            for log in receipt["logs"]
-        ]
+        rows = [_row(log, stamp) for log in receipt["logs"]]
         self._conn.executemany("INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self._commit()
 
@@ -175,6 +163,57 @@ class EmbeddedLedger(ContractLedger):
             for block, log_index, tx_hash, tx_index, address, topics, data, timestamp in cur
         ]
 
+    def index_problems(self) -> list[str]:
+        """Compare the event index (table ``logs``) with the logs in the chain's own receipts.
+
+        The index is a copy made as blocks are mined; the receipts are part of the chain (each
+        block's receipts root commits to them). This reads every block's receipts, so it costs
+        O(transactions): a check for ``fsck``-like tools, not for every command (those compare
+        each version with contract storage instead, see :mod:`proml_cli.history`).
+
+        Returns:
+            One line per row missing from, added to or changed in the index (empty: intact).
+        """
+        expected = {row[:2]: row for row in self._receipt_rows()}
+        actual = {row[:2]: row for row in self._index_rows()}
+        problems = []
+        for key in sorted(expected.keys() - actual.keys()):
+            problems.append(f"block {key[0]} log {key[1]}: missing from the index")
+        for key in sorted(actual.keys() - expected.keys()):
+            problems.append(f"block {key[0]} log {key[1]}: in the index, not in the chain")
+        for key in sorted(expected.keys() & actual.keys()):
+            if expected[key] != actual[key]:
+                problems.append(f"block {key[0]} log {key[1]}: differs from the chain's receipt")
+        return problems
+
+    def rebuild_index(self) -> int:
+        """Rewrite the event index from the chain's receipts; return the number of rows."""
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        rows = self._receipt_rows()
+        self._conn.execute("DELETE FROM logs")
+        self._conn.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._commit()
+        return len(rows)
+
+    def _receipt_rows(self) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        w3 = self._w3
+        for number in range(int(w3.eth.block_number) + 1):
+            block = w3.eth.get_block(number)
+            for tx_hash in block["transactions"]:
+                receipt = w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+                stamp = int(block["timestamp"])
+                rows.extend(_row(log, stamp) for log in receipt["logs"])
+        return rows
+
+    def _index_rows(self) -> list[tuple[Any, ...]]:
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        cur = self._conn.execute(
+            "SELECT block, log_index, tx_hash, tx_index, address, topics, data, timestamp "
+            "FROM logs ORDER BY block, log_index"
+        )
+        return [(b, i, bytes(h), t, a, bytes(tp), bytes(d), ts) for b, i, h, t, a, tp, d, ts in cur]
+
     def close(self) -> None:
         """Roll back anything uncommitted, close the database and release the lock."""
         if getattr(self, "_is_view", False):
@@ -186,6 +225,20 @@ class EmbeddedLedger(ContractLedger):
             self._conn = None
         if self._lock.is_locked:
             self._lock.release()
+
+
+def _row(log: Any, stamp: int) -> tuple[Any, ...]:
+    """A receipt's log as a row of the event index."""
+    return (
+        int(log["blockNumber"]),
+        int(log["logIndex"]),
+        bytes(log["transactionHash"]),
+        int(log["transactionIndex"]),
+        str(log["address"]),
+        b"".join(bytes(t) for t in log["topics"]),
+        bytes(log["data"]),
+        stamp,
+    )
 
 
 def _lock_timeout() -> float:

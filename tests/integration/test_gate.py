@@ -442,3 +442,63 @@ def test_on_anvil_the_node_s_events_match_the_contract_and_the_gate_holds(
     assert refused.code == 2
     assert "kind 'weights'" in one_error_line(refused.stderr)
     assert "weights-v2" in refused.stderr
+
+
+def test_the_index_is_checked_against_the_chain_s_receipts_and_rebuilt(project: Path) -> None:
+    from proml_cli.ledger._embedded import EmbeddedLedger
+    from proml_cli.project import load_project
+
+    (move,) = _rows_of(project, TRANSITIONED, "model")
+    reg = _rows_of(project, REGISTERED, "dataset")[0]
+    with _db(project) as db:
+        db.execute("DELETE FROM logs WHERE block = ? AND log_index = ?", (move[0], move[1]))
+        db.execute(
+            "UPDATE logs SET data = ? WHERE block = ? AND log_index = ?",
+            (bytes(reg[6])[:-1] + b"\x01", reg[0], reg[1]),
+        )
+        db.execute(
+            "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (10_000, 0, reg[2], reg[3], reg[4], reg[5], reg[6], reg[7]),
+        )
+    assert proml(project, "log").code == 1
+
+    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+        assert isinstance(ledger, EmbeddedLedger)
+        assert ledger.index_problems() == [
+            f"block {move[0]} log {move[1]}: missing from the index",
+            "block 10000 log 0: in the index, not in the chain",
+            f"block {reg[0]} log {reg[1]}: differs from the chain's receipt",
+        ]
+        ledger.rebuild_index()
+        assert ledger.index_problems() == []
+
+    assert _verify(project, "out/model.bin", "--state", "evaluated", "--deep")["exit"] == 0
+    ok(proml(project, "log"))
+
+
+def test_an_inserted_row_never_marks_a_pending_record_as_anchored(project: Path) -> None:
+    from proml_cli.capture import _find_anchor
+    from proml_cli.content import bytes_cid, cid_to_bytes
+    from proml_cli.project import load_project
+
+    pending = bytes_cid(b'{"a pending record":true}')
+    reg = _rows_of(project, REGISTERED, "model")[0]
+    # The model's registration row again, in a later block, with the pending record's CID.
+    data = bytes(reg[6])
+    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+        (event,) = [
+            e for e in ledger.history() if e.name == "Registered" and e.args["artefact"] == "model"
+        ]
+        old_cid = event.raw["recordCid"]
+        assert isinstance(old_cid, bytes)
+    new_cid = cid_to_bytes(pending)
+    assert len(new_cid) == len(old_cid)
+    forged = data.replace(old_cid, new_cid)
+    with _db(project) as db:
+        db.execute(
+            "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (10_000, 0, reg[2], reg[3], reg[4], reg[5], forged, reg[7]),
+        )
+    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+        assert any(e.args.get("recordCid") == pending for e in ledger.history())
+        assert _find_anchor(ledger, pending) is None
