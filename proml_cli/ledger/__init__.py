@@ -263,6 +263,10 @@ class Ledger(Protocol):
         """The receipt of a mined transaction, or None if the chain does not know it."""
         ...
 
+    def block_hash(self, number: int) -> str | None:
+        """The hash of the canonical block ``number`` (``0x`` + hex), None if there is none yet."""
+        ...
+
     def deployment(self, tx_hash: str | None = None) -> Deployment | None:
         """How this ledger was deployed, by ``tx_hash`` (else by its first event's transaction).
 

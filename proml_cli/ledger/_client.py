@@ -531,6 +531,15 @@ class ContractLedger:
             return None
         return self._receipt(receipt)
 
+    def block_hash(self, number: int) -> str | None:
+        """The hash of the canonical block ``number``, or None when the chain is shorter."""
+        from web3.exceptions import BlockNotFound
+
+        try:
+            return _hash_text(self._w3.eth.get_block(number)["hash"])
+        except BlockNotFound:
+            return None
+
     def deployment(self, tx_hash: str | None = None) -> Deployment | None:
         """How this ledger was deployed, as the chain's receipts and canonical blocks say.
 
