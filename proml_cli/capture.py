@@ -14,7 +14,7 @@ import platform
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -413,18 +413,37 @@ def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
     return Receipt(event.tx_hash, event.block, event.timestamp, 0)
 
 
-def run_step(
+@dataclass
+class Prepared:
+    """A step planned and its inputs checked: what the step's work may now run on.
+
+    Attributes:
+        step: the policy step.
+        store: the project's content store.
+        materials: the checked inputs (bytes, state, modification time).
+        signer: the account that signs the record (chosen once the inputs passed).
+        before: each product's files as they were before the work ran (to tell stale ones).
+    """
+
+    step: Step
+    store: ContentStore
+    materials: list[Material]
+    signer: Any
+    before: dict[str, tuple[tuple[str, int, int, int], ...] | None]
+
+
+def prepare(
     project: Project,
     argv: Sequence[str],
     *,
     step_name: str | None = None,
     account: str | None = None,
-) -> RunOutcome:
-    """The whole ``proml run`` lifecycle; returns the outcome (its ``exit_code`` is the child's).
+) -> Prepared:
+    """Plan and check materials: match the step, check containment, the ledger and every input.
 
     Raises:
-        InputError / PolicyError: bad usage, before anything ran.
-        RefusedError: a material failed its check; the command did not start.
+        InputError / PolicyError: bad usage.
+        RefusedError: a material failed its check; the work must not start.
     """
     policy = project.policy
     step = policy.match_step(argv, step_name)
@@ -439,17 +458,63 @@ def run_step(
         materials = check_materials(project, step, ledger)
     # Chosen (and announced) once the inputs passed, still before the command starts.
     signer = project.signer(account)
-    outcome = RunOutcome(step=step.name, exit_code=0)
-    outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
-
     before = {name: _written_state(policy.artefact_path(name)) for name in step.produces}
+    return Prepared(step, store, materials, signer, before)
+
+
+def run_step(
+    project: Project,
+    argv: Sequence[str],
+    *,
+    step_name: str | None = None,
+    account: str | None = None,
+) -> RunOutcome:
+    """The whole ``proml run`` lifecycle; returns the outcome (its ``exit_code`` is the child's).
+
+    Raises:
+        InputError / PolicyError: bad usage, before anything ran.
+        RefusedError: a material failed its check; the command did not start.
+    """
+    prepared = prepare(project, argv, step_name=step_name, account=account)
     started = utc_now()
     code = execute(argv, cwd=None)
     ended = utc_now()
-    outcome.exit_code = code
     if code != 0:
+        outcome = RunOutcome(step=prepared.step.name, exit_code=code)
+        outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in prepared.materials]
         outcome.messages.append(f"command exited with {code}: nothing was recorded")
         return outcome
+    return record_run(project, prepared, command=argv, started=started, ended=ended)
+
+
+def record_run(
+    project: Project,
+    prepared: Prepared,
+    *,
+    command: Sequence[str],
+    started: str,
+    ended: str,
+    logged: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RunOutcome:
+    """After the work succeeded: collect products, build the record, journal and anchor it.
+
+    ``logged`` adds ``logged_params`` / ``logged_metrics`` (values given in-process) to the
+    record; a run of a command has none and its record is unchanged.
+
+    Raises:
+        RefusedError: an input changed while the work ran, or a product is missing or stale.
+    """
+    policy = project.policy
+    step, store, materials, signer = (
+        prepared.step,
+        prepared.store,
+        prepared.materials,
+        prepared.signer,
+    )
+    before = prepared.before
+    code = 0
+    outcome = RunOutcome(step=step.name, exit_code=0)
+    outcome.materials = [dict(m.entry.to_json(), state=m.state) for m in materials]
 
     changed = [
         m.entry.path
@@ -490,7 +555,7 @@ def run_step(
         "type": RECORD_TYPE_RUN,
         "project": policy.project,
         "step": step.name,
-        "command": list(argv),
+        "command": list(command),
         "cwd": _cwd(project),
         "started": started,
         "ended": ended,
@@ -506,6 +571,9 @@ def run_step(
         record["git"] = git_state(project.root)
     if step.capture_environment:
         record["environment"] = environment_summary()
+    for key, values in (logged or {}).items():
+        if values:
+            record[f"logged_{key}"] = dict(values)
 
     inputs = tuple(VersionRef(str(m.entry.artefact), m.entry.sha256) for m in materials)
     candidates = [

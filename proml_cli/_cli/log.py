@@ -33,16 +33,9 @@ def log(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the history."""
-    from proml_cli import history
-    from proml_cli.errors import InputError
-    from proml_cli.project import load_project
+    from proml_cli._cli.project import open_cli_project
 
-    project = load_project(policy)
-    if artefact is not None and artefact not in project.policy.artefacts:
-        raise InputError(f"unknown artefact '{artefact}'")
-    rows = history.log_rows(
-        history.load(project), artefact=artefact, limit=limit, store=project.store()
-    )
+    rows = open_cli_project(policy).log(artefact, limit=limit)
     if as_json:
         output.emit_json({"entries": rows})
         return

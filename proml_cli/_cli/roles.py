@@ -66,27 +66,12 @@ def _change(role: str, who: str, policy: str | None, account: str | None, *, gra
 @roles_app.command("list", epilog=LIST_EPILOG)
 def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """List every role holder, as the ledger contract holds them."""
-    from proml_cli import history
-    from proml_cli.project import load_project
+    from proml_cli._cli.project import open_cli_project
 
-    project = load_project(policy)
-    with project.ledger() as ledger:
-        hist = history.require_consistent(history.read(ledger))
-        # The events say which accounts ever held a role; what each holds now is storage's
-        # answer, so a grant row added to a local index never shows up here.
-        accounts = {
-            str(e.args["account"]) for e in hist.events if e.name in ("RoleGranted", "RoleRevoked")
-        }
-        holders: dict[str, set[str]] = {role: set() for role in ledger.role_names()}
-        for account in sorted(accounts):
-            for role in ledger.roles_of(account):
-                holders.setdefault(role, set()).add(account)
-        admin = ledger.admin()
+    holders = open_cli_project(policy).roles()
     if as_json:
-        output.emit_json(
-            {"admin": admin, "roles": {r: sorted(m) for r, m in sorted(holders.items())}}
-        )
+        output.emit_json(holders.to_json())
         return
-    output.emit_line(f"admin {admin}")
-    for role, members in sorted(holders.items()):
-        output.emit_line(f"{role}: {', '.join(sorted(members)) or '—'}")
+    output.emit_line(f"admin {holders.admin}")
+    for role, members in sorted(holders.roles.items()):
+        output.emit_line(f"{role}: {', '.join(members) or '—'}")

@@ -32,28 +32,9 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version or a record."""
-    from proml_cli import history
-    from proml_cli.errors import InputError
-    from proml_cli.project import load_project
-    from proml_cli.record import parse_record
+    from proml_cli._cli.project import open_cli_project
 
-    project = load_project(policy)
-    store = project.store()
-    hist = history.load(project)
-    version = None
-    if what in project.policy.artefacts or any(v.artefact == what for v in hist.versions.values()):
-        versions = hist.of_artefact(what)
-        if not versions:
-            raise InputError(f"artefact '{what}' has no recorded version yet")
-        version = versions[-1]
-    else:
-        version = hist.by_cid(what)
-    if version is not None:
-        document = history.describe(hist, version, store)
-    elif any(s.record_cid == what for v in hist.versions.values() for s in v.steps):
-        document = {"record_cid": what, "record": parse_record(store.cat(what), cid=what)}
-    else:
-        raise InputError(f"'{what}' is neither an artefact nor a recorded CID")
+    document = open_cli_project(policy).show(what)
     if as_json:
         output.emit_json(document)
         return

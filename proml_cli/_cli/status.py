@@ -21,38 +21,9 @@ def register(app: typer.Typer) -> None:
 
 def status(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """Compare working files with the ledger."""
-    from proml_cli import history
-    from proml_cli.content import hash_path
-    from proml_cli.project import load_project
+    from proml_cli._cli.project import open_cli_project
 
-    project = load_project(policy)
-    hist = history.load(project)
-    rows = []
-    for name in project.policy.artefacts:
-        path = project.policy.artefact_path(name)
-        versions = hist.of_artefact(name)
-        last = versions[-1] if versions else None
-        row: dict[str, object] = {
-            "artefact": name,
-            "path": project.policy.artefacts[name].path,
-            "recorded_cid": last.cid if last else None,
-            "recorded_state": last.state if last else None,
-            "versions": len(versions),
-        }
-        if not path.exists():
-            row["status"] = "missing"
-            row["sha256"] = None  # the key is always there: a JSON consumer need not probe it
-        else:
-            digest = hash_path(path, cid_version=project.policy.storage.cid_version).sha256
-            if last is None:
-                row["status"] = "new"
-            elif digest == last.digest:
-                row["status"] = "unchanged"
-            else:
-                older = any(v.digest == digest for v in versions)
-                row["status"] = "older-version" if older else "modified"
-            row["sha256"] = f"sha256:{digest}"
-        rows.append(row)
+    rows = [row.to_json() for row in open_cli_project(policy).status()]
     if as_json:
         output.emit_json({"artefacts": rows})
         return

@@ -36,12 +36,11 @@ def transition(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a decision on a version."""
-    from proml_cli.capture import decide
+    from proml_cli._cli.project import open_cli_project
     from proml_cli.errors import BackendUnavailable
-    from proml_cli.project import load_project
 
-    project = load_project(policy, announce=output.info)
-    outcome = decide(project, artefact, name, path=path, note=note, account=account)
+    project = open_cli_project(policy, account)
+    outcome = project.transition(artefact, name, path=path, note=note)
     if outcome.journaled and not outcome.recorded:
         raise BackendUnavailable(outcome.messages[-1], hint="proml sync")
     if as_json:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from proml_cli._cli import output
 from proml_cli._cli.options import JsonOpt, PolicyOpt
-
-if TYPE_CHECKING:
-    from proml_cli.policy import Policy
 
 HELP = """Verify that the bytes at PATH are a recorded version of the artefact (--artefact, else
 the artefact whose path in the policy PATH is), that its current state is accepted (--state,
@@ -52,33 +49,11 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an asset."""
-    from proml_cli import history
-    from proml_cli.content import hash_path
-    from proml_cli.errors import InputError
-    from proml_cli.project import load_project
-    from proml_cli.verify import local_path_label, verify_content
+    from proml_cli._cli.project import open_cli_project
 
-    project = load_project(policy)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    artefact = _which_artefact(project.policy, path, artefact)
-    cid_version = project.policy.storage.cid_version
-    hashed = hash_path(path, cid_version=cid_version)
-    store = project.store()
-    with project.ledger() as ledger:
-        verdict = verify_content(
-            path=local_path_label(path, project.root),
-            sha256=hashed.sha256,
-            cid=hashed.cid,
-            cid_version=cid_version,
-            artefact=artefact,
-            ledger=ledger,
-            history=history.read(ledger),
-            store=store,
-            policy=project.policy,
-            states=state or (),
-            deep=deep,
-        )
+    verdict = open_cli_project(policy).verify(
+        path, artefact=artefact, states=state or (), deep=deep
+    )
     if as_json:
         output.emit_json(verdict.to_json())
     elif verdict.verified:
@@ -92,31 +67,3 @@ def verify(
             output.err.print(f"  - {reason}", markup=False)
     if not verdict.verified:
         raise typer.Exit(1)
-
-
-def _which_artefact(policy: Policy, path: Path, named: str | None) -> str:
-    """The artefact PATH is checked as: ``--artefact``, else the one whose declared path it is.
-
-    Never a guess from the bytes: a recorded version of another artefact copied to PATH must
-    not pass as this one.
-
-    Raises:
-        InputError: an unknown ``--artefact``, or no artefact declares PATH.
-    """
-    from proml_cli.errors import InputError
-
-    names = ", ".join(policy.artefacts) or "(none declared)"
-    if named is not None:
-        if named not in policy.artefacts:
-            raise InputError(
-                f"unknown artefact '{named}' in {policy.source}", hint=f"artefacts: {names}"
-            )
-        return named
-    target = path.resolve()
-    for name in policy.artefacts:
-        if policy.artefact_path(name).resolve() == target:
-            return name
-    raise InputError(
-        f"{path} is not the path of an artefact in {policy.source}: which artefact should it be?",
-        hint=f"name it: proml verify {path} --artefact NAME (artefacts: {names})",
-    )

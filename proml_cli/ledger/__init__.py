@@ -22,6 +22,7 @@ __all__ = [
     "Deployment",
     "KindSpec",
     "Ledger",
+    "LedgerReader",
     "Move",
     "Receipt",
     "Registration",
@@ -152,8 +153,8 @@ class Deployment:
     genesis_hash: str
 
 
-class Ledger(Protocol):
-    """The chain as proml needs it: one project's ledger contract and one signing account."""
+class LedgerReader(Protocol):
+    """What reading the ledger needs: contract storage, events and chain facts; no key."""
 
     @property
     def address(self) -> str:
@@ -161,70 +162,12 @@ class Ledger(Protocol):
         ...
 
     @property
-    def account(self) -> str:
-        """The address that signs this client's transactions."""
-        ...
-
-    @property
     def chain_id(self) -> int:
         """The chain's id (EIP-155)."""
         ...
 
-    def with_signer(self, signer: object) -> Ledger:
-        """The same ledger, signing with ``signer`` (for tools that act as several accounts)."""
-        ...
-
-    def define_roles(self, names: Sequence[str]) -> Receipt | None:
-        """Define roles not yet on-chain; return None when there was nothing to do."""
-        ...
-
-    def define_kind(self, kind: KindSpec) -> Receipt:
-        """Define a kind, or redefine one no version of which exists yet.
-
-        Raises:
-            LedgerError: ``KindInUse`` when a version of the kind exists (its rules are fixed).
-        """
-        ...
-
-    def rebind_artefact(self, name: str, kind: str) -> Receipt | None:
-        """Bind a defined artefact to another kind (None when it is bound to ``kind`` already).
-
-        Versions registered before keep their kind; new versions use ``kind``.
-        """
-        ...
-
-    def define_artefacts(self, kinds: dict[str, str]) -> Receipt | None:
-        """Bind artefacts (name → kind) not bound yet; None when there was nothing to do.
-
-        Raises:
-            LedgerError: an artefact is bound to another kind already.
-        """
-        ...
-
     def artefact_kind(self, name: str) -> str | None:
         """The kind an artefact is bound to, or None."""
-        ...
-
-    def grant_role(self, role: str, account: str) -> Receipt:
-        """Grant ``role`` to ``account`` (admin only, enforced by the contract)."""
-        ...
-
-    def revoke_role(self, role: str, account: str) -> Receipt:
-        """Revoke ``role`` from ``account`` (admin only, enforced by the contract)."""
-        ...
-
-    def transfer_admin(self, account: str) -> Receipt:
-        """Offer the admin role to ``account``; it takes effect when that account accepts."""
-        ...
-
-    def accept_admin(self) -> Receipt:
-        """Accept a pending admin offer made to this client's account."""
-        ...
-
-    def submit(
-        self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
-    ) -> Receipt:
-        """Apply registrations then moves in one transaction, all or nothing."""
         ...
 
     def admin(self) -> str:
@@ -276,6 +219,71 @@ class Ledger(Protocol):
 
     def close(self) -> None:
         """Release the chain (persist, unlock); the ledger is unusable afterwards."""
+        ...
+
+
+class Ledger(LedgerReader, Protocol):
+    """The chain as proml needs it: one project's ledger contract and one signing account.
+
+    A :class:`LedgerReader` that also writes (defines, grants, submits) as ``account``.
+    """
+
+    @property
+    def account(self) -> str:
+        """The address that signs this client's transactions."""
+        ...
+
+    def with_signer(self, signer: object) -> Ledger:
+        """The same ledger, signing with ``signer`` (for tools that act as several accounts)."""
+        ...
+
+    def define_roles(self, names: Sequence[str]) -> Receipt | None:
+        """Define roles not yet on-chain; return None when there was nothing to do."""
+        ...
+
+    def define_kind(self, kind: KindSpec) -> Receipt:
+        """Define a kind, or redefine one no version of which exists yet.
+
+        Raises:
+            LedgerError: ``KindInUse`` when a version of the kind exists (its rules are fixed).
+        """
+        ...
+
+    def rebind_artefact(self, name: str, kind: str) -> Receipt | None:
+        """Bind a defined artefact to another kind (None when it is bound to ``kind`` already).
+
+        Versions registered before keep their kind; new versions use ``kind``.
+        """
+        ...
+
+    def define_artefacts(self, kinds: dict[str, str]) -> Receipt | None:
+        """Bind artefacts (name → kind) not bound yet; None when there was nothing to do.
+
+        Raises:
+            LedgerError: an artefact is bound to another kind already.
+        """
+        ...
+
+    def grant_role(self, role: str, account: str) -> Receipt:
+        """Grant ``role`` to ``account`` (admin only, enforced by the contract)."""
+        ...
+
+    def revoke_role(self, role: str, account: str) -> Receipt:
+        """Revoke ``role`` from ``account`` (admin only, enforced by the contract)."""
+        ...
+
+    def transfer_admin(self, account: str) -> Receipt:
+        """Offer the admin role to ``account``; it takes effect when that account accepts."""
+        ...
+
+    def accept_admin(self) -> Receipt:
+        """Accept a pending admin offer made to this client's account."""
+        ...
+
+    def submit(
+        self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
+    ) -> Receipt:
+        """Apply registrations then moves in one transaction, all or nothing."""
         ...
 
 
