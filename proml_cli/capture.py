@@ -293,10 +293,11 @@ def anchor(
         LedgerError: the contract refused (the entry moves to ``refused/``).
         BackendUnavailable: the chain is unreachable (the entry stays pending).
     """
-    if not store.has(entry.record_cid):
-        stored = store.put_bytes(entry.record_bytes)
-        if stored != entry.record_cid:
-            raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
+    # Stored (or kept locally for a later push when the IPFS node is down) before the chain is
+    # asked: an IPFS outage alone must never keep a record off a reachable chain.
+    stored = store.put_bytes(entry.record_bytes)
+    if stored != entry.record_cid:
+        raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
     with project.ledger(signer) as ledger:
         done = _find_anchor(ledger, entry.record_cid)
         if done is not None:
@@ -448,6 +449,7 @@ def run_step(
     candidates = [
         Registration(VersionRef(str(p.artefact), p.sha256), p.cid, inputs) for p in products
     ]
+    chain_down: BackendUnavailable | None = None
     try:
         with project.ledger(signer) as ledger:
             registrations = []
@@ -457,10 +459,11 @@ def run_step(
                 else:
                     name = candidate.version.artefact
                     outcome.messages.append(f"'{name}' is unchanged (version already recorded)")
-    except BackendUnavailable:
+    except BackendUnavailable as exc:
         # The command has run: its record must reach the journal. Every product is journaled
         # as a registration; anchor() drops those already registered when the chain is back.
         registrations = candidates
+        chain_down = exc
     moves = []
     for artefact, transition in step.fires.items():
         source = next((p for p in products if p.artefact == artefact), None)
@@ -471,7 +474,9 @@ def run_step(
     outcome.transitions = [
         {"artefact": m.version.artefact, "transition": m.transition} for m in moves
     ]
-    return _journal_and_anchor(project, signer, store, record, registrations, moves, outcome)
+    return _journal_and_anchor(
+        project, signer, store, record, registrations, moves, outcome, chain_down=chain_down
+    )
 
 
 def decide(
@@ -485,19 +490,28 @@ def decide(
 ) -> RunOutcome:
     """``proml transition``: a human decision on one version, recorded like a run.
 
+    With the chain unreachable the decision is journaled (``outcome.journaled``) for
+    ``proml sync``, which anchors it once the chain is back.
+
     Raises:
-        InputError: unknown artefact/transition, or no file at the path.
+        InputError: unknown artefact/transition (with the closest name), or no file at the path.
+        RefusedError: the bytes are not a recorded version, or its state does not allow the
+            transition (naming the transitions it allows).
     """
+    from proml_cli.suggest import allowed_from, did_you_mean
+
     policy = project.policy
     if artefact not in policy.artefacts:
         raise InputError(
-            f"unknown artefact '{artefact}' (policy has: {', '.join(policy.artefacts)})"
+            f"unknown artefact '{artefact}'{did_you_mean(artefact, policy.artefacts)}",
+            hint="the artefacts are declared under `artefacts:` in " + policy.source,
         )
     kind = policy.kinds[policy.artefacts[artefact].kind]
     if transition not in kind.transitions:
         raise InputError(
-            f"kind '{kind.name}' of '{artefact}' has no transition '{transition}' "
-            f"(it has: {', '.join(kind.transitions)})"
+            f"kind '{kind.name}' of '{artefact}' has no transition '{transition}'"
+            f"{did_you_mean(transition, kind.transitions)}",
+            hint=f"its transitions: {', '.join(kind.transitions)}",
         )
     target = path if path is not None else policy.artefact_path(artefact)
     if not target.exists():
@@ -518,14 +532,52 @@ def decide(
     outcome = RunOutcome(step=f"transition:{transition}", exit_code=0)
     moves = [Move(VersionRef(artefact, subject.sha256), transition)]
     outcome.transitions = [{"artefact": artefact, "transition": transition}]
-    with project.ledger(signer) as ledger:
-        if ledger.version(moves[0].version) is None:
+    chain_down: BackendUnavailable | None = None
+    try:
+        with project.ledger(signer) as ledger:
+            current = ledger.version(moves[0].version)
+    except BackendUnavailable as exc:
+        # The decision is made: keep it in the journal; `proml sync` anchors it (or reports
+        # the contract's refusal) once the chain answers again.
+        chain_down = exc
+    else:
+        if current is None:
             raise RefusedError(
                 f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
                 f"'{artefact}'",
                 ["not a recorded version"],
+                hint=_record_first_hint(project, artefact),
             )
-    return _journal_and_anchor(project, signer, store, record, [], moves, outcome)
+        if current.state not in kind.transitions[transition].sources:
+            allowed = allowed_from(kind, current.state)
+            needed = " or ".join(f"'{s}'" for s in kind.transitions[transition].sources)
+            raise RefusedError(
+                f"'{artefact}' ({subject.path}) is in state '{current.state}'; "
+                f"'{transition}' fires only from {needed}",
+                [f"wrong state '{current.state}'"],
+                hint=(
+                    f"from '{current.state}' the allowed transitions are: {', '.join(allowed)} "
+                    f"(`proml transition {artefact} {allowed[0]}`)"
+                    if allowed
+                    else f"no transition leaves '{current.state}'"
+                ),
+            )
+    return _journal_and_anchor(
+        project, signer, store, record, [], moves, outcome, chain_down=chain_down
+    )
+
+
+def _record_first_hint(project: Project, artefact: str) -> str:
+    """The next command for a version the ledger does not know: the step that produces it."""
+    producers = [s for s in project.policy.steps.values() if artefact in s.produces]
+    if producers:
+        import shlex
+
+        return (
+            f"record it first: `proml run -- {shlex.join(producers[0].command)}` (step "
+            f"'{producers[0].name}'), or pass --path with a recorded version's file"
+        )
+    return "pass --path with a recorded version's file; `proml log` lists the versions"
 
 
 def _journal_and_anchor(
@@ -536,7 +588,14 @@ def _journal_and_anchor(
     registrations: Sequence[Registration],
     moves: Sequence[Move],
     outcome: RunOutcome,
+    *,
+    chain_down: BackendUnavailable | None = None,
 ) -> RunOutcome:
+    """Journal the record, then anchor it unless the chain was already found unreachable.
+
+    ``chain_down`` is the outage this command already waited for: asking again would only
+    double the wait, so the record stays in the journal for ``proml sync``.
+    """
     from proml_cli.content import bytes_cid
 
     # The CID is computed here, not by the store: the journal must hold the record even when
@@ -544,18 +603,24 @@ def _journal_and_anchor(
     record_cid = bytes_cid(canonical_bytes(record))
     entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
     outcome.record_cid = record_cid
-    _anchor_entry(project, signer, store, entry, outcome)
+    _anchor_entry(project, signer, store, entry, outcome, chain_down=chain_down)
     outcome.deferred = store.unpushed()
     if outcome.deferred:
         outcome.messages.append(
-            f"{len(outcome.deferred)} item(s) are only in the local store: the IPFS node was "
-            "unreachable; run `proml sync` to send them"
+            f"{len(outcome.deferred)} item(s) are only in the local store (the IPFS node was "
+            "unreachable): run `proml push` once it is back"
         )
     return outcome
 
 
 def _anchor_entry(
-    project: Project, signer: Any, store: ContentStore, entry: Entry, outcome: RunOutcome
+    project: Project,
+    signer: Any,
+    store: ContentStore,
+    entry: Entry,
+    outcome: RunOutcome,
+    *,
+    chain_down: BackendUnavailable | None = None,
 ) -> None:
     """Journal ``entry`` and anchor it, noting in ``outcome`` what happened."""
     if not entry.registrations and not entry.moves:
@@ -568,6 +633,13 @@ def _anchor_entry(
     except OSError as exc:
         raise JournalError(f"cannot write the journal: {exc}") from exc
     outcome.journaled = True
+    if chain_down is not None:
+        # Keep the bytes of the record too (locally at least), so sync has all it needs.
+        store.put_bytes(entry.record_bytes)
+        outcome.messages.append(
+            f"{chain_down.diagnosis}; the record is kept in the journal: run `proml sync`"
+        )
+        return
     try:
         receipt = anchor(project, signer, entry, journal, store)
     except BackendUnavailable as exc:

@@ -65,6 +65,10 @@ DEFAULT_ROLES: tuple[str, ...] = ("data-admin", "developer", "verifier", "audito
 
 TEMPLATE_PATH: Traversable = importlib.resources.files("proml_cli") / "templates" / "proml.yaml"
 _TEMPLATE_PROJECT = "my-project"
+#: Seconds to wait for a network chain's or IPFS node's answer (``chain.timeout`` /
+#: ``storage.timeout``): a hung backend then fails with exit 3 instead of hanging the command.
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 3600.0
 
 _NAME_CHARS = re.compile(r"[a-z0-9._-]*")
 _URL_SCHEMES_CHAIN = ("http", "https", "ws", "wss")
@@ -94,11 +98,13 @@ class ChainConfig:
         backend: ``embedded`` (an in-process EVM under ``.proml/``) or ``rpc``.
         url: the JSON-RPC endpoint; set exactly when ``backend`` is ``rpc``.
         confirmations: blocks to wait for after a transaction (the embedded chain ignores it).
+        timeout: seconds to wait for a network chain's answer before it counts as unreachable.
     """
 
     backend: Literal["embedded", "rpc"] = "embedded"
     url: str | None = None
     confirmations: int = 1
+    timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,13 @@ class StorageConfig:
         backend: ``embedded`` (a local block store under ``.proml/``) or ``ipfs``.
         ipfs: the Kubo RPC API URL; set exactly when ``backend`` is ``ipfs``.
         cid_version: the CID version to compute and print (0 or 1).
+        timeout: seconds to wait for an IPFS node's answer before it counts as unreachable.
     """
 
     backend: Literal["embedded", "ipfs"] = "embedded"
     ipfs: str | None = None
     cid_version: int = 1
+    timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -762,12 +770,14 @@ class _ChainDoc(_Doc):
     backend: Literal["embedded", "rpc"] = "embedded"
     url: str | None = None
     confirmations: Annotated[int, Field(ge=0)] = 1
+    timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = DEFAULT_TIMEOUT
 
 
 class _StorageDoc(_Doc):
     backend: Literal["embedded", "ipfs"] = "embedded"
     ipfs: str | None = None
     cid_version: Annotated[int, AfterValidator(_check_cid_version)] = 1
+    timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = DEFAULT_TIMEOUT
 
 
 class _TransitionDoc(_Doc):
@@ -1275,8 +1285,10 @@ def _build(
         root=root,
         digest=digest,
         project=doc.project,
-        chain=ChainConfig(chain.backend, chain.url, chain.confirmations),
-        storage=StorageConfig(storage.backend, storage.ipfs, storage.cid_version),
+        chain=ChainConfig(chain.backend, chain.url, chain.confirmations, float(chain.timeout)),
+        storage=StorageConfig(
+            storage.backend, storage.ipfs, storage.cid_version, float(storage.timeout)
+        ),
         roles=roles,
         kinds=MappingProxyType(dict(kinds)),
         artefacts=MappingProxyType(artefacts),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proml_cli.errors import ContentError, InputError, VerificationFailed
+from proml_cli.errors import ContentError, ContentNotFoundError, InputError, VerificationFailed
 
 if TYPE_CHECKING:
     from proml_cli.history import History, VersionHistory
@@ -101,6 +101,12 @@ def pull(project: Project, history: History, spec: str, out: Path | None) -> Pul
     try:
         try:
             store.get(version.cid, staging)
+        except ContentNotFoundError as exc:
+            who = version.registered.actor
+            raise ContentNotFoundError(
+                f"{exc.diagnosis}: '{version.artefact}' was registered by {who}",
+                hint=f"ask {who} (or anyone holding the bytes) to run `proml push`",
+            ) from exc
         except ContentError as exc:
             raise VerificationFailed(exc.diagnosis, [exc.diagnosis]) from exc
         cid_version = 0 if version.cid.startswith("Qm") else 1
