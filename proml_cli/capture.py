@@ -155,7 +155,10 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
     Raises:
         RefusedError: listing every failed check; the command must not start.
     """
+    from proml_cli.suggest import path_to
+
     reasons: list[str] = []
+    hints: list[str] = []
     materials: list[Material] = []
     for name, accepted in step.uses.items():
         path = project.policy.artefact_path(name)
@@ -170,16 +173,25 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
                 f"input '{name}' ({entry.path}, sha256:{entry.sha256[:12]}) is not a recorded "
                 "version: it was never recorded, or it changed since"
             )
+            hints.append(_record_first_hint(project, name))
             continue
         if state.state not in accepted:
             reasons.append(
                 f"input '{name}' ({entry.path}) is in state '{state.state}', "
                 f"step '{step.name}' requires {' or '.join(repr(s) for s in accepted)}"
             )
+            kind = project.policy.kinds[project.policy.artefacts[name].kind]
+            route = path_to(kind, state.state, accepted)
+            if route:
+                hints.append(" then ".join(f"`proml transition {name} {t}`" for t in route))
             continue
         materials.append(Material(entry, state.state, mtime))
     if reasons:
-        raise RefusedError(f"step '{step.name}' refused: " + "; ".join(reasons), reasons)
+        raise RefusedError(
+            f"step '{step.name}' refused: " + "; ".join(reasons),
+            reasons,
+            hint="; ".join(hints) if hints else None,
+        )
     return materials
 
 

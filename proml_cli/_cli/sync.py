@@ -7,11 +7,13 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
 
-HELP = """Send content kept locally while the IPFS node was unreachable, then submit every
-pending journal entry. An entry whose record is already anchored on the ledger is marked done
-without a second transaction.
+HELP = """Submit every pending journal entry, then send content kept locally while the IPFS
+node was unreachable. An entry whose record is already anchored on the ledger is marked done
+without a second transaction, so running sync twice anchors nothing twice.
 
-Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 3 still unreachable."""
+\b
+Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 3 the chain or the IPFS
+node is still unreachable."""
 
 
 def register(app: typer.Typer) -> None:
@@ -22,12 +24,19 @@ def register(app: typer.Typer) -> None:
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
     """Finish journaled work."""
     from proml_cli.capture import sync as sync_journal
+    from proml_cli.errors import BackendUnavailable
     from proml_cli.project import load_project
 
     project = load_project(policy)
-    pushed = project.store().flush()
+    # The chain first: an IPFS node that is still down must not keep records off the chain.
     results = sync_journal(project, account=account)
-    if as_json:
+    pushed: list[str] = []
+    node_down: BackendUnavailable | None = None
+    try:
+        pushed = project.store().flush()
+    except BackendUnavailable as exc:
+        node_down = exc
+    if as_json and node_down is None:
         output.emit_json({"entries": results, "pushed": pushed})
     else:
         if pushed:
@@ -38,5 +47,7 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
             output.info(
                 f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}"
             )
+    if node_down is not None:
+        raise node_down
     if any(r["status"] == "refused" for r in results):
         raise typer.Exit(1)
