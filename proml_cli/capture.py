@@ -74,6 +74,8 @@ class RunOutcome:
     transitions: list[dict[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    #: Why the record is only journaled: the chain's outage, naming its URL (None if anchored).
+    unreachable: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON."""
@@ -620,7 +622,7 @@ def _journal_and_anchor(
     if outcome.deferred:
         outcome.messages.append(
             f"{len(outcome.deferred)} item(s) are only in the local store (the IPFS node was "
-            "unreachable): run `proml push` once it is back"
+            "unreachable): run `proml push` (or `proml sync`) once it is back"
         )
     return outcome
 
@@ -648,6 +650,7 @@ def _anchor_entry(
     if chain_down is not None:
         # Keep the bytes of the record too (locally at least), so sync has all it needs.
         store.put_bytes(entry.record_bytes)
+        outcome.unreachable = chain_down.diagnosis
         outcome.messages.append(
             f"{chain_down.diagnosis}; the record is kept in the journal: run `proml sync`"
         )
@@ -655,6 +658,7 @@ def _anchor_entry(
     try:
         receipt = anchor(project, signer, entry, journal, store)
     except BackendUnavailable as exc:
+        outcome.unreachable = exc.diagnosis
         outcome.messages.append(
             f"{exc.diagnosis}; the record is kept in the journal: run `proml sync`"
         )

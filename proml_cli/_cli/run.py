@@ -81,8 +81,9 @@ def run(
         from proml_cli.errors import BackendUnavailable
 
         raise BackendUnavailable(
-            f"the record {outcome.record_cid} of step '{outcome.step}' is only journaled, "
-            "not anchored, and --require-anchor is set",
+            f"{outcome.unreachable or 'the chain is unreachable'}; the record "
+            f"{outcome.record_cid} of step '{outcome.step}' is only journaled, not anchored, "
+            "and --require-anchor is set",
             hint="run `proml sync` once the chain is reachable",
         )
     raise typer.Exit(outcome.exit_code)

@@ -47,8 +47,8 @@ def transition(
     outcome = decide(project, artefact, name, path=path, note=note, account=account)
     if outcome.journaled and not outcome.recorded:
         raise BackendUnavailable(
-            f"'{artefact}' {name}: the chain is unreachable; the decision is journaled as "
-            f"record {outcome.record_cid}",
+            f"{outcome.unreachable or 'the chain is unreachable'}; the decision '{artefact}' "
+            f"{name} is journaled as record {outcome.record_cid}",
             hint="run `proml sync` once the chain is reachable (it anchors it exactly once)",
         )
     if as_json:

@@ -44,6 +44,10 @@ CONNECT_TIMEOUT = 5.0
 MISSING_TIMEOUT = 10.0
 
 
+class _BadBlockError(ContentError):
+    """The node sent a block that does not hash to its CID: a lying node, never "not found"."""
+
+
 class KuboStore:
     """A :class:`proml_cli.content.ContentStore` over a Kubo RPC API node plus a local cache."""
 
@@ -279,41 +283,51 @@ class KuboStore:
                 logger.warning("local copy of %s is damaged: fetching it again", cid)
                 is_repair = True
         # A node that does not pin the CID may still hold it in its cache or find it on its
-        # peers, but only a short, bounded search is worth waiting for.
-        is_pinned = self.is_pinned(cid)
-        with tempfile.TemporaryDirectory(prefix="proml-fetch-") as tmp:
-            car = Path(tmp) / "fetch.car"
-            params = {"arg": cid}
-            if not is_pinned:
-                params["timeout"] = f"{MISSING_TIMEOUT:g}s"  # the node's own search deadline
+        # peers, but only a short, bounded search is worth waiting for; whatever then goes
+        # wrong (no answer in time, an error, a truncated export) means it does not have it.
+        if self.is_pinned(cid):
+            self._import(cid, {"arg": cid}, None, is_repair=is_repair)
+        else:
             try:
-                with (
-                    self._stream(
-                        "dag/export", params, timeout=None if is_pinned else MISSING_TIMEOUT + 2
-                    ) as reply,
-                    car.open("wb") as out,
-                ):
-                    for chunk in reply.iter_bytes():
-                        out.write(chunk)
+                self._import(
+                    cid,
+                    {"arg": cid, "timeout": f"{MISSING_TIMEOUT:g}s"},  # the node's own deadline
+                    MISSING_TIMEOUT + 2,
+                    is_repair=is_repair,
+                )
+                self.local.check(cid)
             except (BackendUnavailable, ContentError) as exc:
-                if is_pinned:
+                if isinstance(exc, _BadBlockError):
                     raise
                 self._down = None  # it answered pin/ls: the node is up, the content is not there
                 raise ContentNotFoundError(
                     f"the IPFS node at {self.url} does not have {cid} (not pinned there, not "
                     f"found within {MISSING_TIMEOUT:g} s)"
                 ) from exc
+        self.local.check(cid)
+
+    def _import(
+        self, cid: str, params: dict[str, str], timeout: float | None, *, is_repair: bool
+    ) -> None:
+        """Export ``cid`` from the node as a CAR and keep every block that hashes to its CID."""
+        with tempfile.TemporaryDirectory(prefix="proml-fetch-") as tmp:
+            car = Path(tmp) / "fetch.car"
+            with (
+                self._stream("dag/export", params, timeout=timeout) as reply,
+                car.open("wb") as out,
+            ):
+                for chunk in reply.iter_bytes():
+                    out.write(chunk)
             with CarReader(car) as reader:
                 for block_cid, block in reader:
                     if not block_cid.matches(block):
-                        raise ContentError(
+                        raise _BadBlockError(
                             f"the IPFS node at {self.url} sent a block that does not hash to "
                             f"its CID {block_cid}"
                         )
                     self.local.write_block(
                         block_cid.digest, [block], len(block), is_repair=is_repair
                     )
-        self.local.check(cid)
 
     def cat(self, cid: str, *, limit: int = DEFAULT_CAT_LIMIT) -> bytes:
         """Return a small file's bytes (fetched and verified block by block)."""
