@@ -175,7 +175,7 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
                 f"input '{name}' ({entry.path}, sha256:{entry.sha256[:12]}) is not a recorded "
                 "version: it was never recorded, or it changed since"
             )
-            hints.append(_record_first_hint(project, name))
+            hints.append(_record_first_hint(project, name, has_path_option=False))
             continue
         if state.state not in accepted:
             reasons.append(
@@ -357,7 +357,13 @@ def _name_allowed_roles(
         return LedgerError(
             f"{exc.diagnosis} (allowed: {', '.join(allowed) or 'none'}; "
             f"it holds: {', '.join(held) or 'no role'})",
-            hint=exc.hint,
+            hint=exc.hint
+            or (
+                f"the project's admin can run `proml roles grant {allowed[0]} {ledger.account}`,"
+                " or sign with an account that holds the role (--as NAME)"
+                if allowed
+                else None
+            ),
             contract_error="MissingRole",
         )
     return exc
@@ -560,7 +566,7 @@ def decide(
                 f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
                 f"'{artefact}'",
                 ["not a recorded version"],
-                hint=_record_first_hint(project, artefact),
+                hint=_record_first_hint(project, artefact, has_path_option=True),
             )
         if current.state not in kind.transitions[transition].sources:
             allowed = allowed_from(kind, current.state)
@@ -581,17 +587,18 @@ def decide(
     )
 
 
-def _record_first_hint(project: Project, artefact: str) -> str:
+def _record_first_hint(project: Project, artefact: str, *, has_path_option: bool) -> str:
     """The next command for a version the ledger does not know: the step that produces it."""
     producers = [s for s in project.policy.steps.values() if artefact in s.produces]
+    other = " or pass --path with a recorded version's file" if has_path_option else ""
     if producers:
         import shlex
 
         return (
             f"record it first: `proml run -- {shlex.join(producers[0].command)}` (step "
-            f"'{producers[0].name}'), or pass --path with a recorded version's file"
+            f"'{producers[0].name}'){',' + other if other else ''}"
         )
-    return "pass --path with a recorded version's file; `proml log` lists the versions"
+    return f"`proml log {artefact}` lists its recorded versions;{other or ' restore one'}"
 
 
 def _journal_and_anchor(

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from proml_cli.errors import InputError, PolicyError
+from proml_cli.suggest import did_you_mean
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -248,7 +249,10 @@ class Policy:
         found = self.artefacts.get(name)
         if found is None:
             raise InputError(
-                _one_line(f"unknown artefact {_q(name)} in {self.source}"),
+                _one_line(
+                    f"unknown artefact {_q(name)} in {self.source}"
+                    + did_you_mean(name, self.artefacts)
+                ),
                 hint=_one_line(f"artefacts: {_listing(self.artefacts) or '(none declared)'}"),
             )
         return found
@@ -282,7 +286,9 @@ class Policy:
             step = self.steps.get(name)
             if step is None:
                 raise InputError(
-                    _one_line(f"unknown step {_q(name)} in {self.source}"),
+                    _one_line(
+                        f"unknown step {_q(name)} in {self.source}" + did_you_mean(name, self.steps)
+                    ),
                     hint=self._steps_hint(),
                 )
             return step

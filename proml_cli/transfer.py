@@ -71,7 +71,11 @@ def resolve_version(history: History, spec: str) -> VersionHistory:
     artefact, _, wanted = spec.partition("@")
     versions = history.of_artefact(artefact)
     if not versions:
-        raise InputError(f"artefact '{artefact}' has no recorded version")
+        from proml_cli.suggest import did_you_mean
+
+        known = {v.artefact for v in history.versions.values()}
+        hint = did_you_mean(artefact, known) if artefact not in known else ""
+        raise InputError(f"artefact '{artefact}' has no recorded version{hint}")
     if not wanted:
         return versions[-1]
     wanted = wanted.removeprefix("sha256:")

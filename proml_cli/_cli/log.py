@@ -39,7 +39,11 @@ def log(
 
     project = load_project(policy)
     if artefact is not None and artefact not in project.policy.artefacts:
-        raise InputError(f"unknown artefact '{artefact}'")
+        from proml_cli.suggest import did_you_mean
+
+        raise InputError(
+            f"unknown artefact '{artefact}'{did_you_mean(artefact, project.policy.artefacts)}"
+        )
     rows = history.log_rows(
         history.load(project), artefact=artefact, limit=limit, store=project.store()
     )

@@ -44,7 +44,10 @@ def show(
     if what in project.policy.artefacts or any(v.artefact == what for v in hist.versions.values()):
         versions = hist.of_artefact(what)
         if not versions:
-            raise InputError(f"artefact '{what}' has no recorded version yet")
+            raise InputError(
+                f"artefact '{what}' has no recorded version yet",
+                hint="record one with `proml run -- ...` (the step that produces it)",
+            )
         version = versions[-1]
     else:
         version = hist.by_cid(what)
@@ -53,7 +56,13 @@ def show(
     elif any(s.record_cid == what for v in hist.versions.values() for s in v.steps):
         document = {"record_cid": what, "record": parse_record(store.cat(what), cid=what)}
     else:
-        raise InputError(f"'{what}' is neither an artefact nor a recorded CID")
+        from proml_cli.suggest import did_you_mean
+
+        raise InputError(
+            f"'{what}' is neither an artefact nor a recorded CID"
+            f"{did_you_mean(what, project.policy.artefacts)}",
+            hint="`proml log` lists every recorded version and record",
+        )
     if as_json:
         output.emit_json(document)
         return
