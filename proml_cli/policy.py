@@ -837,6 +837,7 @@ class _PolicyDoc(_Doc):
 _EXPECTED = {
     "string_type": "a string",
     "int_type": "an integer",
+    "float_type": "a number",
     "bool_type": "true or false",
     "list_type": "a list",
     "dict_type": "a mapping",
@@ -886,6 +887,10 @@ def _schema_error(tree: _Tree, err: Any) -> tuple[_Mark, _Mark, _KeyPath, str]:
         reason = f"expected {ctx.get('expected')}, got {got}"
     elif kind == "greater_than_equal":
         reason = f"must be at least {ctx.get('ge')}, got {got}"
+    elif kind == "greater_than":
+        reason = f"must be more than {ctx.get('gt'):g}, got {got}"
+    elif kind == "less_than_equal":
+        reason = f"must be at most {ctx.get('le'):g}, got {got}"
     elif kind == "too_short":
         reason = "must not be empty"
     elif kind == "too_long":

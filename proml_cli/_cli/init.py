@@ -36,7 +36,11 @@ Exit codes: 0 ok; 1 the ledger refused; 2 bad policy or usage; 3 chain unreachab
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("init", help=HELP)(init)
+    app.command(
+        "init",
+        help=HELP,
+        short_help="Write the template, or deploy the ledger and define the policy.",
+    )(init)
 
 
 def init(

@@ -36,7 +36,12 @@ record could only be journaled; 125 the record could not even be journaled. With
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("run", help=HELP, context_settings={"ignore_unknown_options": True})(run)
+    app.command(
+        "run",
+        help=HELP,
+        short_help="Run a command under the capture policy and record it.",
+        context_settings={"ignore_unknown_options": True},
+    )(run)
 
 
 def run(

@@ -18,7 +18,9 @@ node is still unreachable."""
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("sync", help=HELP)(sync)
+    app.command(
+        "sync", help=HELP, short_help="Anchor journaled records (each once), send deferred content."
+    )(sync)
 
 
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:

@@ -26,7 +26,11 @@ Exit codes: 0 recorded; 1 refused (not a recorded version, wrong state, missing 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("transition", help=HELP)(transition)
+    app.command(
+        "transition",
+        help=HELP,
+        short_help="Record a human decision (validate, approve...) on a version.",
+    )(transition)
 
 
 def transition(
