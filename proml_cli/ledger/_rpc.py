@@ -67,19 +67,23 @@ class _Provider(HTTPProvider):
             ) from exc
 
 
+def provider_for(config: ChainConfig) -> HTTPProvider:
+    """The HTTP provider for ``config.url``: bounded waits, no retries, our own errors."""
+    return _Provider(
+        config.url,
+        request_kwargs={"timeout": (min(CONNECT_TIMEOUT, config.timeout), config.timeout)},
+        # One bounded wait per call: a hung chain fails within chain.timeout, and the work is
+        # journaled for `proml sync` instead of being retried here.
+        exception_retry_configuration=None,
+    )
+
+
 class RpcLedger(ContractLedger):
     """The ledger over HTTP JSON-RPC."""
 
     def __init__(self, config: ChainConfig, signer: Any, address: str | None) -> None:
         self._config = config
-        provider = _Provider(
-            config.url,
-            request_kwargs={"timeout": (min(CONNECT_TIMEOUT, config.timeout), config.timeout)},
-            # One bounded wait per call: a hung chain fails within chain.timeout, and the work
-            # is journaled for `proml sync` instead of being retried here.
-            exception_retry_configuration=None,
-        )
-        w3 = Web3(provider)
+        w3 = Web3(provider_for(config))
         # Also fails fast (BackendUnavailable) when the chain is unreachable.
         self._chain_id = int(w3.eth.chain_id)
         super().__init__(w3, signer, address)
