@@ -101,3 +101,16 @@ def init(
     )
     for line in result["actions"]:
         output.info(f"  {line}")
+    first = _first_step(policy)
+    if first:
+        output.info(f"next: proml run -- {first}")
+
+
+def _first_step(policy: Path) -> str | None:
+    """The command of the policy's first step that needs no recorded input, if any."""
+    import shlex
+
+    from proml_cli.policy import load_policy
+
+    steps = load_policy(policy.resolve()).steps.values()
+    return next((shlex.join(s.command) for s in steps if not s.uses and s.produces), None)

@@ -75,8 +75,9 @@ def test_template_runs_the_whole_pipeline_on_the_embedded_default(tmp_path: Path
     ok(proml(root, "init"))
     for name, body in SCRIPTS.items():
         (root / name).write_text(textwrap.dedent(body).lstrip())
-    ok(proml(root, "init"))
+    deployed = ok(proml(root, "init"))
     assert (root / ".proml" / "project.json").is_file()
+    assert "next: proml run -- python prepare.py" in deployed.stderr
 
     ok(proml(root, "run", "--", "python", "prepare.py"))
     refused = proml(root, "run", "--", "python", "train.py")
