@@ -93,6 +93,7 @@ class RunOutcome:
             "transitions": self.transitions,
             "messages": self.messages,
             "deferred": self.deferred,
+            "unreachable": self.unreachable,
         }
 
 

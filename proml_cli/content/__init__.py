@@ -206,7 +206,7 @@ def bytes_cid(data: bytes) -> str:
 
 
 def open_store(
-    kind: str, *, root: Path, url: str | None = None, timeout: float = 30.0
+    kind: str, *, root: Path, url: str | None = None, timeout: float = 20.0
 ) -> ContentStore:
     """Open a content store.
 

@@ -36,16 +36,12 @@ from proml_cli.errors import BackendUnavailable, ContentError, ContentNotFoundEr
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for a node's answer (``storage.timeout``); an upload streams within it per read.
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 20.0
 #: Seconds to wait for a TCP connection: a reachable node accepts at once.
 CONNECT_TIMEOUT = 5.0
 #: Seconds a node that does not pin a CID gets to find it (in its cache or from its peers)
 #: before ``fetch`` says it does not have it; kubo would otherwise search its peers for minutes.
 MISSING_TIMEOUT = 10.0
-
-
-class _BadBlockError(ContentError):
-    """The node sent a block that does not hash to its CID: a lying node, never "not found"."""
 
 
 class KuboStore:
@@ -283,51 +279,55 @@ class KuboStore:
                 logger.warning("local copy of %s is damaged: fetching it again", cid)
                 is_repair = True
         # A node that does not pin the CID may still hold it in its cache or find it on its
-        # peers, but only a short, bounded search is worth waiting for; whatever then goes
-        # wrong (no answer in time, an error, a truncated export) means it does not have it.
-        if self.is_pinned(cid):
-            self._import(cid, {"arg": cid}, None, is_repair=is_repair)
-        else:
-            try:
-                self._import(
-                    cid,
-                    {"arg": cid, "timeout": f"{MISSING_TIMEOUT:g}s"},  # the node's own deadline
-                    MISSING_TIMEOUT + 2,
-                    is_repair=is_repair,
-                )
-                self.local.check(cid)
-            except (BackendUnavailable, ContentError) as exc:
-                if isinstance(exc, _BadBlockError):
-                    raise
-                self._down = None  # it answered pin/ls: the node is up, the content is not there
-                raise ContentNotFoundError(
-                    f"the IPFS node at {self.url} does not have {cid} (not pinned there, not "
-                    f"found within {MISSING_TIMEOUT:g} s)"
-                ) from exc
-        self.local.check(cid)
-
-    def _import(
-        self, cid: str, params: dict[str, str], timeout: float | None, *, is_repair: bool
-    ) -> None:
-        """Export ``cid`` from the node as a CAR and keep every block that hashes to its CID."""
+        # peers, but only a short, bounded search is worth waiting for: no answer in time, a
+        # refusal or an incomplete DAG then means it does not have it. A block that does not
+        # hash to its CID stays what it is: a lying node.
+        is_pinned = self.is_pinned(cid)
+        params = {"arg": cid}
+        if not is_pinned:
+            params["timeout"] = f"{MISSING_TIMEOUT:g}s"  # the node's own search deadline
         with tempfile.TemporaryDirectory(prefix="proml-fetch-") as tmp:
             car = Path(tmp) / "fetch.car"
-            with (
-                self._stream("dag/export", params, timeout=timeout) as reply,
-                car.open("wb") as out,
-            ):
-                for chunk in reply.iter_bytes():
-                    out.write(chunk)
-            with CarReader(car) as reader:
-                for block_cid, block in reader:
-                    if not block_cid.matches(block):
-                        raise _BadBlockError(
-                            f"the IPFS node at {self.url} sent a block that does not hash to "
-                            f"its CID {block_cid}"
-                        )
-                    self.local.write_block(
-                        block_cid.digest, [block], len(block), is_repair=is_repair
+            try:
+                self._download(params, None if is_pinned else MISSING_TIMEOUT + 2, car)
+            except (BackendUnavailable, ContentError) as exc:
+                if is_pinned:
+                    raise
+                raise self._not_found(cid) from exc
+            self._keep(car, is_repair=is_repair)
+        if not is_pinned:
+            try:
+                self.local.check(cid)
+            except ContentError as exc:
+                raise self._not_found(cid) from exc
+        self.local.check(cid)
+
+    def _not_found(self, cid: str) -> ContentNotFoundError:
+        self._down = None  # it answered pin/ls: the node is up, the content is not there
+        return ContentNotFoundError(
+            f"the IPFS node at {self.url} does not have {cid} (not pinned there, not found "
+            f"within {MISSING_TIMEOUT:g} s)"
+        )
+
+    def _download(self, params: dict[str, str], timeout: float | None, car: Path) -> None:
+        """Write the node's CAR export of ``params["arg"]`` to ``car``."""
+        with (
+            self._stream("dag/export", params, timeout=timeout) as reply,
+            car.open("wb") as out,
+        ):
+            for chunk in reply.iter_bytes():
+                out.write(chunk)
+
+    def _keep(self, car: Path, *, is_repair: bool) -> None:
+        """Keep every block of ``car`` that hashes to its CID; refuse the CAR at the first other."""
+        with CarReader(car) as reader:
+            for block_cid, block in reader:
+                if not block_cid.matches(block):
+                    raise ContentError(
+                        f"the IPFS node at {self.url} sent a block that does not hash to its "
+                        f"CID {block_cid}"
                     )
+                self.local.write_block(block_cid.digest, [block], len(block), is_repair=is_repair)
 
     def cat(self, cid: str, *, limit: int = DEFAULT_CAT_LIMIT) -> bytes:
         """Return a small file's bytes (fetched and verified block by block)."""

@@ -223,7 +223,7 @@ class ChainConfig:
     state_dir: Path | None = None
     url: str | None = None
     confirmations: int = 1
-    timeout: float = 30.0
+    timeout: float = 20.0
     receipt_timeout: float = 120.0
 
 

@@ -3,7 +3,7 @@ content the node does not have, and a decision taken while the chain is unreacha
 
 A *frozen* server is a socket on 127.0.0.1 that accepts connections and never answers: the
 worst case for a client, which otherwise waits forever. The policies set ``chain.timeout`` /
-``storage.timeout`` small, so each test measures the bound without waiting 30 s.
+``storage.timeout`` small, so each test measures the bound without waiting the default 20 s.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def timed(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[fl
     return time.monotonic() - started, result
 
 
-def test_the_default_waits_are_30_seconds(tmp_path: Path) -> None:
+def test_the_default_waits_are_20_seconds(tmp_path: Path) -> None:
     policy = parse_policy(POLICY, root=tmp_path)
-    assert policy.chain.timeout == policy.storage.timeout == DEFAULT_TIMEOUT == 30
+    assert policy.chain.timeout == policy.storage.timeout == DEFAULT_TIMEOUT == 20
 
 
 # ------------------------------------------------------------------------- a frozen chain

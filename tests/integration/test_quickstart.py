@@ -132,9 +132,10 @@ def test_quickstart_block_installs_from_the_clone_not_from_an_index() -> None:
 def test_readme_quickstart_runs_verbatim(tmp_path: Path) -> None:
     """Run the README's block, as written, on a "fresh machine": a new HOME, a clone at ./proml.
 
-    The one preparation is offline-friendliness: the new virtual environment sees the test
+    The one preparation saves downloads: the new virtual environment sees the test
     environment's already installed dependencies (a ``.pth`` file), so ``pip install -e`` only
-    builds and installs proml itself instead of downloading web3 and py-evm again.
+    builds and installs proml itself (fetching just its build backend, setuptools, from the
+    configured package index) instead of downloading web3 and py-evm again.
     """
     lines = quickstart_block(README.read_text(encoding="utf-8"))
     home = tmp_path / "home"
