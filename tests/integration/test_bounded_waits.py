@@ -257,3 +257,25 @@ def test_pull_of_content_the_node_does_not_have_names_who_can_push_it(
     assert "proml push" in result.stderr  # type: ignore[attr-defined]
     assert elapsed < 15, elapsed
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_sync_with_the_node_still_down_anchors_first_then_exits_3(
+    embedded: Path, tmp_path: Path
+) -> None:
+    work = fork(embedded, tmp_path / "work")
+    node = {"PROML_IPFS_URL": dead_url()}
+    ok(proml(work, "run", "--", "python", "train.py", env=node))  # anchored, bytes kept locally
+    queued = (work / ".proml" / "content" / "unpushed").read_text().split()
+    assert queued
+
+    result = proml(work, "sync", "--json", env=node)
+
+    assert result.code == 3, str(result)
+    assert result.stdout == ""
+    # Progress lines may come first ("journal: nothing pending"); one error line names the node.
+    errors = [line for line in result.stderr.splitlines() if line.startswith("proml: error: ")]
+    assert len(errors) == 1, result.stderr
+    assert node["PROML_IPFS_URL"] in errors[0]
+    assert "Traceback" not in result.stderr
+    assert journal_files(work)["pending"] == []
+    assert (work / ".proml" / "content" / "unpushed").read_text().split() == queued
