@@ -249,7 +249,11 @@ class Project:
         from proml_cli.history import log_rows
 
         if artefact is not None and artefact not in self.policy.artefacts:
-            raise InputError(f"unknown artefact '{artefact}'")
+            from proml_cli.suggest import did_you_mean
+
+            raise InputError(
+                f"unknown artefact '{artefact}'{did_you_mean(artefact, self.policy.artefacts)}"
+            )
         return log_rows(self.history(), artefact=artefact, limit=limit, store=self._context.store())
 
     def show(self, ref: str) -> dict[str, Any]:

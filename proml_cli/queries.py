@@ -113,7 +113,10 @@ def describe_ref(policy: Policy, history: History, store: ContentStore, ref: str
     if ref in policy.artefacts or any(v.artefact == ref for v in history.versions.values()):
         versions = history.of_artefact(ref)
         if not versions:
-            raise InputError(f"artefact '{ref}' has no recorded version yet")
+            raise InputError(
+                f"artefact '{ref}' has no recorded version yet",
+                hint="record one with `proml run -- ...` (the step that produces it)",
+            )
         version = versions[-1]
     else:
         version = history.by_cid(ref)
@@ -121,7 +124,12 @@ def describe_ref(policy: Policy, history: History, store: ContentStore, ref: str
         return _history.describe(history, version, store)
     if any(s.record_cid == ref for v in history.versions.values() for s in v.steps):
         return {"record_cid": ref, "record": parse_record(store.cat(ref), cid=ref)}
-    raise InputError(f"'{ref}' is neither an artefact nor a recorded CID")
+    from proml_cli.suggest import did_you_mean
+
+    raise InputError(
+        f"'{ref}' is neither an artefact nor a recorded CID{did_you_mean(ref, policy.artefacts)}",
+        hint="`proml log` lists every recorded version and record",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,20 @@ from proml_cli._cli.options import JsonOpt, PolicyOpt
 HELP = """Show registrations and transitions, newest first: time, who (address and the role
 that allowed it), artefact, version (short CID), from → to, step or decision, record CID.
 
+\b
 Examples:
   proml log
   proml log fraud-model --limit 5 --json
 
+\b
 Exit codes: 0 ok; 2 bad usage or unknown artefact; 3 chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("log", help=HELP)(log)
+    app.command(
+        "log", help=HELP, short_help="History of registrations and transitions, newest first."
+    )(log)
 
 
 def log(

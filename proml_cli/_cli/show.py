@@ -14,16 +14,20 @@ HELP = """Show one version in full: kind, state, inputs (lineage, one level), th
 used it, every transition with who and when, and its provenance record. WHAT is an artefact
 name (its latest version), a content CID, or a record CID.
 
+\b
 Examples:
   proml show fraud-model
   proml show bafkrei... --json
 
+\b
 Exit codes: 0 ok; 2 nothing matches WHAT; 3 chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("show", help=HELP)(show)
+    app.command(
+        "show", help=HELP, short_help="One version (or record) in full: lineage, users, steps."
+    )(show)
 
 
 def show(
