@@ -102,12 +102,16 @@ class Project:
 
     # ------------------------------------------------------------------ capture
 
-    def step(self, name: str, *, account: str | None = None) -> StepRun:
+    def step(
+        self, name: str, *, account: str | None = None, require_anchor: bool = False
+    ) -> StepRun:
         """The policy step ``name`` run in-process: use as ``with project.step("train") as s:``.
 
         See :class:`StepRun`. ``account`` overrides the project's signing account.
         """
-        return StepRun(name, project=self, account=account or self._account)
+        return StepRun(
+            name, project=self, account=account or self._account, require_anchor=require_anchor
+        )
 
     def transition(
         self,
@@ -327,6 +331,10 @@ class StepRun:
 
     :meth:`log_params` and :meth:`log_metrics` may be called from any thread while the step
     runs. A ``StepRun`` runs once; as a decorator each call runs a fresh one.
+
+    With the chain unreachable at exit the record is journaled (``outcome.journaled``; a
+    warning is logged; ``Project.sync`` anchors it later); with ``require_anchor`` that raises
+    :class:`BackendUnavailable` instead (the record stays journaled).
     """
 
     def __init__(
@@ -336,8 +344,10 @@ class StepRun:
         project: Project | None = None,
         path: str | Path = ".",
         account: str | None = None,
+        require_anchor: bool = False,
     ) -> None:
         self.name = name
+        self.require_anchor = require_anchor
         self._project = project
         self._path = path
         self._account = account
@@ -435,6 +445,14 @@ class StepRun:
             self.outcome = outcome
         for message in outcome.messages:
             (logger.warning if outcome.journaled or outcome.deferred else logger.info)(message)
+        if self.require_anchor and outcome.journaled and not outcome.recorded:
+            from proml_cli.errors import BackendUnavailable
+
+            raise BackendUnavailable(
+                f"{outcome.unreachable or 'the chain is unreachable'}; the record "
+                f"{outcome.record_cid} of step '{self.name}' is only journaled, not anchored",
+                hint="anchor it with `proml sync` (or Project.sync) once the chain is reachable",
+            )
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
         """Run ``function`` as this step: each call is a fresh :class:`StepRun`."""
@@ -453,7 +471,12 @@ def _command() -> list[str]:
 
 
 def step(
-    name: str, *, project: Project | None = None, path: str | Path = ".", account: str | None = None
+    name: str,
+    *,
+    project: Project | None = None,
+    path: str | Path = ".",
+    account: str | None = None,
+    require_anchor: bool = False,
 ) -> StepRun:
     """The policy step ``name`` run in-process, as a decorator or a ``with`` block.
 
@@ -461,7 +484,7 @@ def step(
     directory) when the function is called; ``project`` uses an opened one instead. Inside,
     :func:`log_params` / :func:`log_metrics` add to the running step's record.
     """
-    return StepRun(name, project=project, path=path, account=account)
+    return StepRun(name, project=project, path=path, account=account, require_anchor=require_anchor)
 
 
 def current_step() -> StepRun:

@@ -2,6 +2,9 @@
 # The whole example on the embedded default: prepare data -> a data steward validates it ->
 # train -> evaluate -> a verifier approves the model -> verify before "deployment".
 # Usage: bash examples/breast-cancer/run.sh [WORKDIR]   (WORKDIR: a new temp dir by default)
+# With PROML_EXAMPLE_IN_SCRIPT=1, training runs train_in_script.py (the step captured from inside
+# Python with the public API) instead of `proml run -- python train.py`. Either way deploy.py
+# loads the model only after `proml.verify_or_raise` passed.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,9 +34,16 @@ elif [ -n "$(ls -A "$work")" ]; then
   exit 2
 fi
 echo "workspace of examples/breast-cancer/run.sh; re-running it here starts afresh" >"$marker"
-cp "$here"/{proml.yaml,params.yaml,prepare.py,train.py,evaluate.py} "$work"/
+cp "$here"/{proml.yaml,params.yaml,prepare.py,train.py,train_in_script.py,evaluate.py,deploy.py} "$work"/
 cd "$work"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+train() {
+  if [ "${PROML_EXAMPLE_IN_SCRIPT:-}" = 1 ]; then
+    python train_in_script.py
+  else
+    "${proml[@]}" run -- python train.py
+  fi
+}
 
 say "init: deploy the project's ledger on the embedded chain, define kinds and roles"
 "${proml[@]}" init
@@ -45,7 +55,7 @@ say "prepare: split the data (the outputs enter 'received')"
 "${proml[@]}" run -- python prepare.py
 
 say "train before validation: refused, the command does not start"
-if "${proml[@]}" run -- python train.py; then
+if train; then
   echo "expected training on unvalidated data to be refused" >&2
   exit 1
 fi
@@ -55,7 +65,7 @@ say "data steward validates both datasets"
 "${proml[@]}" transition test-set validate
 
 say "train and evaluate (the model enters 'trained', then 'evaluated')"
-"${proml[@]}" run -- python train.py
+train
 "${proml[@]}" run -- python evaluate.py
 
 say "the intern (ml-engineer, not model-verifier) tries to approve: the contract refuses"
@@ -69,7 +79,7 @@ say "the verifier approves the model"
 
 say "gate before deployment: verify the model and its whole lineage"
 "${proml[@]}" verify models/model.pkl --artefact model --deep
-mkdir -p deploy && cp models/model.pkl deploy/model.pkl
+python deploy.py models/model.pkl
 
 say "history"
 "${proml[@]}" log

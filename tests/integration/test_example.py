@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _project import ok, proml, run_example
+from _project import fork, ok, process_env, proml, run_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -104,3 +106,47 @@ def test_tampered_model_fails_verification_until_restored(tampered: Path) -> Non
     restored = ok(proml(tampered, "verify", MODEL, "--json")).json()
     assert restored["verified"] is True
     assert restored["state"] == "approved"
+
+
+@pytest.fixture(scope="module")
+def in_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example with training captured in-process (train_in_script.py, the public API)."""
+    work = tmp_path_factory.mktemp("example-in-script") / "work"
+    run_example(RUN_SH, work, {"PROML_EXAMPLE_IN_SCRIPT": "1"}, timeout=300)
+    return work
+
+
+def test_in_script_training_records_like_run_and_deploy_verifies_first(in_script: Path) -> None:
+    model = ok(proml(in_script, "show", "model", "--json")).json()
+    record = model["record"]
+    assert model["state"] == "approved"
+    assert record["step"] == "train"
+    assert [m["artefact"] for m in record["materials"]] == ["train-set"]
+    assert record["params"][0]["path"] == "params.yaml"  # the policy's captured file, as by run
+    assert record["logged_params"] == {"test_fraction": 0.2, "seed": 7, "C": 1.0, "max_iter": 2000}
+    assert 0.9 < record["logged_metrics"]["train_accuracy"] <= 1.0
+    # deploy.py loaded the model only after verify_or_raise passed on the copy it loaded.
+    assert (in_script / "deploy" / "model.pkl").read_bytes() == (in_script / MODEL).read_bytes()
+    report = ok(proml(in_script, "verify", MODEL, "--deep", "--json")).json()
+    assert report["verified"] is True, report["reasons"]
+
+
+def test_deploy_refuses_a_model_that_is_not_the_approved_version(
+    in_script: Path, tmp_path: Path
+) -> None:
+    work = fork(in_script, tmp_path / "work")
+    tampered = work / "tampered.pkl"
+    tampered.write_bytes((work / MODEL).read_bytes() + b"\0")
+    done = subprocess.run(
+        [sys.executable, "deploy.py", "tampered.pkl"],
+        cwd=work,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "deploy: refused:" in done.stderr
+    assert "is not a recorded version of 'model'" in done.stderr
+    assert not (work / "deploy" / "model.pkl").exists()
