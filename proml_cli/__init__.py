@@ -32,6 +32,7 @@ from proml_cli.errors import (
     RefusedError,
     VerificationFailed,
 )
+from proml_cli.settings import Settings
 
 if TYPE_CHECKING:
     from proml_cli.capture import RunOutcome
@@ -83,6 +84,7 @@ __all__ = [
     "RefusedError",
     "RoleHolders",
     "RunOutcome",
+    "Settings",
     "StepRun",
     "Verdict",
     "VerificationFailed",

@@ -21,11 +21,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from proml_cli.errors import InputError, VerificationFailed
+from proml_cli.settings import Settings
 
 if TYPE_CHECKING:
     from proml_cli.capture import Prepared, RunOutcome
@@ -52,12 +54,14 @@ def open_project(
     *,
     account: str | None = None,
     announce: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> Project:
     """The project whose ``proml.yaml`` is at ``path`` or in a directory above it (like git).
 
     ``path`` may also name the policy file itself. ``account`` is the local account that signs
     (default: ``default``); ``announce`` is told, in one line, which address signs whenever a
-    signer is chosen (default: the ``proml_cli`` logger at INFO).
+    signer is chosen (default: the ``proml_cli`` logger at INFO). ``settings`` overrides the
+    policy's chain and store (default: read once from ``PROML_CHAIN_URL`` / ``PROML_IPFS_URL``).
 
     Raises:
         InputError: no policy found; PolicyError: an invalid one.
@@ -67,7 +71,11 @@ def open_project(
     where = Path(path)
     explicit = str(where) if where.is_file() else None
     start = None if explicit else where
-    context = load_project(explicit, start=start, announce=announce or logger.info)
+    if settings is None:
+        # ``path`` says where the project is: PROML_POLICY is the command line's way.
+        settings = replace(Settings.from_environ(), policy=None)
+    announce = announce or logger.info
+    context = load_project(explicit, start=start, announce=announce, settings=settings)
     return Project(context, account=account)
 
 

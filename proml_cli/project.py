@@ -6,11 +6,12 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import InputError
+from proml_cli.settings import Settings
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
@@ -71,6 +72,8 @@ class Project:
     state_dir: Path
     #: Told, in one line, which address signs whenever a signer is chosen (the CLI prints it).
     announce: Callable[[str], None] | None = None
+    #: What the environment overrides, resolved once at the boundary.
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def root(self) -> Path:
@@ -104,11 +107,11 @@ class Project:
 
     def chain_backend(self) -> str:
         """``embedded`` or ``rpc``: ``PROML_CHAIN_URL`` selects rpc over the policy."""
-        return "rpc" if os.environ.get("PROML_CHAIN_URL") else self.policy.chain.backend
+        return "rpc" if self.settings.chain_url else self.policy.chain.backend
 
     def chain_url(self) -> str | None:
         """The JSON-RPC URL: ``PROML_CHAIN_URL`` over ``chain.url``."""
-        return os.environ.get("PROML_CHAIN_URL") or self.policy.chain.url
+        return self.settings.chain_url or self.policy.chain.url
 
     def signer(self, account: str | None = None) -> Any:
         """The signing account for this process (see :func:`proml_cli.account.select_signer`).
@@ -190,9 +193,9 @@ class Project:
         """The project's content store (embedded under ``.proml/content`` by default)."""
         from proml_cli.content import open_store
 
-        backend = "kubo" if os.environ.get("PROML_IPFS_URL") else self.policy.storage.backend
+        backend = "kubo" if self.settings.ipfs_url else self.policy.storage.backend
         kind = "embedded" if backend == "embedded" else "kubo"
-        url = os.environ.get("PROML_IPFS_URL") or self.policy.storage.ipfs
+        url = self.settings.ipfs_url or self.policy.storage.ipfs
         return open_store(
             kind, root=self.state_dir / "content", url=url, timeout=self.policy.storage.timeout
         )
@@ -211,19 +214,24 @@ def load_project(
     *,
     start: Path | None = None,
     announce: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> Project:
     """Find and validate the policy, and locate the state directory beside it.
 
     ``announce`` is told which address signs whenever a command chooses its signer.
+    ``settings`` is what the caller's boundary resolved (default: this process's environment).
 
     Raises:
         InputError: no policy; PolicyError: an invalid one.
     """
     from proml_cli.policy import load_policy
 
-    path = find_policy(start, policy_path or os.environ.get("PROML_POLICY"))
+    resolved = settings if settings is not None else Settings.from_environ()
+    path = find_policy(start, policy_path or resolved.policy)
     policy = load_policy(path, source=_display(path))
-    return Project(policy=policy, state_dir=path.parent / STATE_NAME, announce=announce)
+    return Project(
+        policy=policy, state_dir=path.parent / STATE_NAME, announce=announce, settings=resolved
+    )
 
 
 def kind_spec(kind: Any) -> KindSpec:
@@ -263,6 +271,7 @@ def initialise(
     grant_admin: bool,
     attach: str | None = None,
     announce: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """``proml init``: local state, account, ledger, and the policy's roles/kinds/artefacts on it.
 
@@ -283,7 +292,10 @@ def initialise(
 
     policy = load_policy(policy_path.resolve(), source=_display(policy_path.resolve()))
     project = Project(
-        policy=policy, state_dir=policy_path.resolve().parent / STATE_NAME, announce=announce
+        policy=policy,
+        state_dir=policy_path.resolve().parent / STATE_NAME,
+        announce=announce,
+        settings=settings if settings is not None else Settings.from_environ(),
     )
     project.state_dir.mkdir(mode=0o700, exist_ok=True)
     (project.state_dir / ".gitignore").write_text("*\n")
