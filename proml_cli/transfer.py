@@ -6,25 +6,26 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from proml_cli.errors import ContentError, ContentNotFoundError, InputError, VerificationFailed
 
 if TYPE_CHECKING:
+    from proml_cli.content import RemoteStore
     from proml_cli.history import History, VersionHistory
     from proml_cli.project import Project
 
 
-def _network_store(project: Project) -> Any:
-    from proml_cli.content._kubo import KuboStore
+def _network_store(project: Project) -> RemoteStore:
+    from proml_cli.content import is_remote
 
     store = project.store()
-    if not isinstance(store, KuboStore):
+    if not is_remote(store):
         raise InputError(
             "no IPFS node is configured",
             hint="set storage.backend: ipfs and storage.ipfs in the policy, or PROML_IPFS_URL",
         )
-    return store
+    return cast("RemoteStore", store)
 
 
 def recorded_cids(history: History) -> list[str]:

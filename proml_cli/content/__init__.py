@@ -41,11 +41,13 @@ __all__ = [
     "ContentStore",
     "HashResult",
     "ProgressCallback",
+    "RemoteStore",
     "StoredContent",
     "bytes_cid",
     "cid_from_bytes",
     "cid_to_bytes",
     "hash_path",
+    "is_remote",
     "open_store",
 ]
 
@@ -171,6 +173,27 @@ class ContentStore(Protocol):
             BackendUnavailable: the node is still unreachable.
         """
         ...
+
+
+class RemoteStore(ContentStore, Protocol):
+    """A content store backed by a network node (IPFS), with a local copy of what it holds.
+
+    ``push``/``pull`` need this, not a particular implementation.
+    """
+
+    @property
+    def local(self) -> ContentStore:
+        """The local store that holds every byte this process stored or fetched."""
+        ...
+
+    def push(self, cid: str) -> bool:
+        """Send a locally held CID to the node; False when the node pins it already."""
+        ...
+
+
+def is_remote(store: ContentStore) -> bool:
+    """Whether ``store`` is backed by a network node (a :class:`RemoteStore`)."""
+    return callable(getattr(store, "push", None)) and getattr(store, "local", None) is not None
 
 
 def hash_path(

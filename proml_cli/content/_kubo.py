@@ -56,8 +56,6 @@ class KuboStore:
 
     def __init__(self, root: Path, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.local = EmbeddedStore(root)
-        #: CIDs this store kept only locally because the node was unreachable or misbehaved.
-        self.deferred: list[str] = []
         #: What the node got wrong in this process, one line each, naming the node.
         self.problems: list[str] = []
         self.url = url.rstrip("/")
@@ -239,7 +237,6 @@ class KuboStore:
             handle.write(cid + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.deferred.append(cid)
 
     def unpushed(self) -> list[str]:
         """CIDs stored locally while the node was unreachable, oldest first."""
@@ -494,8 +491,3 @@ def _import_root(body: str) -> str:
             if isinstance(cid, dict) and "/" in cid:
                 return str(cid["/"])
     raise ContentError(f"unexpected answer from the IPFS node to dag/import: {body[:200]}")
-
-
-def open_kubo(root: Path, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> KuboStore:
-    """Open the network store at ``url`` with its local cache in ``root``."""
-    return KuboStore(root, url, timeout=timeout)

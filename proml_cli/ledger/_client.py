@@ -150,10 +150,6 @@ def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
 # ---------------------------------------------------------------------------- errors
 
 
-def _short(address: object) -> str:
-    return str(address)
-
-
 def explain(error: str, args: dict[str, Any]) -> str:
     """Turn a decoded custom error into one human sentence."""
     a = {k: (text32(v) if isinstance(v, bytes) and len(v) == 32 else v) for k, v in args.items()}
