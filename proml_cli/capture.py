@@ -32,9 +32,9 @@ from proml_cli.errors import (
 from proml_cli.journal import DONE, REFUSED, Entry, Journal
 from proml_cli.ledger import Move, Registration, VersionRef
 from proml_cli.record import (
-    RECORD_TYPE_DECISION,
-    RECORD_TYPE_RUN,
+    DecisionRecord,
     FileEntry,
+    RunRecord,
     canonical_bytes,
     utc_now,
 )
@@ -573,29 +573,30 @@ def record_run(
         )
 
     products = [store_entry(project, store, policy.artefact_path(n), n) for n in step.produces]
-    record: dict[str, Any] = {
-        "type": RECORD_TYPE_RUN,
-        "project": policy.project,
-        "step": step.name,
-        "command": list(command),
-        "cwd": _cwd(project),
-        "started": started,
-        "ended": ended,
-        "exit_code": code,
-        "materials": [m.entry.to_json() for m in materials],
-        "products": [p.to_json() for p in products],
-        "params": _captured_files(project, store, step.params),
-        "metrics": _captured_files(project, store, step.metrics),
-        "policy_digest": policy.digest,
-        "actor": signer.address,
-    }
+    extra: dict[str, Any] = {}
     if step.capture_git:
-        record["git"] = git_state(project.root)
+        extra["git"] = git_state(project.root)
     if step.capture_environment:
-        record["environment"] = environment_summary()
+        extra["environment"] = environment_summary()
     for key, values in (logged or {}).items():
         if values:
-            record[f"logged_{key}"] = dict(values)
+            extra[f"logged_{key}"] = dict(values)
+    record = RunRecord(
+        project=policy.project,
+        step=step.name,
+        command=tuple(command),
+        cwd=_cwd(project),
+        started=started,
+        ended=ended,
+        exit_code=code,
+        materials=tuple(m.entry for m in materials),
+        products=tuple(products),
+        params=tuple(_captured_files(project, store, step.params)),
+        metrics=tuple(_captured_files(project, store, step.metrics)),
+        policy_digest=policy.digest,
+        actor=signer.address,
+        extra=extra,
+    ).to_json()
 
     inputs = tuple(VersionRef(str(m.entry.artefact), m.entry.sha256) for m in materials)
     candidates = [
@@ -672,16 +673,15 @@ def decide(
     signer = project.signer(account)
     store = project.store()
     subject = hash_entry(project, target, artefact)
-    record: dict[str, Any] = {
-        "type": RECORD_TYPE_DECISION,
-        "project": policy.project,
-        "transition": transition,
-        "subject": subject.to_json(),
-        "note": note,
-        "decided": utc_now(),
-        "policy_digest": policy.digest,
-        "actor": signer.address,
-    }
+    record = DecisionRecord(
+        project=policy.project,
+        transition=transition,
+        subject=subject,
+        note=note,
+        decided=utc_now(),
+        policy_digest=policy.digest,
+        actor=signer.address,
+    ).to_json()
     outcome = RunOutcome(step=f"transition:{transition}", exit_code=0)
     moves = [Move(VersionRef(artefact, subject.sha256), transition)]
     outcome.transitions = [{"artefact": artefact, "transition": transition}]

@@ -8,10 +8,12 @@ names the versions it concerns, so anyone holding it can check it belongs to an 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
+from proml_cli.digest import bare, prefixed
 from proml_cli.errors import ContentError
 
 RECORD_TYPE_RUN = "https://proml.dev/record/run/v1"
@@ -56,7 +58,7 @@ class FileEntry:
         """The entry as it appears in a record."""
         entry: dict[str, Any] = {
             "path": self.path,
-            "sha256": f"sha256:{self.sha256}",
+            "sha256": prefixed(self.sha256),
             "cid": self.cid,
             "size": self.size,
             "type": self.type,
@@ -64,6 +66,240 @@ class FileEntry:
         if self.artefact is not None:
             entry["artefact"] = self.artefact
         return entry
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> FileEntry:
+        """An entry as a record holds it (``sha256:<hex>``; ``artefact`` optional).
+
+        Raises:
+            KeyError / TypeError / ValueError: a required field is missing or mistyped.
+        """
+        artefact = entry.get("artefact")
+        return cls(
+            path=str(entry["path"]),
+            sha256=bare(str(entry["sha256"])),
+            cid=str(entry["cid"]),
+            size=int(entry["size"]),
+            type=str(entry["type"]),
+            artefact=str(artefact) if artefact is not None else None,
+        )
+
+
+def _entries(items: object, cid: str, what: str) -> tuple[FileEntry, ...]:
+    if not isinstance(items, list):
+        raise ContentError(f"record {cid}: {what} is not a list")
+    try:
+        return tuple(FileEntry.from_json(item) for item in items)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ContentError(f"record {cid}: a {what} entry is malformed ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The record of a step's run (``proml run``, or an in-process step).
+
+    Attributes:
+        project, step: the policy's project name and the step's.
+        command: the command as typed (for an in-process step, how the interpreter started).
+        cwd: the working directory relative to the project (None outside it).
+        started, ended: RFC 3339 UTC times.
+        exit_code: the command's exit status (0: only successful runs are recorded).
+        materials, products: the inputs checked and the outputs registered.
+        params, metrics: the policy's captured files (entries, or ``{"path", "missing"}``).
+        policy_digest: the policy's digest when the run was recorded.
+        actor: the signing address.
+        extra: every other field, as read (``git``, ``environment``, ``logged_params``,
+            ``logged_metrics``, and fields of later versions), kept so the bytes round-trip.
+    """
+
+    TYPE: ClassVar[str] = RECORD_TYPE_RUN
+
+    project: str
+    step: str
+    command: tuple[str, ...]
+    cwd: str | None
+    started: str
+    ended: str
+    exit_code: int
+    materials: tuple[FileEntry, ...]
+    products: tuple[FileEntry, ...]
+    params: tuple[dict[str, Any], ...]
+    metrics: tuple[dict[str, Any], ...]
+    policy_digest: str
+    actor: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def logged_params(self) -> dict[str, Any]:
+        """Parameters an in-process step logged (empty for a command's run)."""
+        return dict(self.extra.get("logged_params") or {})
+
+    @property
+    def logged_metrics(self) -> dict[str, Any]:
+        """Metrics an in-process step logged (empty for a command's run)."""
+        return dict(self.extra.get("logged_metrics") or {})
+
+    def to_json(self) -> dict[str, Any]:
+        """The record document (serialise it with :func:`canonical_bytes`)."""
+        return {
+            "type": self.TYPE,
+            "project": self.project,
+            "step": self.step,
+            "command": list(self.command),
+            "cwd": self.cwd,
+            "started": self.started,
+            "ended": self.ended,
+            "exit_code": self.exit_code,
+            "materials": [m.to_json() for m in self.materials],
+            "products": [p.to_json() for p in self.products],
+            "params": [dict(e) for e in self.params],
+            "metrics": [dict(e) for e in self.metrics],
+            "policy_digest": self.policy_digest,
+            "actor": self.actor,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any], *, cid: str = "?") -> RunRecord:
+        """The typed view of a run record.
+
+        Raises:
+            ContentError: not a run record, or a field is missing or mistyped.
+        """
+        if document.get("type") != cls.TYPE:
+            raise ContentError(f"record {cid} is not a run record")
+        known = set(_RUN_FIELDS)
+        try:
+            return cls(
+                project=str(document["project"]),
+                step=str(document["step"]),
+                command=tuple(str(t) for t in document["command"]),
+                cwd=None if document["cwd"] is None else str(document["cwd"]),
+                started=str(document["started"]),
+                ended=str(document["ended"]),
+                exit_code=int(document["exit_code"]),
+                materials=_entries(document["materials"], cid, "material"),
+                products=_entries(document["products"], cid, "product"),
+                params=tuple(dict(e) for e in document["params"]),
+                metrics=tuple(dict(e) for e in document["metrics"]),
+                policy_digest=str(document["policy_digest"]),
+                actor=str(document["actor"]),
+                extra={k: v for k, v in document.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContentError(
+                f"record {cid}: a run record field is missing or malformed ({exc})"
+            ) from exc
+
+
+_RUN_FIELDS = (
+    "type",
+    "project",
+    "step",
+    "command",
+    "cwd",
+    "started",
+    "ended",
+    "exit_code",
+    "materials",
+    "products",
+    "params",
+    "metrics",
+    "policy_digest",
+    "actor",
+)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """The record of a human decision (``proml transition``) on one version.
+
+    Attributes:
+        project: the policy's project name.
+        transition: the transition fired.
+        subject: the version decided on (its file, digest, CID and artefact).
+        note: why, as given (None without one).
+        decided: RFC 3339 UTC time.
+        policy_digest: the policy's digest when the decision was recorded.
+        actor: the signing address.
+        extra: every other field, as read (fields of later versions).
+    """
+
+    TYPE: ClassVar[str] = RECORD_TYPE_DECISION
+
+    project: str
+    transition: str
+    subject: FileEntry
+    note: str | None
+    decided: str
+    policy_digest: str
+    actor: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record document (serialise it with :func:`canonical_bytes`)."""
+        return {
+            "type": self.TYPE,
+            "project": self.project,
+            "transition": self.transition,
+            "subject": self.subject.to_json(),
+            "note": self.note,
+            "decided": self.decided,
+            "policy_digest": self.policy_digest,
+            "actor": self.actor,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any], *, cid: str = "?") -> DecisionRecord:
+        """The typed view of a decision record.
+
+        Raises:
+            ContentError: not a decision record, or a field is missing or mistyped.
+        """
+        if document.get("type") != cls.TYPE:
+            raise ContentError(f"record {cid} is not a decision record")
+        known = {
+            "type",
+            "project",
+            "transition",
+            "subject",
+            "note",
+            "decided",
+            "policy_digest",
+            "actor",
+        }
+        try:
+            (subject,) = _entries([document["subject"]], cid, "subject")
+            return cls(
+                project=str(document["project"]),
+                transition=str(document["transition"]),
+                subject=subject,
+                note=None if document["note"] is None else str(document["note"]),
+                decided=str(document["decided"]),
+                policy_digest=str(document["policy_digest"]),
+                actor=str(document["actor"]),
+                extra={k: v for k, v in document.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContentError(
+                f"record {cid}: a decision record field is missing or malformed ({exc})"
+            ) from exc
+
+
+Record = RunRecord | DecisionRecord
+
+
+def read_record(data: bytes, *, cid: str) -> Record:
+    """A stored record, parsed (see :func:`parse_record`) into its typed model.
+
+    Raises:
+        ContentError: not a canonical proml record, or a field is missing or malformed.
+    """
+    document = parse_record(data, cid=cid)
+    if document["type"] == RECORD_TYPE_RUN:
+        return RunRecord.from_json(document, cid=cid)
+    return DecisionRecord.from_json(document, cid=cid)
 
 
 def parse_record(data: bytes, *, cid: str) -> dict[str, Any]:
@@ -88,11 +324,11 @@ def versions_in(document: dict[str, Any]) -> set[tuple[str, str]]:
     found = set()
     for entry in document.get("products", []):
         if entry.get("artefact"):
-            found.add((str(entry["artefact"]), str(entry["sha256"]).removeprefix("sha256:")))
+            found.add((str(entry["artefact"]), bare(str(entry["sha256"]))))
     subject = document.get("subject")
     if isinstance(subject, dict):
-        found.add((str(subject["artefact"]), str(subject["sha256"]).removeprefix("sha256:")))
+        found.add((str(subject["artefact"]), bare(str(subject["sha256"]))))
     for entry in document.get("materials", []):
         if entry.get("artefact"):
-            found.add((str(entry["artefact"]), str(entry["sha256"]).removeprefix("sha256:")))
+            found.add((str(entry["artefact"]), bare(str(entry["sha256"]))))
     return found
