@@ -1,4 +1,4 @@
-"""Compile contracts/*.sol with the pinned solc-js into proml_cli/ledger/artifacts/ (deterministic).
+"""Compile contracts/*.sol with the pinned solc-js into proml_cli/ledger/compiled/ (deterministic).
 
 Usage: ``python scripts/compile_contracts.py [--check]``. With ``--check`` nothing is written and
 the exit code is 1 when the committed artefacts differ from what the sources compile to.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLCJS = ROOT / "tools" / "node_modules" / ".bin" / "solcjs"
-OUT = ROOT / "proml_cli" / "ledger" / "artifacts"
+OUT = ROOT / "proml_cli" / "ledger" / "compiled"
 CONTRACTS = ("ProMLLedger",)
 # py-evm 0.12 runs prague; solc 0.8.37 defaults to osaka. Pin it so py-evm, anvil and real
 # networks all run the same bytecode.
@@ -87,7 +87,7 @@ def main() -> int:
     ]
     if args.check:
         for name in stale:
-            print(f"stale compiled artefact: proml_cli/ledger/artifacts/{name}", file=sys.stderr)
+            print(f"stale compiled artefact: proml_cli/ledger/compiled/{name}", file=sys.stderr)
         return 1 if stale else 0
     OUT.mkdir(parents=True, exist_ok=True)
     for name, text in compiled.items():

@@ -50,9 +50,9 @@ GAS_MARGIN = 1.25
 
 
 @cache
-def artifact() -> dict[str, Any]:
+def compiled_contract() -> dict[str, Any]:
     """The compiled contract (ABI and bytecode) committed in the package."""
-    text = resources.files("proml_cli.ledger").joinpath("artifacts/ProMLLedger.json").read_text()
+    text = resources.files("proml_cli.ledger").joinpath("compiled/ProMLLedger.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
 
@@ -199,7 +199,7 @@ def explain(error: str, args: dict[str, Any]) -> str:
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
     table = {}
-    for item in artifact()["abi"]:
+    for item in compiled_contract()["abi"]:
         if item["type"] != "error":
             continue
         types = [i["type"] for i in item["inputs"]]
@@ -263,7 +263,7 @@ class ContractLedger:
         if signer is not None:
             self._prepare_signer(signer)
         self._block_times: dict[int, int] = {}
-        abi = artifact()["abi"]
+        abi = compiled_contract()["abi"]
         if address is None:
             address = self._deploy(abi)
         else:
@@ -272,7 +272,7 @@ class ContractLedger:
                 raise InputError(
                     f"no contract at {address} on this chain", hint="check chain settings"
                 )
-            expected = bytes.fromhex(artifact()["deployed_bytecode"].removeprefix("0x"))
+            expected = bytes.fromhex(compiled_contract()["deployed_bytecode"].removeprefix("0x"))
             if code != expected:
                 # A look-alike contract could answer every call and enforce nothing.
                 raise InputError(
@@ -619,7 +619,7 @@ class ContractLedger:
         return events
 
     def _deploy(self, abi: list[dict[str, Any]]) -> str:
-        factory = self._w3.eth.contract(abi=abi, bytecode=artifact()["bytecode"])
+        factory = self._w3.eth.contract(abi=abi, bytecode=compiled_contract()["bytecode"])
         receipt = self._send(factory.constructor())
         address = receipt.get("contractAddress")
         if not address:
@@ -756,7 +756,7 @@ class _EventSpec:
 @cache
 def _event_table() -> dict[bytes, _EventSpec]:
     table = {}
-    for item in artifact()["abi"]:
+    for item in compiled_contract()["abi"]:
         if item["type"] == "event":
             types = ",".join(i["type"] for i in item["inputs"])
             table[bytes(keccak(text=f"{item['name']}({types})"))] = _EventSpec(item)

@@ -33,7 +33,7 @@ from proml_cli.ledger import (
     VersionRef,
     VersionState,
 )
-from proml_cli.ledger._client import artifact, name32
+from proml_cli.ledger._client import compiled_contract, name32
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def simple_kind(name: str, **changes: Any) -> KindSpec:
 
 
 def test_every_declared_error_is_covered_here() -> None:
-    declared = {item["name"] for item in artifact()["abi"] if item["type"] == "error"}
+    declared = {item["name"] for item in compiled_contract()["abi"] if item["type"] == "error"}
     # TooManyKinds needs 65,534 kinds; it is the one limit this suite does not reach.
     covered = {
         "NotAdmin", "NotPendingAdmin", "ZeroAddress", "EmptyName", "RoleExists", "UnknownRole",

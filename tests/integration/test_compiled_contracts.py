@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOLCJS = ROOT / "tools" / "node_modules" / ".bin" / "solcjs"
 
 
-def test_compiled_artifacts_match_the_sources() -> None:
+def test_compiled_contracts_match_the_sources() -> None:
     if not SOLCJS.exists():
         if not os.environ.get("CI"):
             pytest.skip("solc-js is not installed (cd tools && npm ci)")
