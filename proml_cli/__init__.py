@@ -36,10 +36,12 @@ from proml_cli.settings import Settings
 
 if TYPE_CHECKING:
     from proml_cli.capture import RunOutcome
+    from proml_cli.content import ContentStore
     from proml_cli.history import History, VersionHistory
     from proml_cli.history import Step as HistoryStep
     from proml_cli.ledger import LedgerReader
     from proml_cli.queries import ArtefactStatus, RoleHolders
+    from proml_cli.record import DecisionRecord, FileEntry, RunRecord
     from proml_cli.verify import Verdict
 
 __version__ = "0.1.0"
@@ -47,6 +49,10 @@ __version__ = "0.1.0"
 #: Public names loaded on first use (their modules import the chain's data types).
 _LAZY = {
     "ArtefactStatus": ("proml_cli.queries", "ArtefactStatus"),
+    "ContentStore": ("proml_cli.content", "ContentStore"),
+    "DecisionRecord": ("proml_cli.record", "DecisionRecord"),
+    "FileEntry": ("proml_cli.record", "FileEntry"),
+    "RunRecord": ("proml_cli.record", "RunRecord"),
     "History": ("proml_cli.history", "History"),
     "HistoryStep": ("proml_cli.history", "Step"),
     "LedgerReader": ("proml_cli.ledger", "LedgerReader"),
@@ -70,8 +76,11 @@ __all__ = [
     "ArtefactStatus",
     "BackendUnavailable",
     "ContentError",
+    "ContentStore",
+    "DecisionRecord",
     "Digest",
     "ExitCode",
+    "FileEntry",
     "History",
     "HistoryStep",
     "InputError",
@@ -84,6 +93,7 @@ __all__ = [
     "RefusedError",
     "RoleHolders",
     "RunOutcome",
+    "RunRecord",
     "Settings",
     "StepRun",
     "Verdict",

@@ -31,11 +31,13 @@ from proml_cli.settings import Settings
 
 if TYPE_CHECKING:
     from proml_cli.capture import Prepared, RunOutcome
+    from proml_cli.content import ContentStore
     from proml_cli.history import History
     from proml_cli.ledger import LedgerReader
     from proml_cli.policy import Policy
     from proml_cli.project import Project as _Context
     from proml_cli.queries import ArtefactStatus, RoleHolders
+    from proml_cli.record import Record
     from proml_cli.verify import Verdict
 
 logger = logging.getLogger("proml_cli")
@@ -247,6 +249,23 @@ class Project:
         from proml_cli.history import load
 
         return load(self._context)
+
+    def store(self) -> ContentStore:
+        """The project's content store (read records and contents by CID; ``export_car``)."""
+        return self._context.store()
+
+    def record(self, cid: str) -> Record:
+        """The provenance record ``cid``, checked against its CID and parsed into its model.
+
+        Raises:
+            ContentNotFoundError: the store does not hold it.
+            ContentError: its bytes do not hash to ``cid``, or it is not a proml record.
+        """
+        from proml_cli.record import read_record
+
+        store = self._context.store()
+        store.check(cid)
+        return read_record(store.cat(cid), cid=cid)
 
     def log(self, artefact: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Registrations and transitions, newest first (the rows of ``proml log --json``).

@@ -70,6 +70,10 @@ def test_a_step_records_its_products_params_and_metrics_like_run(root: Path) -> 
     assert record["logged_metrics"] == {"accuracy": 0.93}
     assert [m["artefact"] for m in record["materials"]] == ["dataset"]
     assert shown["inputs"][0]["artefact"] == "dataset"
+    typed = project.record(str(outcome.record_cid))
+    assert isinstance(typed, proml.RunRecord)
+    assert typed.logged_metrics == {"accuracy": 0.93}
+    assert [p.artefact for p in typed.products] == ["model"]
     assert {s.artefact: s.status for s in project.status()}["model"] == "unchanged"
 
     verdict = project.verify(root / "out" / "model.bin", states=["trained"], deep=True)
