@@ -37,8 +37,7 @@ from proml_cli.settings import Settings
 if TYPE_CHECKING:
     from proml_cli.capture import RunOutcome
     from proml_cli.content import ContentStore
-    from proml_cli.history import History, VersionHistory
-    from proml_cli.history import Step as HistoryStep
+    from proml_cli.history import History, HistoryStep, VersionHistory
     from proml_cli.ledger import LedgerReader
     from proml_cli.queries import ArtefactStatus, RoleHolders
     from proml_cli.record import DecisionRecord, FileEntry, RunRecord
@@ -54,7 +53,7 @@ _LAZY = {
     "FileEntry": ("proml_cli.record", "FileEntry"),
     "RunRecord": ("proml_cli.record", "RunRecord"),
     "History": ("proml_cli.history", "History"),
-    "HistoryStep": ("proml_cli.history", "Step"),
+    "HistoryStep": ("proml_cli.history", "HistoryStep"),
     "LedgerReader": ("proml_cli.ledger", "LedgerReader"),
     "RoleHolders": ("proml_cli.queries", "RoleHolders"),
     "RunOutcome": ("proml_cli.capture", "RunOutcome"),

@@ -35,7 +35,7 @@ TAMPERED = "rows were added, removed or edited in the local event index"
 
 
 @dataclass
-class Step:
+class HistoryStep:
     """One state change of a version: its registration or a transition.
 
     ``roles``: the actor's roles that allowed the step, as the contract checked them then.
@@ -63,7 +63,7 @@ class VersionHistory:
     kind: str
     cid: str
     inputs: list[tuple[str, str]]
-    steps: list[Step] = field(default_factory=list)
+    steps: list[HistoryStep] = field(default_factory=list)
     problem: str | None = None
 
     @property
@@ -72,7 +72,7 @@ class VersionHistory:
         return self.steps[-1].target
 
     @property
-    def registered(self) -> Step:
+    def registered(self) -> HistoryStep:
         """The registration step."""
         return self.steps[0]
 
@@ -171,7 +171,7 @@ def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> Histo
             version = VersionHistory(artefact, digest, kind_name, str(a["cid"]), inputs)
             initial = kind.initial if kind else "?"
             version.steps.append(
-                Step(
+                HistoryStep(
                     e,
                     "register",
                     None,
@@ -191,7 +191,7 @@ def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> Histo
                 continue
             states = kinds[found.kind].states if found.kind in kinds else ()
             found.steps.append(
-                Step(
+                HistoryStep(
                     e,
                     str(a["transition"]),
                     _state(states, a["source"]),

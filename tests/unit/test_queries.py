@@ -11,7 +11,7 @@ from _fakes import FakeReader, FakeStore, sha256
 
 import proml_cli as proml
 from proml_cli.api import _json_values
-from proml_cli.history import History, Step, VersionHistory
+from proml_cli.history import History, HistoryStep, VersionHistory
 from proml_cli.ledger import ChainEvent
 from proml_cli.policy import Policy, load_policy
 from proml_cli.queries import artefact_status, describe_ref, role_holders, which_artefact
@@ -51,7 +51,7 @@ def version(artefact: str, data: bytes, *states: str, record: str = "bafyrecord"
     source = None
     for block, target in enumerate(states, start=1):
         found.steps.append(
-            Step(
+            HistoryStep(
                 event("Registered" if source is None else "Transitioned", block),
                 "register" if source is None else "validate",
                 source,
