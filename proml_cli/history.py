@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from proml_cli.digest import prefixed
 from proml_cli.errors import LedgerError
 from proml_cli.ledger import ChainEvent, KindSpec, TransitionSpec
 
@@ -319,7 +320,7 @@ def log_rows(
                     "actor": step.actor,
                     "roles": sorted(step.roles),
                     "artefact": version.artefact,
-                    "sha256": f"sha256:{version.digest}",
+                    "sha256": prefixed(version.digest),
                     "cid": version.cid,
                     "action": step.action,
                     "from": step.source,
@@ -337,7 +338,7 @@ def describe(history: History, version: VersionHistory, store: Any = None) -> di
     from proml_cli.record import from_timestamp
 
     downstream = [
-        {"artefact": v.artefact, "sha256": f"sha256:{v.digest}", "cid": v.cid}
+        {"artefact": v.artefact, "sha256": prefixed(v.digest), "cid": v.cid}
         for v in history.versions.values()
         if (version.artefact, version.digest) in v.inputs
     ]
@@ -347,7 +348,7 @@ def describe(history: History, version: VersionHistory, store: Any = None) -> di
         inputs.append(
             {
                 "artefact": artefact,
-                "sha256": f"sha256:{digest}",
+                "sha256": prefixed(digest),
                 "cid": upstream.cid if upstream else None,
                 "state": upstream.state if upstream else None,
             }
@@ -365,7 +366,7 @@ def describe(history: History, version: VersionHistory, store: Any = None) -> di
     return {
         "artefact": version.artefact,
         "kind": version.kind,
-        "sha256": f"sha256:{version.digest}",
+        "sha256": prefixed(version.digest),
         "cid": version.cid,
         "state": version.state,
         "inputs": inputs,

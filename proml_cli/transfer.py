@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from proml_cli.digest import bare
 from proml_cli.errors import ContentError, ContentNotFoundError, InputError, VerificationFailed
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def resolve_version(history: History, spec: str) -> VersionHistory:
         raise InputError(f"artefact '{artefact}' has no recorded version{hint}")
     if not wanted:
         return versions[-1]
-    wanted = wanted.removeprefix("sha256:")
+    wanted = bare(wanted)
     matches = [v for v in versions if v.cid == wanted or v.digest.startswith(wanted.lower())]
     if len(matches) != 1:
         which = "no" if not matches else "more than one"

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proml_cli.digest import bare, prefixed
 from proml_cli.errors import ProMLError
 from proml_cli.history import TAMPERED, History, VersionHistory
 
@@ -65,7 +66,7 @@ class Verdict:
             "verified": self.verified,
             "path": self.path,
             "artefact": self.artefact,
-            "sha256": f"sha256:{self.sha256}",
+            "sha256": prefixed(self.sha256),
             "cid": self.cid,
             "kind": self.kind,
             "state": self.state,
@@ -274,7 +275,7 @@ def _inputs(gate: _Gate, version: VersionHistory) -> list[tuple[str, str, str]]:
             continue
         for entry in document.get("materials", []):
             if isinstance(entry, dict) and entry.get("artefact"):
-                key = (str(entry["artefact"]), str(entry.get("sha256", "")).removeprefix("sha256:"))
+                key = (str(entry["artefact"]), bare(str(entry.get("sha256", ""))))
                 if key != (version.artefact, version.digest):
                     found.setdefault(key, step.action)
     return [(a, d, step) for (a, d), step in found.items()]
@@ -313,7 +314,7 @@ def _walk(
         verdict.lineage.append(
             {
                 "artefact": artefact,
-                "sha256": f"sha256:{digest}",
+                "sha256": prefixed(digest),
                 "cid": upstream.cid,
                 "state": upstream.state,
                 "depth": depth,

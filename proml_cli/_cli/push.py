@@ -63,6 +63,7 @@ def pull(
 ) -> None:
     """Fetch and verify a recorded version."""
     from proml_cli import history, transfer
+    from proml_cli.digest import prefixed
     from proml_cli.project import load_project
 
     project = load_project(policy)
@@ -73,7 +74,7 @@ def pull(
                 "artefact": pulled.artefact,
                 "path": str(pulled.path),
                 "cid": pulled.cid,
-                "sha256": f"sha256:{pulled.sha256}",
+                "sha256": prefixed(pulled.sha256),
                 "state": pulled.state,
             }
         )

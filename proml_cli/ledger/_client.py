@@ -21,6 +21,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
+from proml_cli.digest import bare
 from proml_cli.errors import BackendUnavailable, InputError, LedgerError, ProMLError
 from proml_cli.ledger import (
     ChainEvent,
@@ -75,7 +76,7 @@ def text32(raw: bytes) -> str:
 
 def digest32(digest: str) -> bytes:
     """Encode a sha256 hex digest (optionally ``sha256:``-prefixed) as bytes32."""
-    hexpart = digest.removeprefix("sha256:")
+    hexpart = bare(digest)
     try:
         raw = bytes.fromhex(hexpart)
     except ValueError:

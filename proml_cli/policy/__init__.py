@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from proml_cli.digest import prefixed
 from proml_cli.errors import PolicyError
 from proml_cli.policy._build import _build
 from proml_cli.policy._common import (
@@ -136,5 +137,5 @@ def _parse(text: str, data: bytes, source: str, root: Path) -> Policy:
         kinds=checker.kinds,
         source=source,
         root=root,
-        digest="sha256:" + hashlib.sha256(data).hexdigest(),
+        digest=prefixed(hashlib.sha256(data).hexdigest()),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from proml_cli.digest import prefixed
 from proml_cli.errors import InputError
 from proml_cli.policy._common import (
     _NAME_CHARS,
@@ -311,7 +312,7 @@ def kind_fingerprint(kind: Kind) -> str:
         },
     }
     data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return "sha256:" + hashlib.sha256(data.encode("ascii")).hexdigest()
+    return prefixed(hashlib.sha256(data.encode("ascii")).hexdigest())
 
 
 def name_problem(name: str) -> str | None:
