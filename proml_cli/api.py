@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from proml_cli.capture import Prepared, RunOutcome
     from proml_cli.content import ContentStore
     from proml_cli.history import History
-    from proml_cli.ledger import LedgerReader
+    from proml_cli.ledger import LedgerReader, Receipt
     from proml_cli.policy import Policy
     from proml_cli.project import Project as _Context
     from proml_cli.queries import ArtefactStatus, RoleHolders
@@ -153,6 +153,26 @@ class Project:
             note=note,
             account=account or self._account,
         )
+
+    def set_role(
+        self, role: str, who: str, *, granted: bool, account: str | None = None
+    ) -> tuple[str, Receipt]:
+        """Grant (``granted``) or revoke ``role`` for ``who`` (an address or a local account).
+
+        Returns:
+            The address and the transaction's receipt.
+
+        Raises:
+            InputError: ``who`` is neither an address nor a local account.
+            LedgerError: the contract refused (only the admin may; an unknown role).
+        """
+        from proml_cli.account import resolve_address
+
+        address = resolve_address(self._context.state_dir, who)
+        signer = self._context.signer(account or self._account)
+        with self._context.ledger(signer) as ledger:
+            change = ledger.grant_role if granted else ledger.revoke_role
+            return address, change(role, address)
 
     def sync(self, *, account: str | None = None) -> list[dict[str, Any]]:
         """Anchor every record left in the journal; one result per entry."""

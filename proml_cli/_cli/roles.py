@@ -52,13 +52,10 @@ def revoke(
 
 
 def _change(role: str, who: str, policy: str | None, account: str | None, *, grant: bool) -> None:
-    from proml_cli.account import resolve_address
-    from proml_cli.project import load_project
+    from proml_cli._cli.project import open_cli_project
 
-    project = load_project(policy, announce=output.info)
-    address = resolve_address(project.state_dir, who)
-    with project.ledger(project.signer(account)) as ledger:
-        receipt = (ledger.grant_role if grant else ledger.revoke_role)(role, address)
+    project = open_cli_project(policy, account)
+    address, receipt = project.set_role(role, who, granted=grant)
     verb = "granted" if grant else "revoked"
     output.info(f"{verb} '{role}' {'to' if grant else 'from'} {address} (tx {receipt.tx_hash})")
 
