@@ -176,7 +176,7 @@ class Project:
 
     def sync(self, *, account: str | None = None) -> list[dict[str, Any]]:
         """Anchor every record left in the journal; one result per entry."""
-        from proml_cli.capture import sync
+        from proml_cli.anchoring import sync
 
         return sync(self._context, account=account or self._account)
 

@@ -1,9 +1,10 @@
-"""The run lifecycle: check materials, execute the command unchanged, record products, anchor.
+"""The run lifecycle, in phases: plan, check materials, execute, collect products, build record.
 
-Order (after in-toto's runlib, with a journal so that nothing is lost):
-validate the step → check every material against the ledger (bytes + state) → execute with
-stdio inherited and signals forwarded → hash and store the products → build the canonical
-record → journal it → submit one transaction → mark the journal entry done.
+:func:`prepare` plans (matches the step, checks containment and the ledger's definitions) and
+checks every material against the ledger (bytes + state); :func:`execute` runs the command
+unchanged, stdio inherited and signals forwarded (``proml run`` only: an in-process step runs
+its body instead); :func:`record_run` collects and stores the products and builds the
+canonical record, which :mod:`proml_cli.anchoring` journals and anchors in one transaction.
 """
 
 from __future__ import annotations
@@ -22,26 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import (
     BackendUnavailable,
-    ContentError,
     ExitCode,
     InputError,
-    JournalError,
-    LedgerError,
     RefusedError,
 )
-from proml_cli.journal import DONE, REFUSED, Entry, Journal
 from proml_cli.ledger import Move, Registration, VersionRef
 from proml_cli.record import (
     DecisionRecord,
     FileEntry,
     RunRecord,
-    canonical_bytes,
     utc_now,
 )
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
-    from proml_cli.ledger import Ledger, Receipt
+    from proml_cli.ledger import Ledger
     from proml_cli.policy import Step
     from proml_cli.project import Project
 
@@ -328,113 +324,6 @@ def _captured_files(
     return found
 
 
-# ---------------------------------------------------------------------------- submission
-
-
-def anchor(
-    project: Project,
-    signer: Any,
-    entry: Entry,
-    journal: Journal,
-    store: ContentStore,
-) -> Receipt | None:
-    """Submit a journaled entry once; mark it done (or refused). Idempotent by record CID.
-
-    Returns:
-        The receipt of the transaction anchoring the record (the earlier one if it was anchored
-        already), or None when nothing was left to anchor: every product was registered by
-        then and the entry fires no transition (the entry is marked done without one).
-
-    Raises:
-        LedgerError: the contract refused (the entry moves to ``refused/``).
-        BackendUnavailable: the chain is unreachable (the entry stays pending).
-    """
-    # The record is made durable in the local store before anything else, always: a node's
-    # "I have it" (pin/ls) is a claim, and believing it once lost a record for good. Storing
-    # bytes the local store holds already costs one lookup. It is also
-    # what keeps an IPFS outage from holding a record off a reachable chain.
-    stored = store.put_bytes(entry.record_bytes)
-    if stored != entry.record_cid:
-        raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
-    with project.ledger(signer) as ledger:
-        done = _find_anchor(ledger, entry.record_cid)
-        if done is not None:
-            journal.mark(entry.record_cid, DONE, tx_hash=done.tx_hash)
-            return done
-        # An entry journaled while the chain was unreachable lists every product; one that has
-        # been registered since (an identical run) would revert the whole batch as a duplicate.
-        registrations = [r for r in entry.registrations if ledger.version(r.version) is None]
-        if not registrations and not entry.moves:
-            journal.mark(entry.record_cid, DONE)
-            return None
-        try:
-            receipt = ledger.submit(entry.record_cid, registrations, entry.moves)
-        except LedgerError as exc:
-            journal.mark(entry.record_cid, REFUSED)
-            raise _name_allowed_roles(exc, ledger, registrations, entry.moves) from exc
-    journal.mark(entry.record_cid, DONE, tx_hash=receipt.tx_hash)
-    return receipt
-
-
-def _name_allowed_roles(
-    exc: LedgerError, ledger: Ledger, registrations: Sequence[Registration], moves: Sequence[Move]
-) -> LedgerError:
-    """Add to a missing-role refusal the roles the chain allows and those the signer holds.
-
-    The contract's ``MissingRole`` error names the account, the kind and the action only; the
-    user's next step (ask the admin for a role) needs the role's name.
-    """
-    if exc.contract_error != "MissingRole":
-        return exc
-    operations = [(r.version.artefact, "register") for r in registrations]
-    operations += [(m.version.artefact, m.transition) for m in moves]
-    for artefact, action in operations:
-        kind_name = ledger.artefact_kind(artefact)
-        kind = ledger.kind(kind_name) if kind_name else None
-        if kind is None or f"'{action}' on kind '{kind.name}'" not in exc.diagnosis:
-            continue
-        if action == "register":
-            allowed = kind.register_roles
-        else:
-            allowed = next((t.roles for t in kind.transitions if t.name == action), ())
-        held = ledger.roles_of(ledger.account)
-        return LedgerError(
-            f"{exc.diagnosis} (allowed: {', '.join(allowed) or 'none'}; "
-            f"it holds: {', '.join(held) or 'no role'})",
-            hint=exc.hint
-            or (
-                f"the project's admin can run `proml roles grant {allowed[0]} {ledger.account}`,"
-                " or sign with an account that holds the role (--as NAME)"
-                if allowed
-                else None
-            ),
-            contract_error="MissingRole",
-        )
-    return exc
-
-
-def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
-    """The transaction that anchored ``record_cid`` already, if any.
-
-    Only steps of versions whose events match the contract count: a row added to a local
-    event index must not mark a pending record as anchored.
-    """
-    from proml_cli.history import read
-    from proml_cli.ledger import Receipt
-
-    found = [
-        step.event
-        for version in read(ledger).versions.values()
-        if not version.problem
-        for step in version.steps
-        if step.record_cid == record_cid
-    ]
-    if not found:
-        return None
-    event = min(found, key=lambda e: (e.block, e.log_index))
-    return Receipt(event.tx_hash, event.block, event.timestamp, 0)
-
-
 @dataclass
 class Prepared:
     """A step planned and its inputs checked: what the step's work may now run on.
@@ -627,7 +516,9 @@ def record_run(
     outcome.transitions = [
         {"artefact": m.version.artefact, "transition": m.transition} for m in moves
     ]
-    return _journal_and_anchor(
+    from proml_cli.anchoring import journal_and_anchor
+
+    return journal_and_anchor(
         project, signer, store, record, registrations, moves, outcome, chain_down=chain_down
     )
 
@@ -722,7 +613,9 @@ def decide(
                     else f"no transition leaves '{current.state}'"
                 ),
             )
-    return _journal_and_anchor(
+    from proml_cli.anchoring import journal_and_anchor
+
+    return journal_and_anchor(
         project, signer, store, record, [], moves, outcome, chain_down=chain_down
     )
 
@@ -739,119 +632,3 @@ def _record_first_hint(project: Project, artefact: str, *, has_path_option: bool
             f"'{producers[0].name}'){',' + other if other else ''}"
         )
     return f"`proml log {artefact}` lists its recorded versions;{other or ' restore one'}"
-
-
-def _journal_and_anchor(
-    project: Project,
-    signer: Any,
-    store: ContentStore,
-    record: dict[str, Any],
-    registrations: Sequence[Registration],
-    moves: Sequence[Move],
-    outcome: RunOutcome,
-    *,
-    chain_down: BackendUnavailable | None = None,
-) -> RunOutcome:
-    """Journal the record, then anchor it unless the chain was already found unreachable.
-
-    ``chain_down`` is the outage this command already waited for: asking again would only
-    double the wait, so the record stays in the journal for ``proml sync``.
-    """
-    from proml_cli.content import bytes_cid
-
-    # The CID is computed here, not by the store: the journal must hold the record even when
-    # the store is unreachable.
-    record_cid = bytes_cid(canonical_bytes(record))
-    entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
-    outcome.record_cid = record_cid
-    _anchor_entry(project, signer, store, entry, outcome, chain_down=chain_down)
-    outcome.deferred = store.unpushed()
-    if outcome.deferred:
-        outcome.messages.append(
-            f"{len(outcome.deferred)} item(s) are only in the local store: the IPFS node was "
-            "unreachable or misbehaved: run `proml push` (or `proml sync`) once it is back"
-        )
-    return outcome
-
-
-def _anchor_entry(
-    project: Project,
-    signer: Any,
-    store: ContentStore,
-    entry: Entry,
-    outcome: RunOutcome,
-    *,
-    chain_down: BackendUnavailable | None = None,
-) -> None:
-    """Journal ``entry`` and anchor it, noting in ``outcome`` what happened."""
-    if not entry.registrations and not entry.moves:
-        store.put_bytes(entry.record_bytes)
-        outcome.messages.append("nothing new to anchor on the ledger")
-        return
-    journal = Journal(project.state_dir / "journal")
-    try:
-        journal.write(entry)
-    except OSError as exc:
-        raise JournalError(f"cannot write the journal: {exc}") from exc
-    outcome.journaled = True
-    if chain_down is not None:
-        # Keep the bytes of the record too (locally at least), so sync has all it needs.
-        store.put_bytes(entry.record_bytes)
-        outcome.unreachable = chain_down.diagnosis
-        outcome.messages.append(
-            f"{chain_down.diagnosis}; the record is kept in the journal: run `proml sync`"
-        )
-        return
-    try:
-        receipt = anchor(project, signer, entry, journal, store)
-    except BackendUnavailable as exc:
-        outcome.unreachable = exc.diagnosis
-        outcome.messages.append(
-            f"{exc.diagnosis}; the record is kept in the journal: run `proml sync`"
-        )
-        return
-    outcome.journaled = False
-    if receipt is None:
-        outcome.messages.append("nothing new to anchor on the ledger")
-        return
-    outcome.recorded = True
-    outcome.tx_hash = receipt.tx_hash
-    outcome.block = receipt.block
-    outcome.gas_used = receipt.gas_used
-
-
-def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]]:
-    """Anchor every pending journal entry, each exactly once; return what happened to each."""
-    journal = Journal(project.state_dir / "journal")
-    pending = journal.pending()
-    results: list[dict[str, Any]] = []
-    if not pending:
-        return results
-    signer = project.signer(account)
-    store = project.store()
-    for entry in pending:
-        try:
-            receipt = anchor(project, signer, entry, journal, store)
-        except LedgerError as exc:
-            results.append(
-                {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}
-            )
-            continue
-        if receipt is None:
-            results.append(
-                {
-                    "record_cid": entry.record_cid,
-                    "status": "done",
-                    "reason": "nothing left to anchor: its versions were registered since",
-                }
-            )
-            continue
-        results.append(
-            {
-                "record_cid": entry.record_cid,
-                "status": "anchored",
-                "tx_hash": receipt.tx_hash,
-                "block": receipt.block,
-            }
-        )
-    return results

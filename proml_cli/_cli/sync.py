@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
     """Finish journaled work."""
-    from proml_cli.capture import sync as sync_journal
+    from proml_cli.anchoring import sync as sync_journal
     from proml_cli.errors import BackendUnavailable, ContentError
     from proml_cli.project import load_project
 

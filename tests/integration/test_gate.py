@@ -477,7 +477,7 @@ def test_the_index_is_checked_against_the_chain_s_receipts_and_rebuilt(project: 
 
 
 def test_an_inserted_row_never_marks_a_pending_record_as_anchored(project: Path) -> None:
-    from proml_cli.capture import _find_anchor
+    from proml_cli.anchoring import _find_anchor
     from proml_cli.content import bytes_cid, cid_to_bytes
     from proml_cli.project import load_project
 
