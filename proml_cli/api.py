@@ -472,7 +472,10 @@ class StepRun:
         from proml_cli.record import utc_now
 
         if self._token is not None:
-            _ACTIVE.reset(self._token)
+            try:
+                _ACTIVE.reset(self._token)
+            except ValueError:
+                _ACTIVE.set(None)  # exited in another context (thread) than it was entered in
             self._token = None
         prepared, started, project = self._prepared, self._started, self._project
         if exc_type is not None or prepared is None or started is None or project is None:
