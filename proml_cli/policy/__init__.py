@@ -10,9 +10,11 @@ from proml_cli.errors import PolicyError
 from proml_cli.policy._build import _build
 from proml_cli.policy._common import (
     DEFAULT_ROLES,
+    DEFAULT_TIMEOUT,
     MAX_POLICY_BYTES,
     MAX_ROLES,
     MAX_STATES,
+    MAX_TIMEOUT,
     NAME_MAX_BYTES,
     SUPPORTED_VERSION,
     TEMPLATE_PATH,
@@ -38,9 +40,11 @@ from proml_cli.policy.model import (
 __all__ = [
     "DEFAULT_KINDS",
     "DEFAULT_ROLES",
+    "DEFAULT_TIMEOUT",
     "MAX_POLICY_BYTES",
     "MAX_ROLES",
     "MAX_STATES",
+    "MAX_TIMEOUT",
     "NAME_MAX_BYTES",
     "SUPPORTED_VERSION",
     "TEMPLATE_PATH",
