@@ -80,6 +80,9 @@ def create_account(
     Raises:
         InputError: the name is invalid or taken.
     """
+    from proml_cli import _deferred
+
+    _deferred.install()
     from eth_account import Account
 
     _check_name(name)
@@ -173,7 +176,12 @@ def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True
     Raises:
         InputError: no such account, or the password does not open it.
     """
+    from proml_cli import _deferred
+
+    _deferred.install()  # before eth_account: keeps py_ecc's BLS code out of the process
     from eth_account import Account
+
+    from proml_cli import _keystore
 
     raw = os.environ.get("PROML_PRIVATE_KEY")
     if raw:
@@ -194,7 +202,7 @@ def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True
     if not path.exists():
         raise InputError(f"no local account {name!r}", hint=f"proml account new {name}")
     try:
-        key = Account.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
+        key = _keystore.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
     except ValueError as exc:
         raise InputError(
             f"cannot open keystore {path.name}: wrong password",
