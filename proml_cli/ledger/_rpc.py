@@ -213,15 +213,25 @@ class RpcLedger(ContractLedger):
             return receipt
         wanted = int(receipt["blockNumber"]) + self._config.confirmations - 1
         deadline = time.monotonic() + self._config.timeout
-        while self._w3.eth.block_number < wanted:
-            if time.monotonic() > deadline:
+        seen: tuple[float, int] | None = None  # when a block number was first seen
+        interval: float | None = None  # seconds per block, as observed while waiting
+        while (head := self._w3.eth.block_number) < wanted:
+            now = time.monotonic()
+            if now > deadline:
                 raise BackendUnavailable(
                     f"transaction {bytes(tx_hash).hex()} has fewer than "
                     f"{self._config.confirmations} confirmations "
                     f"after {self._config.timeout:.0f} s",
                     hint="run `proml sync` later",
                 )
-            time.sleep(POLL)
+            if seen is None or head > seen[1]:
+                if seen is not None:
+                    interval = (now - seen[0]) / (head - seen[1])
+                seen = (now, head)
+            # Sleep through the blocks still to come but the last, then poll for it: the
+            # calls stay few at any depth and the wait ends within POLL of the wanted block.
+            ahead = (wanted - head - 1) * interval if interval is not None else 0.0
+            time.sleep(max(POLL, min(ahead, deadline - now)))
         # Re-read: a reorganisation may have dropped or moved it while we waited.
         return self._w3.eth.get_transaction_receipt(tx_hash)
 

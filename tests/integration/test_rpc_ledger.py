@@ -377,6 +377,43 @@ def test_confirmations_delay_receipts_and_hide_the_newest_block(
         assert state.state == "checked"
 
 
+def test_a_deep_confirmation_is_waited_for_with_few_calls(
+    interval_anvil: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six confirmations on 1 s blocks: the wait sleeps through blocks instead of polling."""
+    from eth_account import Account
+
+    from proml_cli.ledger import _rpc
+
+    url = interval_anvil
+    signer = Account.create()
+    address = _deploy_blob_ledger(url, signer, tmp_path / "admin")
+    calls: list[str] = []
+    single = _rpc._Provider.make_request
+
+    def counting(self: Any, method: Any, params: Any) -> Any:
+        calls.append(str(method))
+        return single(self, method, params)
+
+    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    deep = ChainConfig(backend="rpc", url=url, confirmations=6, state_dir=tmp_path / "deep")
+    record = bytes_cid(b"a deep record")
+    with open_ledger(deep, signer=signer, address=address) as ledger:
+        calls.clear()
+        started = time.monotonic()
+        receipt = ledger.submit(
+            record,
+            [Registration(VersionRef("blob", hashlib.sha256(b"deep").hexdigest()), record)],
+            [],
+        )
+        waited = time.monotonic() - started
+    assert _head(url) >= receipt.block + 5
+    assert waited < 6 + 1.5  # at most the inclusion block and five more, plus slack
+    # Polling every 0.25 s would ask for the head ~20 times over five blocks; the first and
+    # the last block are still polled (~4 calls each), the ones between are slept through.
+    assert calls.count("eth_blockNumber") <= 12, calls
+
+
 # ----------------------------------------------------------------------------- roles
 
 
