@@ -109,6 +109,14 @@ def _keyfile_attribute(name: str) -> Any:
     return getattr(_real_keyfile(), name)
 
 
+def _package_attribute(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("eth-keyfile")
+    return _keyfile_attribute(name)
+
+
 def _defer_keyfile() -> None:
     if "eth_keyfile" in sys.modules or "eth_keyfile.keyfile" in sys.modules:
         return
@@ -123,6 +131,7 @@ def _defer_keyfile() -> None:
         setattr(keyfile, name, wrapper)
         setattr(package, name, wrapper)
     keyfile.__getattr__ = _keyfile_attribute  # type: ignore[method-assign]
+    package.__getattr__ = _package_attribute  # type: ignore[method-assign]
     package.keyfile = keyfile  # type: ignore[attr-defined]
     sys.modules["eth_keyfile"] = package
     sys.modules["eth_keyfile.keyfile"] = keyfile

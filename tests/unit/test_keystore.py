@@ -102,6 +102,11 @@ def test_stand_ins_keep_bls_code_out_and_still_work(tmp_path: Path) -> None:
         assert not [m for m in sys.modules if m.startswith(("py_ecc.bls", "py_ecc.optimized_bls"))]
         keystore = Account.encrypt(account.key, "pw", kdf="scrypt", iterations=1024)
         assert Account.decrypt(keystore, "pw") == account.key
+        import eth_keyfile
+        from eth_keyfile.keyfile import get_default_work_factor_for_kdf
+        assert get_default_work_factor_for_kdf("pbkdf2") > 0
+        assert eth_keyfile.__version__
+        assert eth_keyfile.extract_key_from_keyfile is not None
         print("ok")
     """
     result = _run(script)
