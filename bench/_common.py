@@ -60,9 +60,17 @@ with open("{path}", "wb") as out:
 """
 
 
-def environment(**extra: str) -> dict[str, str]:
-    """The environment proml runs in: this tree first on the path, no network overrides."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+def environment(tree: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment proml runs in: this tree (or ``tree``) first, no network overrides.
+
+    ``tree`` is another checkout of proml (e.g. ``git archive`` of an older commit): a bench
+    given ``--compare TREE`` runs that code beside this tree's, interleaved, in the same run.
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree or ROOT),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     for name in ("PROML_CHAIN_URL", "PROML_IPFS_URL", "PROML_PRIVATE_KEY", "PROML_POLICY"):
         env.pop(name, None)
     env.update(extra)

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,6 +64,9 @@ def main() -> int:
     parser.add_argument("--block-time", type=float, default=1.0)
     parser.add_argument("--depths", default="1,12")
     parser.add_argument("--quick", action="store_true", help="2 rounds, depths 1 and 3")
+    parser.add_argument(
+        "--compare", type=Path, default=None, help="also run this proml tree, interleaved"
+    )
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
     depths = [1, 3] if args.quick else [int(d) for d in args.depths.split(",")]
@@ -77,7 +81,7 @@ def main() -> int:
             chain = f"chain: {{backend: rpc, url: '{url}', confirmations: {depth}}}\n"
             project = make_project(Path(tmp) / f"depth-{depth}", env, chain=chain)
 
-            def transition(project: Path = project) -> float:
+            def transition(project: Path = project, env: dict[str, str] = env) -> float:
                 run([*PROML, "run", "--", "python", "make.py"], project, env)
                 return run([*PROML, "transition", "out", "approve"], project, env)
 
@@ -85,6 +89,11 @@ def main() -> int:
                 return run([sys.executable, "-c", FLOOR, url, str(depth)], Path(tmp), env)
 
             trials[f"proml@{depth}"] = transition
+            if args.compare is not None:
+                other = environment(
+                    args.compare, PROML_PRIVATE_KEY=ANVIL_KEY, PROML_KEYSTORE_PASSWORD=""
+                )
+                trials[f"compare@{depth}"] = partial(transition, project, other)
             trials[f"floor@{depth}"] = floor
         times = interleaved(trials, rounds)
     medians = {name: median(values) for name, values in times.items()}
@@ -107,6 +116,8 @@ def main() -> int:
         "counts towards the first confirmation",
     }
     print(json.dumps(report, indent=1))
+    if args.compare is not None:
+        report["compared_tree"] = str(args.compare)
     worst = max(beyond[f"proml@{d}"] for d in depths)
     return 0 if worst <= LIMIT else 1
 

@@ -41,6 +41,8 @@ from _common import (
 #: Targets from the speed requirements: proml's added time over in-toto-run's (tiny step),
 #: and over in-toto-run's and half of dvc add's (large step).
 TINY_LIMIT = 3.0
+#: in-toto-run kills its command after 10 s by default; a large step needs longer.
+LONG = ["--run-timeout", "3600"]
 
 
 def _signing_key(directory: Path) -> Path:
@@ -63,7 +65,9 @@ def _tool(name: str) -> str | None:
     return str(found) if found.exists() else shutil.which(name)
 
 
-def measure(root: Path, size: int, rounds: int, *, with_dvc: bool) -> dict[str, object]:
+def measure(
+    root: Path, size: int, rounds: int, *, with_dvc: bool, compare: Path | None = None
+) -> dict[str, object]:
     """Time bare, proml run, in-toto-run (and dvc add) on a step writing ``size`` bytes."""
     env = environment()
     project = make_project(root, env)
@@ -80,7 +84,18 @@ def measure(root: Path, size: int, rounds: int, *, with_dvc: bool) -> dict[str, 
     }
     if intoto:
         trials["in_toto"] = lambda: run(
-            [intoto, "-n", "make", "-p", "out.bin", "--signing-key", str(key), "--", *command],
+            [
+                intoto,
+                "-n",
+                "make",
+                "-p",
+                "out.bin",
+                "--signing-key",
+                str(key),
+                *LONG,
+                "--",
+                *command,
+            ],
             project,
             env,
         )
@@ -88,6 +103,9 @@ def measure(root: Path, size: int, rounds: int, *, with_dvc: bool) -> dict[str, 
         trials["dvc_add"] = lambda: (
             run(command, project, env) + run([dvc, "add", "-q", "out.bin"], project, env)
         )
+    if compare is not None:
+        other = environment(compare)
+        trials["proml_compare"] = lambda: run([*PROML, "run", "--", *command], project, other)
     trials["proml_help"] = lambda: run([*PROML, "--help"], project, env)
     trials["python"] = lambda: run([sys.executable, "-c", "pass"], project, env)
     times = interleaved(trials, rounds)
@@ -95,7 +113,7 @@ def measure(root: Path, size: int, rounds: int, *, with_dvc: bool) -> dict[str, 
     bare = medians["bare"]
     over = {
         name: round(medians[name] - bare, 4)
-        for name in ("proml", "in_toto", "dvc_add")
+        for name in ("proml", "proml_compare", "in_toto", "dvc_add")
         if name in medians
     }
     report: dict[str, object] = {
@@ -106,6 +124,13 @@ def measure(root: Path, size: int, rounds: int, *, with_dvc: bool) -> dict[str, 
     }
     if "in_toto" in over:
         report["proml_overhead_vs_in_toto"] = ratio(over["proml"], over["in_toto"])
+    if "proml_compare" in over:
+        report["compared_tree"] = str(compare)
+        report["proml_overhead_vs_compared_tree"] = ratio(over["proml"], over["proml_compare"])
+        if "in_toto" in over:
+            report["compared_tree_overhead_vs_in_toto"] = ratio(
+                over["proml_compare"], over["in_toto"]
+            )
     if "dvc_add" in over:
         report["proml_overhead_vs_dvc_add"] = ratio(over["proml"], over["dvc_add"])
     if not intoto:
@@ -122,16 +147,23 @@ def main() -> int:
     parser.add_argument("--large-mib", type=int, default=1024)
     parser.add_argument("--no-large", action="store_true", help="only the tiny step")
     parser.add_argument("--quick", action="store_true", help="3 rounds, a 64 MiB large step")
+    parser.add_argument(
+        "--compare", type=Path, default=None, help="also run this proml tree, interleaved"
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else args.rounds
     large = 64 if args.quick else args.large_mib
     report: dict[str, object] = {"load_average_before": load_average()}
     with tempfile.TemporaryDirectory(prefix="proml-overhead-") as tmp:
         print("run_overhead: tiny step", file=sys.stderr)
-        report["tiny"] = measure(Path(tmp) / "tiny", 16, rounds, with_dvc=False)
+        report["tiny"] = measure(
+            Path(tmp) / "tiny", 16, rounds, with_dvc=False, compare=args.compare
+        )
         if not args.no_large:
             print(f"run_overhead: {large} MiB step", file=sys.stderr)
-            report["large"] = measure(Path(tmp) / "large", large << 20, rounds, with_dvc=True)
+            report["large"] = measure(
+                Path(tmp) / "large", large << 20, rounds, with_dvc=True, compare=args.compare
+            )
     report["load_average_after"] = load_average()
     report["python"] = sys.version.split()[0]
     tiny = report["tiny"]
