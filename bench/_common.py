@@ -90,10 +90,15 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], *, check: bool = True) 
 
 
 def interleaved(trials: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Run every trial once per round, in turn, so a busy neighbour slows all of them alike."""
+    """Run every trial once per round, in turn, so a busy neighbour slows all of them alike.
+
+    Odd rounds run the trials in reverse order, so no trial always follows the same one (a
+    trial that leaves dirty pages or a warm cache behind favours or slows the next).
+    """
     times: dict[str, list[float]] = {name: [] for name in trials}
-    for _ in range(rounds):
-        for name, trial in trials.items():
+    for number in range(rounds):
+        order = list(trials.items())
+        for name, trial in reversed(order) if number % 2 else order:
             times[name].append(trial())
     return times
 
