@@ -47,6 +47,8 @@ BATCH = 500
 CACHE_NAME = "rpc-cache.sqlite"
 #: (url, address) pairs whose development-chain balance this process has checked already.
 _FUNDED: set[tuple[str, str]] = set()
+#: The chain id answer of each URL this process has asked (see ``_Provider.make_request``).
+_CHAIN_IDS: dict[str, Any] = {}
 
 
 def nonce_lock_path(chain_id: int, address: str) -> Path:
@@ -63,13 +65,11 @@ def nonce_lock_path(chain_id: int, address: str) -> Path:
 class _Provider(HTTPProvider):
     """HTTP JSON-RPC whose transport failures are the project's own error."""
 
-    _chain_id_answer: Any = None
-
     def make_request(self, method: Any, params: Any) -> Any:
         # web3 asks the chain id before every transaction it validates; the id behind a URL
-        # does not change while a command runs, so the node is asked once per ledger.
-        if method == "eth_chainId" and self._chain_id_answer is not None:
-            return self._chain_id_answer
+        # does not change while a command runs, so the node is asked once per process.
+        if method == "eth_chainId" and self.endpoint_uri in _CHAIN_IDS:
+            return _CHAIN_IDS[str(self.endpoint_uri)]
         try:
             answer = super().make_request(method, params)
         except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
@@ -78,7 +78,7 @@ class _Provider(HTTPProvider):
                 hint="check chain.url / PROML_CHAIN_URL; journaled work waits for `proml sync`",
             ) from exc
         if method == "eth_chainId" and "result" in answer:
-            self._chain_id_answer = answer
+            _CHAIN_IDS[str(self.endpoint_uri)] = answer
         return answer
 
     def make_batch_request(self, requests: Any) -> Any:
