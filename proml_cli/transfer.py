@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proml_cli.errors import ContentError, InputError, VerificationFailed
+from proml_cli.errors import ContentError, DamagedStoreError, InputError, VerificationFailed
 
 if TYPE_CHECKING:
     from proml_cli.history import History, VersionHistory
@@ -101,6 +101,8 @@ def pull(project: Project, history: History, spec: str, out: Path | None) -> Pul
     try:
         try:
             store.get(version.cid, staging)
+        except DamagedStoreError:
+            raise  # local state to repair (exit 2), not an answer about the version
         except ContentError as exc:
             raise VerificationFailed(exc.diagnosis, [exc.diagnosis]) from exc
         cid_version = 0 if version.cid.startswith("Qm") else 1

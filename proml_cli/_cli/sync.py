@@ -11,7 +11,11 @@ HELP = """Send content kept locally while the IPFS node was unreachable, then su
 pending journal entry. An entry whose record is already anchored on the ledger is marked done
 without a second transaction.
 
-Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 3 still unreachable."""
+An entry that cannot be read back (damaged, truncated, wrong shape) is moved to
+.proml/journal/quarantine/ and reported; the other entries are still anchored.
+
+Exit codes: 0 nothing left pending; 1 the ledger refused an entry; 2 an entry was damaged and
+set aside; 3 still unreachable."""
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +39,16 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
         if not results:
             output.info("journal: nothing pending")
         for r in results:
+            if r["status"] == "quarantined":
+                continue  # reported as the error below
             output.info(
                 f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}"
             )
+    set_aside = [r for r in results if r["status"] == "quarantined"]
+    if set_aside:
+        from proml_cli.errors import InputError
+
+        more = f" (and {len(set_aside) - 1} more)" if len(set_aside) > 1 else ""
+        raise InputError(f"{set_aside[0]['reason']}{more}", hint="proml fsck")
     if any(r["status"] == "refused" for r in results):
         raise typer.Exit(1)

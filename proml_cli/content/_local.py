@@ -49,7 +49,7 @@ from proml_cli.content._unixfs import (
     decode_unixfs,
     import_path,
 )
-from proml_cli.errors import ContentError, InputError
+from proml_cli.errors import ContentError, DamagedStoreError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -456,43 +456,55 @@ class EmbeddedStore:
         """Return a block's bytes after checking they hash to ``cid``.
 
         Raises:
-            ContentError: the block is missing, too large, or does not hash to its CID.
+            ContentError: the block is missing.
+            DamagedStoreError: the block's file (or pack) is damaged, too large, unreadable, or
+                does not hash to its CID.
         """
         path = self._block_path(cid.digest)
+        where = _shown(Path(path))
         try:
             with open(path, "rb") as block_file:
                 if os.fstat(block_file.fileno()).st_size > _MAX_BLOCK:
-                    raise ContentError(f"block {cid} in {self.root} is too large to be a block")
+                    raise self._damage(f"block file {where} is too large to be a block")
                 block = block_file.read()
         except FileNotFoundError:
-            block = self._read_packed(cid)
+            block, where = self._read_packed(cid)
         except OSError as exc:
-            raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
+            raise self._damage(f"cannot read block file {where}: {exc.strerror or exc}") from exc
         if not cid.matches(block):
-            raise ContentError(
-                f"block {cid} in {self.root} does not hash to its CID: the store was altered"
-            )
+            raise self._damage(f"{where} does not hash to its CID {cid}: the store was altered")
         return block
 
-    def _read_packed(self, cid: Cid) -> bytes:
+    def _damage(self, text: str) -> DamagedStoreError:
+        return DamagedStoreError(
+            f"the content store is damaged: {text}",
+            hint="run `proml fsck`; a block held elsewhere is restored by `proml pull`/`sync`",
+        )
+
+    def _read_packed(self, cid: Cid) -> tuple[bytes, str]:
+        """A packed block's bytes (unchecked) and where they were, for messages."""
         entry = self._pack_entry(cid.digest)
         if entry is None:
             raise ContentError(f"block {cid} is missing from the content store {self.root}")
         pack, offset, length = entry
+        where = f"{_shown(Path(pack))} at offset {offset}"
         if length > _MAX_BLOCK:
-            raise ContentError(f"block {cid} in {self.root} is too large to be a block")
+            raise self._damage(
+                f"the index of {_shown(Path(pack))} gives block {cid} {length} bytes, more than "
+                "a block can hold"
+            )
         try:
             with open(pack, "rb") as handle:
                 handle.seek(offset)
                 block = handle.read(length)
         except OSError as exc:
-            raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
+            raise self._damage(f"cannot read {where}: {exc.strerror or exc}") from exc
         if len(block) != length:
             self._damaged.add(cid.digest)
-            raise ContentError(f"block {cid} in {self.root} is truncated: the store was altered")
+            raise self._damage(f"{where} is truncated (block {cid})")
         if not cid.matches(block):
             self._damaged.add(cid.digest)
-        return block
+        return block, where
 
     def _node(self, cid: Cid, block: bytes) -> tuple[PBNode, UnixFSData]:
         if cid.codec != CODEC_DAG_PB:
@@ -675,6 +687,14 @@ class EmbeddedStore:
             write_car(dest, [root], self._walk_blocks(root))
         except OSError as exc:
             raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _shown(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
 
 
 def _safe_name(cid: Cid, name: bytes) -> str:

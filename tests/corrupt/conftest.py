@@ -1,0 +1,54 @@
+"""A damaged-state corpus: one initialised project, copied and damaged once per case.
+
+The project is the integration tests' small project plus one artefact large enough to be
+stored in a pack file (``blob``), with one pending and several done journal entries.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from _project import POLICY, ok, proml, write_project
+
+#: The integration project's policy, plus an artefact stored in a pack (1 MiB: four leaves).
+CORRUPT_POLICY = (
+    POLICY.replace(
+        "  report: {kind: table, path: out/report.txt}\n",
+        "  report: {kind: table, path: out/report.txt}\n"
+        "  blob: {kind: table, path: data/blob.bin}\n",
+    )
+    + """\
+  blob:
+    command: python blob.py
+    produces: [blob]
+"""
+)
+
+BLOB_SCRIPT = """
+    from pathlib import Path
+
+    Path("data").mkdir(exist_ok=True)
+    block = bytes(range(256)) * 4096
+    Path("data/blob.bin").write_bytes(block)
+"""
+
+
+def build_damageable(root: Path) -> Path:
+    """An initialised project: dataset prepared and validated, blob stored in a pack."""
+    write_project(root, CORRUPT_POLICY)
+    (root / "blob.py").write_text(textwrap.dedent(BLOB_SCRIPT).lstrip())
+    ok(proml(root, "init"))
+    ok(proml(root, "run", "--", "python", "prepare.py"))
+    ok(proml(root, "transition", "dataset", "validate", "--note", "looked at it"))
+    ok(proml(root, "run", "--", "python", "blob.py"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def damageable(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_damageable(tmp_path_factory.mktemp("corrupt") / "project")
