@@ -20,6 +20,7 @@ rehashes the block against its CID, and a damaged block is replaced by the next 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -73,6 +74,9 @@ class _Pack:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         self.path = os.path.join(directory, f"{token}.pack")
         self._data = os.open(self.path, flags, 0o644)
+        # Held until close (or the process dies, kill -9 included): `proml fsck --repair`
+        # never reclaims a pack an import is still writing.
+        fcntl.flock(self._data, fcntl.LOCK_EX)
         self._index = os.open(os.path.join(directory, f"{token}.idx"), flags, 0o644)
         self._offset = 0
         self._lock = threading.Lock()
@@ -687,6 +691,21 @@ class EmbeddedStore:
             write_car(dest, [root], self._walk_blocks(root))
         except OSError as exc:
             raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def is_pack_in_use(pack: Path) -> bool:
+    """Whether an import still holds ``pack`` open for writing (see ``_Pack``)."""
+    try:
+        fd = os.open(pack, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock taken just now
+    return False
 
 
 def _shown(path: Path) -> str:

@@ -30,11 +30,13 @@ CORRUPT_POLICY = (
 )
 
 BLOB_SCRIPT = """
+    import hashlib
     from pathlib import Path
 
+    # 1 MiB that repeats nowhere: four distinct 256 KiB leaves.
+    stream = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(32768))
     Path("data").mkdir(exist_ok=True)
-    block = bytes(range(256)) * 4096
-    Path("data/blob.bin").write_bytes(block)
+    Path("data/blob.bin").write_bytes(stream)
 """
 
 
