@@ -26,8 +26,21 @@ CORRUPT_POLICY = (
   blob:
     command: python blob.py
     produces: [blob]
+  vanish:
+    command: python vanish.py
+    produces: [report]
 """
 )
+
+#: Writes the report, then removes the directory ``run --summary-json`` was told to write to.
+VANISH_SCRIPT = """
+    import shutil
+    from pathlib import Path
+
+    Path("out").mkdir(exist_ok=True)
+    Path("out/report.txt").write_text("a report\\n")
+    shutil.rmtree("summaries")
+"""
 
 BLOB_SCRIPT = """
     import hashlib
@@ -44,6 +57,7 @@ def build_damageable(root: Path) -> Path:
     """An initialised project: dataset prepared and validated, blob stored in a pack."""
     write_project(root, CORRUPT_POLICY)
     (root / "blob.py").write_text(textwrap.dedent(BLOB_SCRIPT).lstrip())
+    (root / "vanish.py").write_text(textwrap.dedent(VANISH_SCRIPT).lstrip())
     ok(proml(root, "init"))
     ok(proml(root, "run", "--", "python", "prepare.py"))
     ok(proml(root, "transition", "dataset", "validate", "--note", "looked at it"))

@@ -64,3 +64,17 @@ def test_a_bad_entry_is_quarantined_and_the_others_are_anchored(
     # Set aside once: the next sync has nothing left to complain about.
     again = proml(root, "sync")
     assert again.code == 0, str(again)
+
+
+def test_a_summary_that_cannot_be_written_after_the_run_keeps_the_exit_code(
+    damageable: Path, tmp_path: Path
+) -> None:
+    root = fork(damageable, tmp_path / "project")
+    (root / "summaries").mkdir()
+
+    result = proml(root, "run", "--summary-json", "summaries/s.json", "--", "python", "vanish.py")
+
+    assert result.code == 0, str(result)  # the command's own status: it ran and was recorded
+    assert "cannot write the summary to summaries/s.json" in result.stderr
+    assert "recorded step 'vanish'" in result.stderr
+    assert log_entries(root, "report")[0]["action"] == "register"
