@@ -618,6 +618,14 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
     for entry in pending:
         try:
             receipt = anchor(project, signer, entry, journal, store)
+        except BackendUnavailable as exc:
+            if not journal.quarantined:
+                raise
+            # The entry set aside must not go unreported because the chain is away.
+            raise BackendUnavailable(
+                f"{exc.diagnosis}; also, {journal.quarantined[0].describe(project.root)}",
+                hint=exc.hint,
+            ) from exc
         except LedgerError as exc:
             results.append(
                 {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}

@@ -78,3 +78,25 @@ def test_a_summary_that_cannot_be_written_after_the_run_keeps_the_exit_code(
     assert "cannot write the summary to summaries/s.json" in result.stderr
     assert "recorded step 'vanish'" in result.stderr
     assert log_entries(root, "report")[0]["action"] == "register"
+
+
+def test_a_bad_entry_is_reported_even_when_the_chain_is_away(
+    damageable: Path, tmp_path: Path
+) -> None:
+    from filelock import FileLock
+
+    root = fork(damageable, tmp_path / "project")
+    good = _pending_decision(root)
+    (root / ".proml" / "journal" / "pending" / "bafkreibad.json").write_text("[]")
+    lock = FileLock(str(root / ".proml" / "chain" / "chain.lock"))
+    lock.acquire()
+    try:
+        result = proml(root, "sync", env={"PROML_LOCK_TIMEOUT": "0"})
+    finally:
+        lock.release()
+
+    assert result.code == 3, str(result)
+    line = one_error_line(result.stderr)
+    assert "is locked by another process" in line
+    assert "journal entry .proml/journal/pending/bafkreibad.json the entry is a list" in line
+    assert journal_files(root)["pending"] == [f"{good}.json"]  # kept for the next sync
