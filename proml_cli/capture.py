@@ -224,16 +224,36 @@ def execute(argv: Sequence[str], cwd: Path | None = None) -> int:
         started.append(child)
         for signum in early:
             child.send_signal(signum)
-        while True:
-            try:
-                code = child.wait()
-                break
-            except KeyboardInterrupt:  # pragma: no cover - handler installed above
-                continue
+        code = _wait_interruptibly(child)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 128 - code if code < 0 else code
+
+
+#: The longest a signal for the child can wait before proml forwards it (seconds).
+SIGNAL_LATENCY = 0.05
+
+
+def _wait_interruptibly(child: subprocess.Popen[bytes]) -> int:
+    """Wait for ``child`` in short slices, so that a signal handler always gets to run.
+
+    Python runs a signal handler between bytecodes, in the main thread. A signal that arrives
+    just before a blocking call (between the interpreter's last check and the system call), or
+    that the kernel hands to another thread, does not interrupt the call: a plain
+    ``child.wait()`` then sleeps in ``waitpid`` until the child exits, with SIGTERM still
+    unforwarded (python/cpython#98140; bpo-30643 calls it a well-known race). Under load this
+    hung `proml run` after a SIGTERM until the command ended on its own. Waiting in slices of at
+    most :data:`SIGNAL_LATENCY` bounds the delay instead (Popen's timed wait polls ``waitpid``
+    with growing sleeps capped at 50 ms); the wake-ups cost nothing measurable.
+    """
+    while True:
+        try:
+            return child.wait(timeout=SIGNAL_LATENCY)
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # pragma: no cover - our handler replaces the default one
+            continue
 
 
 # ---------------------------------------------------------------------------- environment

@@ -13,8 +13,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,3 +62,51 @@ def test_a_signal_arriving_as_the_child_starts_reaches_the_child(
     assert time.monotonic() - started < CHILD_SLEEP / 2
     assert own_handlers == []  # proml's own handler took it, not whatever was there before
     assert signal.getsignal(signum) is not None  # and this process's handler is back
+
+
+def _main_thread_blocked(tid: int) -> bool:
+    """Whether thread ``tid`` sits in a system call (waitpid, a sleep) rather than running."""
+    try:
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        syscall = Path(f"/proc/self/task/{tid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return fields[0] == "S" and syscall[0] not in ("running", "-1")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_signal_the_blocked_wait_never_saw_is_still_forwarded(own_handlers: list[int]) -> None:
+    """A signal taken by another thread (as one arriving just before ``waitpid`` is) still counts.
+
+    The kernel hands the signal to the helper thread (the main thread blocks it), so the main
+    thread's system call is never interrupted: only a wait that wakes up by itself runs the
+    handler. The child unblocks the signal it inherited blocked.
+    """
+    main_tid = threading.get_native_id()
+    sent = threading.Event()
+
+    def send_once_main_is_waiting() -> None:
+        deadline = time.monotonic() + CHILD_SLEEP
+        while not _main_thread_blocked(main_tid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGTERM)
+        sent.set()
+
+    child = (
+        "import signal, time; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}); "
+        f"time.sleep({CHILD_SLEEP})"
+    )
+    helper = threading.Thread(target=send_once_main_is_waiting, daemon=True)
+    helper.start()  # before blocking: the helper keeps SIGTERM unblocked
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        started = time.monotonic()
+        status = execute([sys.executable, "-c", child])
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    helper.join()
+
+    assert sent.is_set()
+    assert status == 143
+    assert time.monotonic() - started < CHILD_SLEEP / 2
+    assert own_handlers == []
