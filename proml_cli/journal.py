@@ -171,7 +171,10 @@ def read_entry(path: Path) -> Entry:
         raise ValueError(
             f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    entry = Entry.from_json(data)
+    try:
+        entry = Entry.from_json(data)
+    except ValueError as exc:
+        raise ValueError(f"has the wrong shape: {exc}") from None
     if path.stem != entry.record_cid:
         raise ValueError(f"is named after {path.stem}, but holds record {entry.record_cid}")
     from proml_cli.content import bytes_cid

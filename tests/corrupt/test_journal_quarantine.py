@@ -98,5 +98,5 @@ def test_a_bad_entry_is_reported_even_when_the_chain_is_away(
     assert result.code == 3, str(result)
     line = one_error_line(result.stderr)
     assert "is locked by another process" in line
-    assert "journal entry .proml/journal/pending/bafkreibad.json the entry is a list" in line
+    assert "journal entry .proml/journal/pending/bafkreibad.json has the wrong shape" in line
     assert journal_files(root)["pending"] == [f"{good}.json"]  # kept for the next sync
