@@ -212,7 +212,16 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
     """Anchor every pending journal entry, each exactly once; return what happened to each."""
     journal = Journal(project.state_dir / "journal")
     pending = journal.pending()
-    results: list[dict[str, Any]] = []
+    # An unreadable entry was set aside; it never stops the others from being anchored.
+    results: list[dict[str, Any]] = [
+        {
+            "record_cid": q.path.stem,
+            "status": "quarantined",
+            "reason": q.describe(project.root),
+            "path": str(q.moved_to),
+        }
+        for q in journal.quarantined
+    ]
     if not pending:
         return results
     signer = project.signer(account)
@@ -220,6 +229,14 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
     for entry in pending:
         try:
             receipt = anchor(project, signer, entry, journal, store)
+        except BackendUnavailable as exc:
+            if not journal.quarantined:
+                raise
+            # The entry set aside must not go unreported because the chain is away.
+            raise BackendUnavailable(
+                f"{exc.diagnosis}; also, {journal.quarantined[0].describe(project.root)}",
+                hint=exc.hint,
+            ) from exc
         except LedgerError as exc:
             results.append(
                 {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}
