@@ -9,6 +9,7 @@ def register(app: typer.Typer) -> None:
     """Attach every command to ``app``."""
     from proml_cli._cli import (
         account,
+        bundle,
         hash,
         init,
         log,
@@ -35,5 +36,6 @@ def register(app: typer.Typer) -> None:
         hash,
         roles,
         account,
+        bundle,
     ):
         module.register(app)

@@ -21,9 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import rlp
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth_tester import EthereumTester, PyEVMBackend
@@ -214,6 +216,42 @@ class EmbeddedLedger(ContractLedger):
         )
         return [(b, i, bytes(h), t, a, bytes(tp), bytes(d), ts) for b, i, h, t, a, tp, d, ts in cur]
 
+    # -- raw chain data, straight from py-evm's database (no JSON round trip)
+
+    def head_number(self) -> int:
+        """The canonical head's number."""
+        return int(self._tester.backend.chain.get_canonical_head().block_number)
+
+    def raw_block(self, number: int) -> tuple[bytes, list[bytes], list[bytes]]:
+        """Block ``number``: RLP header, transactions and receipts, as its tries hold them."""
+        chain = self._tester.backend.chain
+        header = chain.get_canonical_block_header_by_number(number)
+        db = chain.chaindb.db
+        txs = _trie_values(db, header.transaction_root)
+        receipts = _trie_values(db, header.receipt_root)
+        return bytes(rlp.encode(header)), txs, receipts
+
+    def state_proof(
+        self, slots: Sequence[bytes], number: int
+    ) -> tuple[list[bytes], list[list[bytes]]]:
+        """What ``eth_getProof`` answers, from the state trie in py-evm's database."""
+        from eth_utils.crypto import keccak
+        from trie.hexary import HexaryTrie
+
+        chain = self._tester.backend.chain
+        header = chain.get_canonical_block_header_by_number(number)
+        db = chain.chaindb.db
+        address = bytes.fromhex(self.address.removeprefix("0x"))
+        state = HexaryTrie(db, header.state_root)
+        account_nodes = state.get_proof(bytes(keccak(address)))  # type: ignore[no-untyped-call]
+        account = rlp.decode(state.get(bytes(keccak(address))))
+        storage = HexaryTrie(db, bytes(account[2]))
+        proofs = []
+        for slot in slots:
+            nodes = storage.get_proof(bytes(keccak(slot)))  # type: ignore[no-untyped-call]
+            proofs.append([bytes(rlp.encode(n)) for n in nodes])
+        return [bytes(rlp.encode(n)) for n in account_nodes], proofs
+
     def close(self) -> None:
         """Roll back anything uncommitted, close the database and release the lock."""
         if getattr(self, "_is_view", False):
@@ -239,6 +277,19 @@ def _row(log: Any, stamp: int) -> tuple[Any, ...]:
         bytes(log["data"]),
         stamp,
     )
+
+
+def _trie_values(db: Any, root: bytes) -> list[bytes]:
+    """The values of a block's transactions or receipts trie (keys rlp(0), rlp(1), ...)."""
+    from trie.hexary import HexaryTrie
+
+    trie = HexaryTrie(db, root)
+    values: list[bytes] = []
+    while True:
+        value = trie.get(rlp.encode(len(values)))
+        if not value:
+            return values
+        values.append(bytes(value))
 
 
 def _lock_timeout() -> float:

@@ -1,0 +1,111 @@
+"""The bundle file: one canonical JSON document, binary values as ``0x`` hex or base64.
+
+Top level (``schema_version`` 1, ``format`` ``proml-bundle``):
+
+* ``chain_id``, ``ledger`` (address), ``identity`` (``proml.lock``'s document, or null);
+* ``subject``: ``{artefact, digest}`` of the bundled version; ``deep``: lineage included;
+* ``anchor``: ``{number, hash}`` of the newest block, the one the state proofs are against;
+* ``headers``: RLP block headers (hex), consecutive, oldest first, ending at the anchor;
+* ``transactions``: per transaction ``{block, index, raw, tx_proof, receipt, receipt_proof}``:
+  the signed transaction and its receipt as their blocks' tries hold them, and Merkle-Patricia
+  proofs (lists of RLP trie nodes) of both against the header's roots;
+* ``state``: ``{account_proof, versions: [{artefact, digest, slot, proof}]}``: the ledger
+  account against the anchor's state root, and each version's storage slot against the
+  account's storage root;
+* ``records``: ``{cid: base64}``, every provenance record the bundled steps anchor;
+* ``content``: ``{cid, car}`` (base64 CAR of the subject's bytes) or null.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from proml_cli.errors import InputError
+
+FORMAT = "proml-bundle"
+SCHEMA_VERSION = 1
+#: The ledger contract's storage slot of its ``_versions`` mapping (see the contract's layout).
+VERSIONS_SLOT = 12
+
+
+def hexb(data: bytes) -> str:
+    """Bytes as ``0x`` + hex."""
+    return "0x" + data.hex()
+
+
+def unhex(text: object, where: str) -> bytes:
+    """``0x`` + hex back to bytes.
+
+    Raises:
+        InputError: not a hex string (naming ``where``).
+    """
+    if not isinstance(text, str) or not text.startswith("0x"):
+        raise InputError(f"bundle: {where} is not a 0x-hex string")
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError as exc:
+        raise InputError(f"bundle: {where} is not a 0x-hex string") from exc
+
+
+def dump(document: dict[str, Any], dest: Path) -> int:
+    """Write ``document`` to ``dest``; return its size in bytes."""
+    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    dest.write_bytes(data)
+    return len(data)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a bundle and check its outer shape (the contents are checked by the verifier).
+
+    Raises:
+        InputError: unreadable, not JSON, not a bundle, or a newer format.
+    """
+    try:
+        document = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the bundle ({exc.strerror})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a proml bundle (not JSON)") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise InputError(f"{path}: not a proml bundle")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: bundle schema_version {document.get('schema_version')!r} is not "
+            f"{SCHEMA_VERSION}",
+            hint="verify it with the proml version that made it",
+        )
+    for key, kind in (
+        ("chain_id", int),
+        ("ledger", str),
+        ("subject", dict),
+        ("anchor", dict),
+        ("headers", list),
+        ("transactions", list),
+        ("state", dict),
+        ("records", dict),
+    ):
+        if not isinstance(document.get(key), kind):
+            raise InputError(f"{path}: bundle field {key!r} is missing or not a {kind.__name__}")
+    return document
+
+
+def parse_trusted(text: str) -> tuple[int, bytes]:
+    """``NUMBER:HASH`` → (number, 32-byte hash).
+
+    Raises:
+        InputError: not in that form.
+    """
+    number, _, hashpart = text.partition(":")
+    try:
+        value = int(number)
+        raw = bytes.fromhex(hashpart.removeprefix("0x"))
+    except ValueError:
+        value, raw = -1, b""
+    if value < 0 or len(raw) != 32:
+        raise InputError(
+            f"--trusted-block {text!r} is not NUMBER:HASH",
+            hint="e.g. --trusted-block 42:0x<64 hex digits>, from a node or explorer you trust",
+        )
+    return value, raw
