@@ -1,7 +1,9 @@
 """Check a bundle offline: no chain, no content store, no project directory.
 
-Everything is derived from one block the verifier trusts (``NUMBER:HASH``). Checks, numbered
-as they are reported:
+Everything is derived from one block the verifier trusts (``NUMBER:HASH``). Every check runs
+on everything the bundle claims and reports its own failures (a forged step fails the proofs
+*and* names the missing role); the bundle is verified only when none fails. Checks, numbered as
+they are reported:
 
 1. headers: every header hashes to its successor's parent hash, up to the bundle's newest
    block, which is the trusted block;
@@ -34,6 +36,7 @@ from typing import Any
 
 import rlp
 from eth_utils.crypto import keccak
+from rlp.exceptions import RLPException
 
 from proml_cli.bundle.format import unhex
 from proml_cli.errors import ProMLError
@@ -72,8 +75,9 @@ class BundleVerdict:
         return not self.reasons
 
     def failed(self) -> list[str]:
-        """The names of the checks that failed."""
-        return sorted({r.split("(", 1)[1].split(")", 1)[0] for r in self.reasons})
+        """The names of the checks that failed, in check order."""
+        names = {r.split("(", 1)[1].split(")", 1)[0] for r in self.reasons}
+        return [name for name in CHECKS.values() if name in names]
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``--json`` shape."""
@@ -100,7 +104,7 @@ class _Bad(Exception):  # noqa: N818 - internal signal: a value failed its check
 def _trie_errors() -> tuple[type[Exception], ...]:
     from trie.exceptions import BadTrieProof
 
-    return (BadTrieProof, rlp.DecodingError, ValueError, KeyError, IndexError, TypeError)
+    return (BadTrieProof, RLPException, ValueError, KeyError, IndexError, TypeError)
 
 
 def _get_from_proof(root: bytes, key: bytes, nodes: list[bytes]) -> bytes:
@@ -129,6 +133,7 @@ class _Tx:
     receipt: bytes
     tx_hash: str
     signer: str = ""
+    #: False once its signature cannot be recovered: nothing it says can be attributed.
     ok: bool = True
 
 
@@ -174,8 +179,11 @@ def verify_bundle(
         raw = unhex(text, f"headers[{i}]")
         try:
             fields = list(rlp.decode(raw))
-        except rlp.DecodingError:
+        except RLPException:
             fail(1, f"header {i} is not RLP")
+            continue
+        if len(fields) < 15 or not all(isinstance(f, bytes) for f in fields):
+            fail(1, f"header {i} is not a block header")
             continue
         chain.append((bytes(keccak(raw)), fields))
     if not chain:
@@ -211,7 +219,6 @@ def verify_bundle(
         header = headers.get(block)
         if header is None:
             fail(2, f"transaction {tx.tx_hash} is in block {block}, not linked to the trusted one")
-            tx.ok = False
             continue
         key = bytes(rlp.encode(index))
         for what, root, value, proof in (
@@ -224,7 +231,6 @@ def verify_bundle(
                     raise _Bad("the proven value differs")
             except _Bad as exc:
                 fail(2, f"{what} {index} of block {block} ({tx.tx_hash}): {exc}")
-                tx.ok = False
     words: dict[tuple[str, str], int] = {}
     anchor = headers.get(verdict.anchor)
     state = document["state"]
@@ -238,7 +244,10 @@ def verify_bundle(
             )
             if not account_rlp:
                 raise _Bad("the ledger account does not exist at the trusted block")
-            account = rlp.decode(account_rlp)
+            try:
+                account = rlp.decode(account_rlp)
+            except RLPException as exc:
+                raise _Bad("the proven account is not RLP") from exc
             if bytes(account[3]) != _runtime_code_hash():
                 raise _Bad("the account's code is not this version of the ProMLLedger")
             storage_root = bytes(account[2])
@@ -257,43 +266,39 @@ def verify_bundle(
                     if word == 0:
                         raise _Bad("not registered")
                     words[ref] = word
-                except (_Bad, rlp.DecodingError) as exc:
+                except (_Bad, RLPException) as exc:
                     fail(2, f"storage of version sha256:{ref[1][:12]} of '{ref[0]}': {exc}")
     verdict.checked.append("2 proofs")
 
     # 3. signatures ------------------------------------------------------------------------
     identity = document.get("identity") or {}
     from eth_account import Account
+    from eth_keys.exceptions import BadSignature
     from eth_utils.address import to_checksum_address
+    from eth_utils.exceptions import ValidationError
 
     for tx in txs:
-        if not tx.ok:
-            continue
         try:
             tx.signer = str(Account.recover_transaction(tx.raw))
             to, nonce, tx_chain = _tx_fields(tx.raw)
-        except (_Bad, ValueError, TypeError, rlp.DecodingError) as exc:
-            fail(3, f"transaction {tx.tx_hash}: no valid signature ({exc})")
+        except (_Bad, BadSignature, ValidationError, ValueError, TypeError, RLPException) as exc:
+            fail(3, f"transaction {tx.tx_hash}: no valid signature ({type(exc).__name__})")
             tx.ok = False
             continue
         if tx_chain != chain_id:
             fail(3, f"transaction {tx.tx_hash} is signed for chain {tx_chain}, not {chain_id}")
-            tx.ok = False
         elif to is None:
             created = bytes(keccak(rlp.encode([bytes.fromhex(tx.signer[2:]), nonce])))[12:]
             if "0x" + created.hex() != ledger:
                 fail(3, f"transaction {tx.tx_hash} created another contract, not the ledger")
-                tx.ok = False
             elif identity and (
                 tx.tx_hash != str(identity.get("deploy_tx", "")).lower()
                 or tx.signer.lower() != str(identity.get("admin", "")).lower()
                 or tx.block != identity.get("deploy_block")
             ):
                 fail(3, f"the deployment {tx.tx_hash} is not the one the pinned identity names")
-                tx.ok = False
         elif "0x" + to.hex() != ledger:
             fail(3, f"transaction {tx.tx_hash} calls {to_checksum_address(to)}, not the ledger")
-            tx.ok = False
     if identity and (
         int(identity.get("chain_id", -1)) != chain_id
         or str(identity.get("ledger", "")).lower() != ledger
@@ -304,6 +309,8 @@ def verify_bundle(
     verdict.checked.append("3 signatures")
 
     # 4. events ----------------------------------------------------------------------------
+    from eth_abi.exceptions import DecodingError
+
     table = _event_table()
     events: list[tuple[ChainEvent, _Tx]] = []
     for tx in txs:
@@ -312,13 +319,19 @@ def verify_bundle(
         body = tx.receipt if tx.receipt[0] >= 0xC0 else tx.receipt[1:]
         try:
             status, _, _, logs = rlp.decode(body)
-        except (rlp.DecodingError, ValueError) as exc:
-            fail(4, f"receipt of {tx.tx_hash} is not a receipt ({exc})")
+        except (RLPException, ValueError) as exc:
+            fail(4, f"receipt of {tx.tx_hash} is not a receipt ({type(exc).__name__})")
             continue
         if bytes(status) != b"\x01":
             fail(4, f"transaction {tx.tx_hash} failed on-chain")
             continue
-        for log_index, (address, topics, data) in enumerate(logs):
+        for log_index, log in enumerate(logs):
+            try:
+                address, topics, data = log
+                topics = [bytes(t) for t in topics]
+            except (ValueError, TypeError):
+                fail(4, f"a log of {tx.tx_hash} is not a log")
+                continue
             if "0x" + bytes(address).hex() != ledger:
                 continue
             spec = table.get(bytes(topics[0])) if topics else None
@@ -326,8 +339,8 @@ def verify_bundle(
                 continue
             try:
                 args, values = spec.decode([bytes(t) for t in topics], bytes(data))
-            except (ProMLError, ValueError, TypeError) as exc:
-                fail(4, f"an event of {tx.tx_hash} does not decode ({exc})")
+            except (DecodingError, ProMLError, ValueError, TypeError) as exc:
+                fail(4, f"an event of {tx.tx_hash} does not decode ({type(exc).__name__})")
                 continue
             # Order within a block: transaction index, then the log's place in its receipt.
             position = tx.index * 100_000 + log_index
