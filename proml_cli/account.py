@@ -160,8 +160,12 @@ def resolve_address(state_dir: Path, who: str) -> str:
     for info in list_accounts(state_dir):
         if info.name == who:
             return info.address
+    from proml_cli.suggest import did_you_mean
+
+    names = [info.name for info in list_accounts(state_dir)]
     raise InputError(
-        f"{who!r} is neither an address nor a local account", hint="proml account list"
+        f"{who!r} is neither an address nor a local account{did_you_mean(who, names)}",
+        hint="proml account list",
     )
 
 
@@ -235,7 +239,13 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
     _check_name(name)
     path = keys_dir(state_dir) / f"{name}.json"
     if not path.exists():
-        raise InputError(f"no local account {name!r}", hint=f"proml account new {name}")
+        from proml_cli.suggest import did_you_mean
+
+        names = [info.name for info in list_accounts(state_dir)]
+        raise InputError(
+            f"no local account {name!r}{did_you_mean(name, names)}",
+            hint=f"proml account new {name} (or pick one from `proml account list`)",
+        )
     if raw:
         from_env = _key_from_environment(raw)
         declared = _keystore_address(path)

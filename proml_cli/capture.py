@@ -74,6 +74,8 @@ class RunOutcome:
     transitions: list[dict[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    #: Why the record is only journaled: the chain's outage, naming its URL (None if anchored).
+    unreachable: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON."""
@@ -91,6 +93,7 @@ class RunOutcome:
             "transitions": self.transitions,
             "messages": self.messages,
             "deferred": self.deferred,
+            "unreachable": self.unreachable,
         }
 
 
@@ -195,7 +198,10 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
     Raises:
         RefusedError: listing every failed check; the command must not start.
     """
+    from proml_cli.suggest import path_to
+
     reasons: list[str] = []
+    hints: list[str] = []
     materials: list[Material] = []
     for name, accepted in step.uses.items():
         path = project.policy.artefact_path(name)
@@ -210,16 +216,25 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
                 f"input '{name}' ({entry.path}, sha256:{entry.sha256[:12]}) is not a recorded "
                 "version: it was never recorded, or it changed since"
             )
+            hints.append(_record_first_hint(project, name, has_path_option=False))
             continue
         if state.state not in accepted:
             reasons.append(
                 f"input '{name}' ({entry.path}) is in state '{state.state}', "
                 f"step '{step.name}' requires {' or '.join(repr(s) for s in accepted)}"
             )
+            kind = project.policy.kinds[project.policy.artefacts[name].kind]
+            route = path_to(kind, state.state, accepted)
+            if route:
+                hints.append(" then ".join(f"`proml transition {name} {t}`" for t in route))
             continue
         materials.append(Material(entry, state.state, mtime))
     if reasons:
-        raise RefusedError(f"step '{step.name}' refused: " + "; ".join(reasons), reasons)
+        raise RefusedError(
+            f"step '{step.name}' refused: " + "; ".join(reasons),
+            reasons,
+            hint="; ".join(hints) if hints else None,
+        )
     return materials
 
 
@@ -336,7 +351,8 @@ def anchor(
     """
     # The record is made durable in the local store before anything else, always: a node's
     # "I have it" (pin/ls) is a claim, and believing it once lost a record for good. Storing
-    # bytes the local store holds already costs one lookup.
+    # bytes the local store holds already costs one lookup. It is also
+    # what keeps an IPFS outage from holding a record off a reachable chain.
     stored = store.put_bytes(entry.record_bytes)
     if stored != entry.record_cid:
         raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
@@ -385,7 +401,13 @@ def _name_allowed_roles(
         return LedgerError(
             f"{exc.diagnosis} (allowed: {', '.join(allowed) or 'none'}; "
             f"it holds: {', '.join(held) or 'no role'})",
-            hint=exc.hint,
+            hint=exc.hint
+            or (
+                f"the project's admin can run `proml roles grant {allowed[0]} {ledger.account}`,"
+                " or sign with an account that holds the role (--as NAME)"
+                if allowed
+                else None
+            ),
             contract_error="MissingRole",
         )
     return exc
@@ -511,6 +533,7 @@ def run_step(
     candidates = [
         Registration(VersionRef(str(p.artefact), p.sha256), p.cid, inputs) for p in products
     ]
+    chain_down: BackendUnavailable | None = None
     try:
         with project.ledger(signer) as ledger:
             registrations = []
@@ -520,10 +543,11 @@ def run_step(
                 else:
                     name = candidate.version.artefact
                     outcome.messages.append(f"'{name}' is unchanged (version already recorded)")
-    except BackendUnavailable:
+    except BackendUnavailable as exc:
         # The command has run: its record must reach the journal. Every product is journaled
         # as a registration; anchor() drops those already registered when the chain is back.
         registrations = candidates
+        chain_down = exc
     moves = []
     for artefact, transition in step.fires.items():
         source = next((p for p in products if p.artefact == artefact), None)
@@ -534,7 +558,9 @@ def run_step(
     outcome.transitions = [
         {"artefact": m.version.artefact, "transition": m.transition} for m in moves
     ]
-    return _journal_and_anchor(project, signer, store, record, registrations, moves, outcome)
+    return _journal_and_anchor(
+        project, signer, store, record, registrations, moves, outcome, chain_down=chain_down
+    )
 
 
 def decide(
@@ -548,19 +574,28 @@ def decide(
 ) -> RunOutcome:
     """``proml transition``: a human decision on one version, recorded like a run.
 
+    With the chain unreachable the decision is journaled (``outcome.journaled``) for
+    ``proml sync``, which anchors it once the chain is back.
+
     Raises:
-        InputError: unknown artefact/transition, or no file at the path.
+        InputError: unknown artefact/transition (with the closest name), or no file at the path.
+        RefusedError: the bytes are not a recorded version, or its state does not allow the
+            transition (naming the transitions it allows).
     """
+    from proml_cli.suggest import allowed_from, did_you_mean
+
     policy = project.policy
     if artefact not in policy.artefacts:
         raise InputError(
-            f"unknown artefact '{artefact}' (policy has: {', '.join(policy.artefacts)})"
+            f"unknown artefact '{artefact}'{did_you_mean(artefact, policy.artefacts)}",
+            hint="the artefacts are declared under `artefacts:` in " + policy.source,
         )
     kind = policy.kinds[policy.artefacts[artefact].kind]
     if transition not in kind.transitions:
         raise InputError(
-            f"kind '{kind.name}' of '{artefact}' has no transition '{transition}' "
-            f"(it has: {', '.join(kind.transitions)})"
+            f"kind '{kind.name}' of '{artefact}' has no transition '{transition}'"
+            f"{did_you_mean(transition, kind.transitions)}",
+            hint=f"its transitions: {', '.join(kind.transitions)}",
         )
     target = path if path is not None else policy.artefact_path(artefact)
     contained(project, target, f"'{artefact}'")
@@ -582,21 +617,60 @@ def decide(
     outcome = RunOutcome(step=f"transition:{transition}", exit_code=0)
     moves = [Move(VersionRef(artefact, subject.sha256), transition)]
     outcome.transitions = [{"artefact": artefact, "transition": transition}]
-    with project.ledger(signer) as ledger:
-        onchain = ledger.version(moves[0].version)
-        if onchain is None:
+    chain_down: BackendUnavailable | None = None
+    try:
+        with project.ledger(signer) as ledger:
+            current = ledger.version(moves[0].version)
+            if current is not None:
+                # The version's kind as the ledger defines it must be the policy's (exit 2).
+                from proml_cli.consistency import require_same_kind
+
+                onchain_kind = ledger.kind(current.kind)
+                if onchain_kind is not None:
+                    require_same_kind(policy, onchain_kind)
+    except BackendUnavailable as exc:
+        # The decision is made: keep it in the journal; `proml sync` anchors it (or reports
+        # the contract's refusal) once the chain answers again.
+        chain_down = exc
+    else:
+        if current is None:
             raise RefusedError(
                 f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
                 f"'{artefact}'",
                 ["not a recorded version"],
+                hint=_record_first_hint(project, artefact, has_path_option=True),
             )
-        # The version's kind as the ledger defines it must be the policy's (exit 2 otherwise).
-        from proml_cli.consistency import require_same_kind
+        if current.state not in kind.transitions[transition].sources:
+            allowed = allowed_from(kind, current.state)
+            needed = " or ".join(f"'{s}'" for s in kind.transitions[transition].sources)
+            raise RefusedError(
+                f"'{artefact}' ({subject.path}) is in state '{current.state}'; "
+                f"'{transition}' fires only from {needed}",
+                [f"wrong state '{current.state}'"],
+                hint=(
+                    f"from '{current.state}' the allowed transitions are: {', '.join(allowed)} "
+                    f"(`proml transition {artefact} {allowed[0]}`)"
+                    if allowed
+                    else f"no transition leaves '{current.state}'"
+                ),
+            )
+    return _journal_and_anchor(
+        project, signer, store, record, [], moves, outcome, chain_down=chain_down
+    )
 
-        onchain_kind = ledger.kind(onchain.kind)
-        if onchain_kind is not None:
-            require_same_kind(policy, onchain_kind)
-    return _journal_and_anchor(project, signer, store, record, [], moves, outcome)
+
+def _record_first_hint(project: Project, artefact: str, *, has_path_option: bool) -> str:
+    """The next command for a version the ledger does not know: the step that produces it."""
+    producers = [s for s in project.policy.steps.values() if artefact in s.produces]
+    other = " or pass --path with a recorded version's file" if has_path_option else ""
+    if producers:
+        import shlex
+
+        return (
+            f"record it first: `proml run -- {shlex.join(producers[0].command)}` (step "
+            f"'{producers[0].name}'){',' + other if other else ''}"
+        )
+    return f"`proml log {artefact}` lists its recorded versions;{other or ' restore one'}"
 
 
 def _journal_and_anchor(
@@ -607,7 +681,14 @@ def _journal_and_anchor(
     registrations: Sequence[Registration],
     moves: Sequence[Move],
     outcome: RunOutcome,
+    *,
+    chain_down: BackendUnavailable | None = None,
 ) -> RunOutcome:
+    """Journal the record, then anchor it unless the chain was already found unreachable.
+
+    ``chain_down`` is the outage this command already waited for: asking again would only
+    double the wait, so the record stays in the journal for ``proml sync``.
+    """
     from proml_cli.content import bytes_cid
 
     # The CID is computed here, not by the store: the journal must hold the record even when
@@ -615,18 +696,24 @@ def _journal_and_anchor(
     record_cid = bytes_cid(canonical_bytes(record))
     entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
     outcome.record_cid = record_cid
-    _anchor_entry(project, signer, store, entry, outcome)
+    _anchor_entry(project, signer, store, entry, outcome, chain_down=chain_down)
     outcome.deferred = store.unpushed()
     if outcome.deferred:
         outcome.messages.append(
             f"{len(outcome.deferred)} item(s) are only in the local store: the IPFS node was "
-            "unreachable or misbehaved (see above); run `proml sync` to send them"
+            "unreachable or misbehaved: run `proml push` (or `proml sync`) once it is back"
         )
     return outcome
 
 
 def _anchor_entry(
-    project: Project, signer: Any, store: ContentStore, entry: Entry, outcome: RunOutcome
+    project: Project,
+    signer: Any,
+    store: ContentStore,
+    entry: Entry,
+    outcome: RunOutcome,
+    *,
+    chain_down: BackendUnavailable | None = None,
 ) -> None:
     """Journal ``entry`` and anchor it, noting in ``outcome`` what happened."""
     if not entry.registrations and not entry.moves:
@@ -639,9 +726,18 @@ def _anchor_entry(
     except OSError as exc:
         raise JournalError(f"cannot write the journal: {exc}") from exc
     outcome.journaled = True
+    if chain_down is not None:
+        # Keep the bytes of the record too (locally at least), so sync has all it needs.
+        store.put_bytes(entry.record_bytes)
+        outcome.unreachable = chain_down.diagnosis
+        outcome.messages.append(
+            f"{chain_down.diagnosis}; the record is kept in the journal: run `proml sync`"
+        )
+        return
     try:
         receipt = anchor(project, signer, entry, journal, store)
     except BackendUnavailable as exc:
+        outcome.unreachable = exc.diagnosis
         outcome.messages.append(
             f"{exc.diagnosis}; the record is kept in the journal: run `proml sync`"
         )

@@ -97,6 +97,10 @@ class ContentError(ProMLError):
     exit_code = ExitCode.NEGATIVE
 
 
+class ContentNotFoundError(ContentError):
+    """A store that answers does not have the content (an IPFS node neither pins nor finds it)."""
+
+
 class VerificationFailed(ProMLError):  # noqa: N818 - the negative answer of `verify`, not a bug
     """The answer to ``verify`` is no; ``reasons`` lists every failed check."""
 

@@ -173,6 +173,7 @@ class Project:
             state_dir=self.state_dir / "chain",
             url=self.chain_url(),
             confirmations=self.policy.chain.confirmations,
+            timeout=self.policy.chain.timeout,
         )
         with open_ledger(config, signer=signer, address=address) as ledger:
             if recorded is not None and ledger.chain_id != recorded.chain_id:
@@ -192,7 +193,9 @@ class Project:
         backend = "kubo" if os.environ.get("PROML_IPFS_URL") else self.policy.storage.backend
         kind = "embedded" if backend == "embedded" else "kubo"
         url = os.environ.get("PROML_IPFS_URL") or self.policy.storage.ipfs
-        return open_store(kind, root=self.state_dir / "content", url=url)
+        return open_store(
+            kind, root=self.state_dir / "content", url=url, timeout=self.policy.storage.timeout
+        )
 
 
 def _display(path: Path) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proml_cli.errors import ContentError, InputError, VerificationFailed
+from proml_cli.errors import ContentError, ContentNotFoundError, InputError, VerificationFailed
 
 if TYPE_CHECKING:
     from proml_cli.history import History, VersionHistory
@@ -71,7 +71,11 @@ def resolve_version(history: History, spec: str) -> VersionHistory:
     artefact, _, wanted = spec.partition("@")
     versions = history.of_artefact(artefact)
     if not versions:
-        raise InputError(f"artefact '{artefact}' has no recorded version")
+        from proml_cli.suggest import did_you_mean
+
+        known = {v.artefact for v in history.versions.values()}
+        hint = did_you_mean(artefact, known) if artefact not in known else ""
+        raise InputError(f"artefact '{artefact}' has no recorded version{hint}")
     if not wanted:
         return versions[-1]
     wanted = wanted.removeprefix("sha256:")
@@ -104,6 +108,12 @@ def pull(project: Project, history: History, spec: str, out: Path | None) -> Pul
     try:
         try:
             store.get(version.cid, staging)
+        except ContentNotFoundError as exc:
+            who = version.registered.actor
+            raise ContentNotFoundError(
+                f"{exc.diagnosis}: '{version.artefact}' was registered by {who}",
+                hint=f"ask {who} (or anyone holding the bytes) to run `proml push`",
+            ) from exc
         except ContentError as exc:
             raise VerificationFailed(exc.diagnosis, [exc.diagnosis]) from exc
         cid_version = 0 if version.cid.startswith("Qm") else 1

@@ -20,6 +20,17 @@ fi
 
 work="${1:-$(mktemp -d -t proml-example.XXXXXX)}"
 mkdir -p "$work"
+# A workspace this script made before is started afresh (its chain, key and outputs go);
+# any other non-empty directory is left alone: the script never deletes files it did not make.
+marker="$work/.proml-example"
+if [ -e "$marker" ]; then
+  echo "reusing $work: removing the earlier example run's files" >&2
+  rm -rf "$work"/{.proml,data,models,deploy,metrics.json}
+elif [ -n "$(ls -A "$work")" ]; then
+  echo "$work is not empty and was not made by this example: choose another WORKDIR" >&2
+  exit 2
+fi
+echo "workspace of examples/breast-cancer/run.sh; re-running it here starts afresh" >"$marker"
 cp "$here"/{proml.yaml,params.yaml,prepare.py,train.py,evaluate.py} "$work"/
 cd "$work"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }

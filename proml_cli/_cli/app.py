@@ -12,11 +12,28 @@ from typer.core import TyperGroup
 
 from proml_cli.errors import ExitCode, ProMLError
 
-EXIT_CODES_EPILOG = (
-    "Exit codes: 0 success; 1 negative answer (not verified, refused); "
-    "2 bad usage or input; 3 backend unavailable (work journaled, run `proml sync`); "
-    "130 interrupted."
-)
+EXIT_CODES_EPILOG = """\b
+Getting started:
+  proml init                     # writes proml.yaml from the template; edit it
+  proml init                     # deploys the ledger, defines roles, kinds, artefacts
+  proml run -- python prepare.py
+
+\b
+Environment (a flag, when there is one, wins over its variable):
+  PROML_POLICY             policy file (= --policy)
+  PROML_ACCOUNT            local account that signs (= --as)
+  PROML_LEDGER             ledger contract to join (= init --ledger)
+  PROML_REQUIRE_ANCHOR=1   a record only journaled fails the run (= run --require-anchor)
+  PROML_CHAIN_URL          JSON-RPC chain URL (over chain.url; selects backend rpc)
+  PROML_IPFS_URL           IPFS node's RPC API URL (over storage.ipfs; selects ipfs)
+  PROML_KEYSTORE_PASSWORD  password of the local keystores (else a prompt on a network chain)
+  PROML_PRIVATE_KEY        hex key that signs instead of a keystore (development chains)
+  PROML_LOCK_TIMEOUT       seconds to wait for the embedded chain's lock (default 600)
+  PROML_DEBUG=1            tracebacks and debug logging (= --verbose)
+
+\b
+Exit codes: 0 success; 1 negative answer (not verified, refused); 2 bad usage or input;
+3 backend unavailable (work journaled, run `proml sync`); 130 interrupted."""
 
 
 def _is_debug() -> bool:
@@ -72,7 +89,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Debug logging and tracebacks on stderr (PROML_DEBUG=1)."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),

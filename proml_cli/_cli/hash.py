@@ -34,7 +34,9 @@ refused symlink, file changed while hashed); 130 interrupted."""
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("hash", epilog=EPILOG)(hash_command)
+    app.command(
+        "hash", epilog=EPILOG, short_help="sha256 and IPFS CID of a file or directory; no project."
+    )(hash_command)
 
 
 def hash_command(

@@ -11,26 +11,41 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import AccountOpt, JsonOpt
 
-HELP = """Create proml.yaml (from the template, when absent) and .proml/, the local account,
-deploy the project's ledger contract (or attach to the recorded one) and define the policy's
-roles, kinds and artefacts on it. Safe to re-run: only what is missing or changed is applied.
+HELP = """Set up a project in two steps.
+
+\b
+Without a policy file: write proml.yaml from the template (a complete, commented pipeline:
+prepare -> validate -> train -> evaluate -> approve) and stop. Nothing is deployed and no
+.proml/ is created, so you can edit it freely; then run `proml init` again.
+
+\b
+With a policy file: create .proml/ and the local account, deploy the project's ledger
+contract (or attach to the recorded one, or to --ledger) and define the policy's roles,
+kinds and artefacts on it. Safe to re-run: only what is missing or changed is applied.
 A changed kind is redefined while no version of it is recorded; once versions exist it is
-refused: add a successor kind (e.g. dataset-v2) and point the artefacts at it, and init rebinds
-them (recorded versions keep their kind). See docs/policy.md.
-It pins the ledger's identity in proml.lock beside the policy (commit it): a checkout with a
-lock attaches to the pinned ledger, and a project without one is pinned on first use.
+refused: add a successor kind (e.g. dataset-v2) and point the artefacts at it, and init
+rebinds them (recorded versions keep their kind). See docs/policy.md. The ledger's identity
+is pinned in proml.lock beside the policy (commit it): a checkout with a lock attaches to the
+pinned ledger, and a project without one is pinned on first use.
 
+\b
 Examples:
-  proml init
+  proml init                          # writes proml.yaml; edit it
+  proml init                          # deploys the ledger
   proml init --policy team.yaml --no-grant
-  proml init --ledger 0x5FbDB2315678afecb367f032d93F642f64180aa3   (join another's project)
+  proml init --ledger 0x5FbDB2315678afecb367f032d93F642f64180aa3   # join another's project
 
+\b
 Exit codes: 0 ok; 1 the ledger refused; 2 bad policy or usage; 3 chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("init", help=HELP)(init)
+    app.command(
+        "init",
+        help=HELP,
+        short_help="Write the template, or deploy the ledger and define the policy.",
+    )(init)
 
 
 def init(
@@ -57,21 +72,33 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Initialise a project."""
+    from proml_cli.errors import InputError
     from proml_cli.policy import name_problem, render_template
     from proml_cli.project import initialise
 
-    created = False
     if not policy.exists():
         # Name the project after its directory when that is a valid name.
         guess = re.sub(r"[^a-z0-9._-]+", "-", policy.resolve().parent.name.lower()).strip("-._")
         project = guess[:32] if guess and name_problem(guess[:32]) is None else "my-project"
-        policy.write_text(render_template(project), encoding="utf-8")
-        created = True
-        output.info(f"created {policy} from the template (project '{project}'): edit it to match")
+        try:
+            policy.write_text(render_template(project), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{policy}: cannot write the policy ({exc.strerror})") from exc
+        again = "proml init" if policy == Path("proml.yaml") else f"proml init --policy {policy}"
+        if as_json:
+            output.emit_json({"policy": str(policy), "policy_created": True, "project": project})
+        output.info(
+            f"created {policy} from the template (project '{project}'); nothing is deployed yet"
+        )
+        output.info(
+            "next: edit its artefacts (paths), steps (commands) and kinds (states) to match "
+            f"your project, then run `{again}` to deploy the ledger"
+        )
+        return
     result = initialise(
         policy, account=account, grant_admin=grant, attach=ledger, announce=output.info
     )
-    result["policy_created"] = created
+    result["policy_created"] = False
     if as_json:
         output.emit_json(result)
         return
@@ -81,3 +108,16 @@ def init(
     )
     for line in result["actions"]:
         output.info(f"  {line}")
+    first = _first_step(policy)
+    if first:
+        output.info(f"next: proml run -- {first}")
+
+
+def _first_step(policy: Path) -> str | None:
+    """The command of the policy's first step that needs no recorded input, if any."""
+    import shlex
+
+    from proml_cli.policy import load_policy
+
+    steps = load_policy(policy.resolve()).steps.values()
+    return next((shlex.join(s.command) for s in steps if not s.uses and s.produces), None)

@@ -12,16 +12,20 @@ from proml_cli._cli.options import JsonOpt, PolicyOpt
 HELP = """Show registrations and transitions, newest first: time, who (address and the role
 that allowed it), artefact, version (short CID), from → to, step or decision, record CID.
 
+\b
 Examples:
   proml log
   proml log fraud-model --limit 5 --json
 
+\b
 Exit codes: 0 ok; 2 bad usage or unknown artefact; 3 chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("log", help=HELP)(log)
+    app.command(
+        "log", help=HELP, short_help="History of registrations and transitions, newest first."
+    )(log)
 
 
 def log(
@@ -39,7 +43,11 @@ def log(
 
     project = load_project(policy)
     if artefact is not None and artefact not in project.policy.artefacts:
-        raise InputError(f"unknown artefact '{artefact}'")
+        from proml_cli.suggest import did_you_mean
+
+        raise InputError(
+            f"unknown artefact '{artefact}'{did_you_mean(artefact, project.policy.artefacts)}"
+        )
     rows = history.log_rows(
         history.load(project), artefact=artefact, limit=limit, store=project.store()
     )

@@ -14,24 +14,29 @@ PUSH_HELP = """Send every version and record the ledger anchors, from the local 
 configured IPFS node (storage.ipfs / PROML_IPFS_URL), with the same CIDs. Content the node
 already pins is skipped.
 
+\b
 Exit codes: 0 ok; 1 the node returned a different CID; 2 no node configured; 3 unreachable."""
 
 PULL_HELP = """Fetch a recorded version (ARTEFACT for the latest, ARTEFACT@CID or
 ARTEFACT@SHA256-PREFIX) from the store or IPFS node, check every block and the whole content
 against the ledger, then write it to -o PATH (default: the artefact's path in the policy).
 
+\b
 Examples:
   proml pull model -o /srv/models/model.pkl
   proml pull train-set@bafkrei...
 
+\b
 Exit codes: 0 written; 1 the content does not match the ledger; 2 bad usage or PATH exists;
 3 node or chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the commands to ``app``."""
-    app.command("push", help=PUSH_HELP)(push)
-    app.command("pull", help=PULL_HELP)(pull)
+    app.command("push", help=PUSH_HELP, short_help="Send recorded content to the IPFS node.")(push)
+    app.command(
+        "pull", help=PULL_HELP, short_help="Fetch a recorded version, verify it, write it."
+    )(pull)
 
 
 def push(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:

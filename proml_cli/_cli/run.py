@@ -11,25 +11,37 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import AccountOpt, PolicyOpt
 
-HELP = """Run CMD under the capture policy. Before: match the step (by --step or by the command)
-and check every input it uses: its bytes must be a recorded version in an allowed state, or
-the command does not start. After success: store the outputs, write the provenance record and
-anchor registrations and transitions in one transaction. A failing command records nothing.
-stdout/stderr belong to CMD; proml's summary goes to stderr (or --summary-json).
+HELP = """Run CMD under the capture policy.
 
+\b
+Before: match the step (by --step or by the command) and check every input it uses: its
+bytes must be a recorded version in an allowed state, or the command does not start.
+After success: store the outputs, write the provenance record and anchor registrations
+and transitions in one transaction. A failing command records nothing. stdout/stderr
+belong to CMD; proml's summary goes to stderr (or --summary-json).
+
+\b
 Examples:
   proml run -- python prepare.py
   proml run --step train -- python train.py --epochs 3
+  PROML_REQUIRE_ANCHOR=1 proml run -- python train.py      # in CI: journaled is a failure
 
-Exit codes: CMD's own exit code once it ran (128+N on signal N, 126 not executable, 127 not
-found); 1 an input was refused or the ledger refused the record; 2 bad usage or policy; 125
-the record could not even be journaled. A record left in the journal is a warning: run
-`proml sync`."""
+\b
+Exit codes: CMD's own exit code once it ran (128+N on signal N, 126 not executable, 127
+not found); 1 an input was refused or the ledger refused the record; 2 bad usage or
+policy; 3 the chain is unreachable before CMD starts, or (with --require-anchor) the
+record could only be journaled; 125 the record could not even be journaled. Without
+--require-anchor a record left in the journal is a warning: run `proml sync`."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("run", help=HELP, context_settings={"ignore_unknown_options": True})(run)
+    app.command(
+        "run",
+        help=HELP,
+        short_help="Run a command under the capture policy and record it.",
+        context_settings={"ignore_unknown_options": True},
+    )(run)
 
 
 def run(
@@ -40,6 +52,14 @@ def run(
     summary_json: Annotated[
         Path | None, typer.Option("--summary-json", help="Also write the summary as JSON here.")
     ] = None,
+    require_anchor: Annotated[
+        bool,
+        typer.Option(
+            "--require-anchor",
+            envvar="PROML_REQUIRE_ANCHOR",
+            help="Exit 3 when the record could only be journaled, not anchored (for CI jobs).",
+        ),
+    ] = False,
     policy: PolicyOpt = None,
     account: AccountOpt = None,
 ) -> None:
@@ -62,4 +82,13 @@ def run(
             output.info(f"  {product['artefact']}: {product['path']} → {product['cid']}")
         for move in outcome.transitions:
             output.info(f"  {move['artefact']}: fired '{move['transition']}'")
+    if require_anchor and outcome.journaled and not outcome.recorded:
+        from proml_cli.errors import BackendUnavailable
+
+        raise BackendUnavailable(
+            f"{outcome.unreachable or 'the chain is unreachable'}; the record "
+            f"{outcome.record_cid} of step '{outcome.step}' is only journaled, not anchored, "
+            "and --require-anchor is set",
+            hint="run `proml sync` once the chain is reachable",
+        )
     raise typer.Exit(outcome.exit_code)

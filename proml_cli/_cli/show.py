@@ -14,16 +14,20 @@ HELP = """Show one version in full: kind, state, inputs (lineage, one level), th
 used it, every transition with who and when, and its provenance record. WHAT is an artefact
 name (its latest version), a content CID, or a record CID.
 
+\b
 Examples:
   proml show fraud-model
   proml show bafkrei... --json
 
+\b
 Exit codes: 0 ok; 2 nothing matches WHAT; 3 chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("show", help=HELP)(show)
+    app.command(
+        "show", help=HELP, short_help="One version (or record) in full: lineage, users, steps."
+    )(show)
 
 
 def show(
@@ -44,7 +48,10 @@ def show(
     if what in project.policy.artefacts or any(v.artefact == what for v in hist.versions.values()):
         versions = hist.of_artefact(what)
         if not versions:
-            raise InputError(f"artefact '{what}' has no recorded version yet")
+            raise InputError(
+                f"artefact '{what}' has no recorded version yet",
+                hint="record one with `proml run -- ...` (the step that produces it)",
+            )
         version = versions[-1]
     else:
         version = hist.by_cid(what)
@@ -53,7 +60,13 @@ def show(
     elif any(s.record_cid == what for v in hist.versions.values() for s in v.steps):
         document = {"record_cid": what, "record": parse_record(store.cat(what), cid=what)}
     else:
-        raise InputError(f"'{what}' is neither an artefact nor a recorded CID")
+        from proml_cli.suggest import did_you_mean
+
+        raise InputError(
+            f"'{what}' is neither an artefact nor a recorded CID"
+            f"{did_you_mean(what, project.policy.artefacts)}",
+            hint="`proml log` lists every recorded version and record",
+        )
     if as_json:
         output.emit_json(document)
         return

@@ -11,12 +11,15 @@ HELP = """For each artefact in the policy: is its current file the last recorded
 (unchanged), a different one (modified), never recorded (new), or absent (missing); and the
 recorded version's state.
 
+\b
 Exit codes: 0 ok; 2 bad policy; 3 chain unreachable."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("status", help=HELP)(status)
+    app.command(
+        "status", help=HELP, short_help="Each artefact's files against its last recorded version."
+    )(status)
 
 
 def status(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:

@@ -11,6 +11,7 @@ HELP = """Submit every pending journal entry, then send the content kept locally
 IPFS node was unreachable or misbehaved. An entry whose record is already anchored on the
 ledger is marked done without a second transaction.
 
+\b
 Exit codes: 0 nothing left pending; 1 the ledger refused an entry, or the IPFS node did not
 take some content (it stays queued locally); 2 the ledger is not the one proml.lock pins;
 3 still unreachable."""
@@ -18,7 +19,9 @@ take some content (it stays queued locally); 2 the ledger is not the one proml.l
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("sync", help=HELP)(sync)
+    app.command(
+        "sync", help=HELP, short_help="Anchor journaled records (each once), send deferred content."
+    )(sync)
 
 
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:

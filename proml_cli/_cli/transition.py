@@ -12,18 +12,25 @@ from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
 
 HELP = """Fire TRANSITION on the version of ARTEFACT whose bytes are at --path (default: the
 artefact's own path in the policy). The contract checks the state and the signer's role.
+With the chain unreachable the decision is journaled: `proml sync` anchors it later.
 
+\b
 Examples:
   proml transition train-set validate
   proml transition model approve --path models/model.pkl --note "meets the bar"
 
+\b
 Exit codes: 0 recorded; 1 refused (not a recorded version, wrong state, missing role);
 2 bad usage; 3 chain unreachable (journaled: run `proml sync`)."""
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("transition", help=HELP)(transition)
+    app.command(
+        "transition",
+        help=HELP,
+        short_help="Record a human decision (validate, approve...) on a version.",
+    )(transition)
 
 
 def transition(
@@ -43,7 +50,11 @@ def transition(
     project = load_project(policy, announce=output.info)
     outcome = decide(project, artefact, name, path=path, note=note, account=account)
     if outcome.journaled and not outcome.recorded:
-        raise BackendUnavailable(outcome.messages[-1], hint="proml sync")
+        raise BackendUnavailable(
+            f"{outcome.unreachable or 'the chain is unreachable'}; the decision '{artefact}' "
+            f"{name} is journaled as record {outcome.record_cid}",
+            hint="run `proml sync` once the chain is reachable (it anchors it exactly once)",
+        )
     if as_json:
         output.emit_json(outcome.to_json())
         return

@@ -19,10 +19,12 @@ else the kind's consumable states on the ledger), that every step on it was made
 holding an allowed role, and that every provenance record is intact. Every answer comes from the
 ledger contract. --deep repeats the checks for every input of every record in its history.
 
+\b
 Examples:
   proml verify models/model.pkl
   proml verify models/model.pkl --artefact fraud-model --state approved --deep --json
 
+\b
 Exit codes: 0 verified; 1 not verified (reasons on stderr, or in the JSON); 2 bad usage, a
 missing path, a PATH no artefact declares without --artefact, or a policy whose kind differs
 from the ledger's; 3 chain unreachable."""

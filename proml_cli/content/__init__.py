@@ -205,13 +205,16 @@ def bytes_cid(data: bytes) -> str:
     return str(_unixfs.dag_for_bytes(data, 1).cid)
 
 
-def open_store(kind: str, *, root: Path, url: str | None = None) -> ContentStore:
+def open_store(
+    kind: str, *, root: Path, url: str | None = None, timeout: float = 20.0
+) -> ContentStore:
     """Open a content store.
 
     Args:
         kind: ``"embedded"``, a block store in ``root`` (e.g. ``<project>/.proml/content``).
         root: the store's directory; created on first write.
         url: the node's RPC address, for network backends.
+        timeout: seconds to wait for the node's answer (network backends).
 
     Raises:
         InputError: the kind is unknown or not available yet.
@@ -228,7 +231,7 @@ def open_store(kind: str, *, root: Path, url: str | None = None) -> ContentStore
             )
         from proml_cli.content._kubo import KuboStore
 
-        return KuboStore(root, url)
+        return KuboStore(root, url, timeout=timeout)
     raise InputError(f"unknown content store kind {kind!r} (known: embedded, kubo)")
 
 

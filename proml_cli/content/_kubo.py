@@ -38,25 +38,36 @@ from proml_cli.content import DEFAULT_CAT_LIMIT, ProgressCallback, StoredContent
 from proml_cli.content._car import CarReader
 from proml_cli.content._local import EmbeddedStore
 from proml_cli.content._unixfs import Cid
-from proml_cli.errors import BackendUnavailable, ContentError, InputError
+from proml_cli.errors import BackendUnavailable, ContentError, ContentNotFoundError, InputError
 
 logger = logging.getLogger(__name__)
 
-#: Seconds to wait for a node's answer; uploads of large files stream within this per read.
-TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+#: Seconds to wait for a node's answer (``storage.timeout``); an upload streams within it per read.
+DEFAULT_TIMEOUT = 20.0
+#: Seconds to wait for a TCP connection: a reachable node accepts at once.
+CONNECT_TIMEOUT = 5.0
+#: Seconds a node that does not pin a CID gets to find it (in its cache or from its peers)
+#: before ``fetch`` says it does not have it; kubo would otherwise search its peers for minutes.
+MISSING_TIMEOUT = 10.0
 
 
 class KuboStore:
     """A :class:`proml_cli.content.ContentStore` over a Kubo RPC API node plus a local cache."""
 
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.local = EmbeddedStore(root)
         #: CIDs this store kept only locally because the node was unreachable or misbehaved.
         self.deferred: list[str] = []
         #: What the node got wrong in this process, one line each, naming the node.
         self.problems: list[str] = []
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, timeout=TIMEOUT)
+        self.timeout = timeout
+        # Set once the node failed to answer: every later call fails at once, so one command
+        # waits for a hung node once (storage.timeout), not once per file it stores.
+        self._down: BackendUnavailable | None = None
+        self._client = httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
+        )
         # Callers hold a store for as long as they need it and drop it (the ContentStore
         # protocol has no close): close the pooled connections when the store goes, so no
         # socket is left to the garbage collector (a ResourceWarning, an error in the tests).
@@ -74,22 +85,42 @@ class KuboStore:
 
     # ------------------------------------------------------------------ transport
 
+    def _unreachable(self, endpoint: str, exc: httpx.TransportError) -> BackendUnavailable:
+        """Remember that the node is down and say so (exit 3)."""
+        why = "no answer" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+        waited = f" within {self.timeout:g} s" if isinstance(exc, httpx.ReadTimeout) else ""
+        self._down = BackendUnavailable(
+            f"cannot reach the IPFS node at {self.url} ({endpoint}: {why}{waited})",
+            hint="check storage.ipfs / PROML_IPFS_URL (storage.timeout bounds the wait); "
+            "content stays in the local store until `proml push`",
+        )
+        return self._down
+
+    def _check_up(self) -> None:
+        if self._down is not None:
+            raise BackendUnavailable(self._down.diagnosis, hint=self._down.hint)
+
     def _post(self, endpoint: str, **kwargs: Any) -> httpx.Response:
+        self._check_up()
         try:
             reply = self._client.post(f"/api/v0/{endpoint}", **kwargs)
         except httpx.TransportError as exc:
-            raise BackendUnavailable(
-                f"cannot reach the IPFS node at {self.url} ({endpoint}: {type(exc).__name__})",
-                hint="check storage.ipfs / PROML_IPFS_URL; content stays in the local store",
-            ) from exc
+            raise self._unreachable(endpoint, exc) from exc
         if reply.status_code >= 400:
             raise ContentError(f"the IPFS node at {self.url} refused {endpoint}: {_message(reply)}")
         return reply
 
     @contextmanager
-    def _stream(self, endpoint: str, params: dict[str, str]) -> Iterator[httpx.Response]:
+    def _stream(
+        self, endpoint: str, params: dict[str, str], *, timeout: float | None = None
+    ) -> Iterator[httpx.Response]:
+        self._check_up()
+        wait = self.timeout if timeout is None else timeout
+        limits = httpx.Timeout(wait, connect=min(CONNECT_TIMEOUT, wait))
         try:
-            with self._client.stream("POST", f"/api/v0/{endpoint}", params=params) as reply:
+            with self._client.stream(
+                "POST", f"/api/v0/{endpoint}", params=params, timeout=limits
+            ) as reply:
                 if reply.status_code >= 400:
                     reply.read()
                     raise ContentError(
@@ -97,9 +128,7 @@ class KuboStore:
                     )
                 yield reply
         except httpx.TransportError as exc:
-            raise BackendUnavailable(
-                f"cannot reach the IPFS node at {self.url} ({endpoint}: {type(exc).__name__})"
-            ) from exc
+            raise self._unreachable(endpoint, exc) from exc
 
     # ------------------------------------------------------------------ node queries
 
@@ -110,10 +139,11 @@ class KuboStore:
         skip every upload. The claim counts only when ``block/get`` returns the root block and
         it hashes to the CID.
         """
+        self._check_up()
         try:
             reply = self._client.post("/api/v0/pin/ls", params={"arg": cid})
         except httpx.TransportError as exc:
-            raise BackendUnavailable(f"cannot reach the IPFS node at {self.url}") from exc
+            raise self._unreachable("pin/ls", exc) from exc
         if reply.status_code >= 400:
             return False  # kubo answers 500 "not pinned"
         keys = _objects(reply.text, "pin/ls")[-1].get("Keys") or {}
@@ -322,22 +352,56 @@ class KuboStore:
             except ContentError:
                 logger.warning("local copy of %s is damaged: fetching it again", cid)
                 is_repair = True
+        # A node that does not pin the CID may still hold it in its cache or find it on its
+        # peers, but only a short, bounded search is worth waiting for: no answer in time, a
+        # refusal or an incomplete DAG then means it does not have it. A block that does not
+        # hash to its CID stays what it is: a lying node.
+        is_pinned = self.is_pinned(cid)
+        params = {"arg": cid}
+        if not is_pinned:
+            params["timeout"] = f"{MISSING_TIMEOUT:g}s"  # the node's own search deadline
         with tempfile.TemporaryDirectory(prefix="proml-fetch-") as tmp:
             car = Path(tmp) / "fetch.car"
-            with self._stream("dag/export", {"arg": cid}) as reply, car.open("wb") as out:
-                for chunk in reply.iter_bytes():
-                    out.write(chunk)
-            with CarReader(car) as reader:
-                for block_cid, block in reader:
-                    if not block_cid.matches(block):
-                        raise ContentError(
-                            f"the IPFS node at {self.url} sent a block that does not hash to "
-                            f"its CID {block_cid}"
-                        )
-                    self.local.write_block(
-                        block_cid.digest, [block], len(block), is_repair=is_repair
-                    )
+            try:
+                self._download(params, None if is_pinned else MISSING_TIMEOUT + 2, car)
+            except (BackendUnavailable, ContentError) as exc:
+                if is_pinned:
+                    raise
+                raise self._not_found(cid) from exc
+            self._keep(car, is_repair=is_repair)
+        if not is_pinned:
+            try:
+                self.local.check(cid)
+            except ContentError as exc:
+                raise self._not_found(cid) from exc
         self.local.check(cid)
+
+    def _not_found(self, cid: str) -> ContentNotFoundError:
+        self._down = None  # it answered pin/ls: the node is up, the content is not there
+        return ContentNotFoundError(
+            f"the IPFS node at {self.url} does not have {cid} (not pinned there, not found "
+            f"within {MISSING_TIMEOUT:g} s)"
+        )
+
+    def _download(self, params: dict[str, str], timeout: float | None, car: Path) -> None:
+        """Write the node's CAR export of ``params["arg"]`` to ``car``."""
+        with (
+            self._stream("dag/export", params, timeout=timeout) as reply,
+            car.open("wb") as out,
+        ):
+            for chunk in reply.iter_bytes():
+                out.write(chunk)
+
+    def _keep(self, car: Path, *, is_repair: bool) -> None:
+        """Keep every block of ``car`` that hashes to its CID; refuse the CAR at the first other."""
+        with CarReader(car) as reader:
+            for block_cid, block in reader:
+                if not block_cid.matches(block):
+                    raise ContentError(
+                        f"the IPFS node at {self.url} sent a block that does not hash to its "
+                        f"CID {block_cid}"
+                    )
+                self.local.write_block(block_cid.digest, [block], len(block), is_repair=is_repair)
 
     def cat(self, cid: str, *, limit: int = DEFAULT_CAT_LIMIT) -> bytes:
         """Return a small file's bytes (fetched and verified block by block)."""
@@ -432,6 +496,6 @@ def _import_root(body: str) -> str:
     raise ContentError(f"unexpected answer from the IPFS node to dag/import: {body[:200]}")
 
 
-def open_kubo(root: Path, url: str) -> KuboStore:
+def open_kubo(root: Path, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> KuboStore:
     """Open the network store at ``url`` with its local cache in ``root``."""
-    return KuboStore(root, url)
+    return KuboStore(root, url, timeout=timeout)

@@ -283,14 +283,17 @@ class Ledger(Protocol):
 class ChainConfig:
     """Where the chain is and how to talk to it.
 
-    ``backend`` is ``embedded`` (state under ``state_dir``) or ``rpc`` (``url``).
+    ``backend`` is ``embedded`` (state under ``state_dir``) or ``rpc`` (``url``). ``timeout``
+    bounds each wait for a network chain's answer; ``receipt_timeout`` the wait for a sent
+    transaction to be mined and confirmed.
     """
 
     backend: str = "embedded"
     state_dir: Path | None = None
     url: str | None = None
     confirmations: int = 1
-    timeout: float = 120.0
+    timeout: float = 20.0
+    receipt_timeout: float = 120.0
 
 
 @contextmanager

@@ -3,7 +3,9 @@
 What the network adds to the shared contract client:
 
 * every transport failure becomes :class:`BackendUnavailable` (exit 3, work journaled) with the
-  URL and the call, after web3's own retries of idempotent calls;
+  URL and the call; waits are bounded: a connection within :data:`CONNECT_TIMEOUT`, an answer
+  within ``chain.timeout``, and no retries (web3's retry of timed-out calls with backoff made a
+  frozen chain take 155 s to fail);
 * a per-account file lock spans nonce → send → receipt, so concurrent proml processes signing
   with the same key never reuse a nonce — whichever project they work on: the nonce belongs to
   the account, so the lock lives in the user's cache directory, not under a project's
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: Poll interval while waiting for confirmations (seconds).
 POLL = 0.25
+#: Seconds to wait for a TCP connection: a reachable node accepts at once.
+CONNECT_TIMEOUT = 5.0
 #: anvil's and hardhat's chain id; only there does proml fund empty accounts itself.
 DEV_CHAIN_ID = 31337
 DEV_FUNDING = 10**21
@@ -63,13 +67,23 @@ class _Provider(HTTPProvider):
             ) from exc
 
 
+def provider_for(config: ChainConfig) -> HTTPProvider:
+    """The HTTP provider for ``config.url``: bounded waits, no retries, our own errors."""
+    return _Provider(
+        config.url,
+        request_kwargs={"timeout": (min(CONNECT_TIMEOUT, config.timeout), config.timeout)},
+        # One bounded wait per call: a hung chain fails within chain.timeout, and the work is
+        # journaled for `proml sync` instead of being retried here.
+        exception_retry_configuration=None,
+    )
+
+
 class RpcLedger(ContractLedger):
     """The ledger over HTTP JSON-RPC."""
 
     def __init__(self, config: ChainConfig, signer: Any, address: str | None) -> None:
         self._config = config
-        provider = _Provider(config.url, request_kwargs={"timeout": min(config.timeout, 30.0)})
-        w3 = Web3(provider)
+        w3 = Web3(provider_for(config))
         # Also fails fast (BackendUnavailable) when the chain is unreachable.
         self._chain_id = int(w3.eth.chain_id)
         super().__init__(w3, signer, address)
@@ -93,16 +107,16 @@ class RpcLedger(ContractLedger):
 
     def _wait(self, tx_hash: Any) -> Any:
         receipt = self._w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=self._config.timeout, poll_latency=POLL
+            tx_hash, timeout=self._config.receipt_timeout, poll_latency=POLL
         )
         wanted = int(receipt["blockNumber"]) + self._config.confirmations - 1
-        deadline = time.monotonic() + self._config.timeout
+        deadline = time.monotonic() + self._config.receipt_timeout
         while self._w3.eth.block_number < wanted:
             if time.monotonic() > deadline:
                 raise BackendUnavailable(
                     f"transaction {bytes(tx_hash).hex()} has fewer than "
                     f"{self._config.confirmations} confirmations "
-                    f"after {self._config.timeout:.0f} s",
+                    f"after {self._config.receipt_timeout:.0f} s",
                     hint="run `proml sync` later",
                 )
             time.sleep(POLL)

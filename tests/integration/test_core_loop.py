@@ -76,11 +76,11 @@ def test_input_changed_after_validation_is_refused_before_the_command_starts(
     assert result.code == 1, str(result)
     assert not (project / "train.started").exists(), "the command started"
     assert result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    line = one_error_line(result.stderr)
+    line = one_error_line(result.stderr)  # one line, and a hint naming the next command
     assert "'dataset'" in line
     assert "data/data.csv" in line
     assert "is not a recorded version" in line
+    assert "hint: record it first: `proml run -- python prepare.py`" in result.stderr
     assert_nothing_recorded(project, base, journal)
 
 

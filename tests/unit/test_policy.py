@@ -316,7 +316,7 @@ def test_match_step_by_name(tmp_path: Path) -> None:
     assert policy.match_step(["python3", "anything"], name="train-fast").name == "train-fast"
     with pytest.raises(InputError) as info:
         policy.match_step(["python", "train.py"], name="trian")
-    assert info.value.diagnosis == "unknown step 'trian' in proml.yaml"
+    assert info.value.diagnosis == "unknown step 'trian' in proml.yaml (did you mean 'train'?)"
     assert info.value.exit_code == ExitCode.USAGE
 
 
@@ -345,7 +345,7 @@ def test_artefact_path_is_absolute_and_inside_root(tmp_path: Path) -> None:
     assert policy.kind_of("model") is DEFAULT_KINDS["model"]
     with pytest.raises(InputError) as info:
         policy.artefact_path("nope")
-    assert info.value.diagnosis == "unknown artefact 'nope' in proml.yaml"
+    assert info.value.diagnosis == "unknown artefact 'nope' in proml.yaml (known: model, train-set)"
     assert info.value.hint == "artefacts: train-set, model"
 
 
