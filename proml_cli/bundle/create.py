@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import rlp
 from eth_utils.crypto import keccak
 
-from proml_cli.bundle.format import FORMAT, SCHEMA_VERSION, VERSIONS_SLOT, hexb
+from proml_cli.bundle.format import FORMAT, SCHEMA_VERSION, hexb, version_slot
 from proml_cli.errors import InputError, LedgerError
 
 if TYPE_CHECKING:
@@ -64,15 +64,6 @@ class RawChain(Protocol):
     def version_words(self, refs: Sequence[Any]) -> list[int]:
         """Each version's packed storage word."""
         ...
-
-
-def version_slot(artefact: str, digest: str) -> bytes:
-    """The storage slot of a version's word: keccak(version key ‖ slot of ``_versions``)."""
-    from proml_cli.ledger import VersionRef
-    from proml_cli.ledger._client import version_key
-
-    key = version_key(VersionRef(artefact, digest))
-    return bytes(keccak(key + VERSIONS_SLOT.to_bytes(32, "big")))
 
 
 def resolve(history: History, spec: str) -> VersionHistory:

@@ -30,6 +30,17 @@ SCHEMA_VERSION = 1
 VERSIONS_SLOT = 12
 
 
+def version_slot(artefact: str, digest: str) -> bytes:
+    """The storage slot of a version's word: keccak(version key ‖ slot of ``_versions``)."""
+    from eth_utils.crypto import keccak
+
+    from proml_cli.ledger import VersionRef
+    from proml_cli.ledger._client import version_key
+
+    key = version_key(VersionRef(artefact, digest))
+    return bytes(keccak(key + VERSIONS_SLOT.to_bytes(32, "big")))
+
+
 def hexb(data: bytes) -> str:
     """Bytes as ``0x`` + hex."""
     return "0x" + data.hex()

@@ -38,7 +38,7 @@ import rlp
 from eth_utils.crypto import keccak
 from rlp.exceptions import RLPException
 
-from proml_cli.bundle.format import unhex
+from proml_cli.bundle.format import unhex, version_slot
 from proml_cli.errors import ProMLError
 from proml_cli.ledger import ChainEvent
 
@@ -256,8 +256,6 @@ def verify_bundle(
         else:
             for j, item in enumerate(state.get("versions", [])):
                 ref = (str(item["artefact"]), str(item["digest"]))
-                from proml_cli.bundle.create import version_slot
-
                 slot = version_slot(*ref)
                 try:
                     nodes = [unhex(n, f"state.versions[{j}].proof") for n in item["proof"]]
