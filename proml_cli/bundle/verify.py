@@ -348,6 +348,7 @@ def verify_bundle(
                 fail(4, f"{spec.name} in {tx.tx_hash} names actor {actor}, signer {tx.signer}")
             events.append((event, tx))
 
+    events.sort(key=lambda item: (item[0].block, item[0].log_index))
     role_bits: list[str] = []
     kinds: dict[str, _Kind] = {}
     kind_order: list[str] = []

@@ -582,6 +582,23 @@ class ContractLedger:
         """The newest block whose state is read (the anchor of a bundle)."""
         return int(self._w3.eth.block_number)
 
+    def raw_header(self, number: int) -> bytes:
+        """Block ``number``'s RLP header (rebuilt from the node's JSON, checked by its hash).
+
+        Raises:
+            LedgerError: the node's answer does not hash to the block it names.
+        """
+        return self._header(number)[0]
+
+    def _header(self, number: int) -> tuple[bytes, Any]:
+        from proml_cli.ledger._raw import header_rlp
+
+        block = self._w3.eth.get_block(number)
+        header = header_rlp(dict(block))
+        if bytes(keccak(header)) != bytes(block["hash"]):
+            raise LedgerError(f"block {number}: the node's header does not hash to its hash")
+        return header, block
+
     def raw_block(self, number: int) -> tuple[bytes, list[bytes], list[bytes]]:
         """Block ``number`` as its RLP header, its signed transactions and its receipts.
 
@@ -591,12 +608,9 @@ class ContractLedger:
         Raises:
             LedgerError: the node's answer does not hash to the block it names.
         """
-        from proml_cli.ledger._raw import header_rlp, receipt_rlp
+        from proml_cli.ledger._raw import receipt_rlp
 
-        block = self._w3.eth.get_block(number)
-        header = header_rlp(dict(block))
-        if bytes(keccak(header)) != bytes(block["hash"]):
-            raise LedgerError(f"block {number}: the node's header does not hash to its hash")
+        header, block = self._header(number)
         txs = []
         receipts = []
         provider = self._w3.provider

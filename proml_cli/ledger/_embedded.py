@@ -222,6 +222,11 @@ class EmbeddedLedger(ContractLedger):
         """The canonical head's number."""
         return int(self._tester.backend.chain.get_canonical_head().block_number)
 
+    def raw_header(self, number: int) -> bytes:
+        """Block ``number``'s RLP header."""
+        header = self._tester.backend.chain.get_canonical_block_header_by_number(number)
+        return bytes(rlp.encode(header))
+
     def raw_block(self, number: int) -> tuple[bytes, list[bytes], list[bytes]]:
         """Block ``number``: RLP header, transactions and receipts, as its tries hold them."""
         chain = self._tester.backend.chain

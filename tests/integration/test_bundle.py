@@ -270,3 +270,29 @@ def test_a_bundle_made_on_anvil_verifies_after_anvil_is_stopped(tmp_path: Path) 
         tampered["state"]["versions"][0]["proof"][-1]
     )
     assert "proofs" in _failed(made, tampered)
+
+
+def test_create_names_a_version_by_digest_or_cid_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    root = build_project(tmp_path / "project", train=False)
+    shown = ok(proml(root, "show", "dataset", "--json")).json()
+    digest = shown["sha256"].removeprefix("sha256:")
+
+    for spec in (f"dataset@{digest[:10]}", f"dataset@sha256:{digest}", f"dataset@{shown['cid']}"):
+        out = tmp_path / "dataset.bundle"
+        made = ok(proml(root, "bundle", "create", spec, "-o", str(out)))
+        document = json.loads(out.read_text())
+        assert document["subject"] == {"artefact": "dataset", "digest": digest}
+        assert document["content"] is None
+        assert made.stdout.strip() == (
+            f"{document['anchor']['number']}:{document['anchor']['hash']}"
+        )
+
+    for spec, message in (
+        ("model", "'model' has no recorded version"),
+        ("dataset@ffff", "no version of 'dataset' matches"),
+    ):
+        refused = proml(root, "bundle", "create", spec, "-o", str(tmp_path / "x.bundle"))
+        assert refused.code == 2, refused
+        assert message in one_error_line(refused.stderr)
+        assert refused.stdout == ""
+    assert not (tmp_path / "x.bundle").exists()
