@@ -105,6 +105,10 @@ def verify(
             "at it.",
         ),
     ] = "",
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", help="Accepted state (repeatable; default: the consumable ones)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle with no chain, no IPFS node and no project directory."""
@@ -121,7 +125,7 @@ def verify(
     document = load(bundle)
     if path is not None and not path.exists():
         raise InputError(f"{path}: no such file or directory")
-    verdict = verify_bundle(document, trusted=anchor, path=path)
+    verdict = verify_bundle(document, trusted=anchor, path=path, states=state or ())
     if as_json:
         output.emit_json({k: v for k, v in verdict.to_json().items() if k != "schema_version"})
     elif verdict.verified:

@@ -92,8 +92,15 @@ def resolve(history: History, spec: str) -> VersionHistory:
     return found[0]
 
 
-def lineage(history: History, root: VersionHistory) -> list[VersionHistory]:
-    """``root`` and every version it was derived from, recursively (registration inputs)."""
+def lineage(history: History, root: VersionHistory, store: ContentStore) -> list[VersionHistory]:
+    """``root`` and every version it was derived from, recursively.
+
+    As ``proml verify --deep`` follows them: the registration's inputs and the materials of the
+    runs recorded for its steps (e.g. the test set an ``evaluate`` used).
+    """
+    from proml_cli.bundle.format import materials
+    from proml_cli.record import parse_record
+
     seen: dict[tuple[str, str], VersionHistory] = {}
     todo = [root]
     while todo:
@@ -102,7 +109,12 @@ def lineage(history: History, root: VersionHistory) -> list[VersionHistory]:
         if key in seen:
             continue
         seen[key] = version
-        for ref in version.inputs:
+        refs = set(version.inputs)
+        for step in version.steps:
+            if step.record_cid:
+                record = parse_record(store.cat(step.record_cid), cid=step.record_cid)
+                refs |= materials(record) - {key}
+        for ref in sorted(refs):
             found = history.versions.get(ref)
             if found is None:
                 raise LedgerError(f"lineage input {ref[0]} sha256:{ref[1][:12]} is not recorded")
@@ -144,7 +156,7 @@ def create(
         BackendUnavailable: the chain or the content node cannot be reached.
     """
     subject = resolve(history, spec)
-    versions = lineage(history, subject) if deep else [subject]
+    versions = lineage(history, subject, store) if deep else [subject]
     for version in versions:
         if version.problem:
             raise LedgerError(

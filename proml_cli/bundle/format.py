@@ -41,6 +41,16 @@ def version_slot(artefact: str, digest: str) -> bytes:
     return bytes(keccak(key + VERSIONS_SLOT.to_bytes(32, "big")))
 
 
+def materials(record: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (artefact, sha256 hex) versions a record's run used (its ``materials``)."""
+    found = set()
+    for entry in record.get("materials", []):
+        if isinstance(entry, dict) and entry.get("artefact"):
+            digest = str(entry.get("sha256", "")).removeprefix("sha256:")
+            found.add((str(entry["artefact"]), digest))
+    return found
+
+
 def hexb(data: bytes) -> str:
     """Bytes as ``0x`` + hex."""
     return "0x" + data.hex()

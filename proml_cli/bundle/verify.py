@@ -17,10 +17,13 @@ they are reported:
    head (an event dropped, added or altered changes the head);
 5. roles: every step names roles its kind allows for it, each held by the signer then (role
    grants and revocations replayed from proven events);
-6. state: the kind's state machine replayed over the steps reaches the proven current state;
-7. records: every record's bytes hash to the CID the chain anchored, and parse as a record;
+6. state: the kind's state machine replayed over the steps reaches the proven current state,
+   which is accepted (``--state``, else the kind's consumable states; inputs: consumable);
+7. records: every record's bytes hash to the CID the chain anchored, parse as a record and
+   name the version;
 8. content: with PATH, its bytes have the version's sha256 and CID; a bundled CAR has the CID;
-9. lineage: with a deep bundle, every input of every bundled version is bundled and checked.
+9. lineage: with a deep bundle, every input of every bundled version (its registration's, and
+   the materials of its steps' records) is bundled and checked.
 
 This module reads the contract's ABI and bytecode from the package; it imports neither the
 project nor the policy layer.
@@ -29,7 +32,7 @@ project nor the policy layer.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +145,7 @@ class _Kind:
     states: list[str]
     initial: int
     register_roles: list[str]
+    consumable: list[str]
     transitions: dict[str, tuple[list[str], str, list[str]]] = field(default_factory=dict)
 
 
@@ -150,10 +154,13 @@ def verify_bundle(
     *,
     trusted: tuple[int, bytes],
     path: Path | None = None,
+    states: Sequence[str] = (),
     cid_of_path: Callable[[Path, int], tuple[str, str]] | None = None,
 ) -> BundleVerdict:
     """Run every check on a loaded bundle (see :func:`proml_cli.bundle.format.load`).
 
+    ``states``: the subject's accepted states (default: its kind's consumable states; the
+    lineage is always held to its kinds' consumable states, as ``proml verify --deep`` does).
     ``cid_of_path(path, cid_version)`` → (sha256 hex, CID) of PATH's bytes; the default hashes
     with :func:`proml_cli.content.hash_path`.
 
@@ -365,6 +372,7 @@ def verify_bundle(
                 [str(s) for s in a["states"]],  # type: ignore[attr-defined]
                 int(r["initial"]),  # type: ignore[call-overload]
                 [str(s) for s in a["registerRoles"]],  # type: ignore[attr-defined]
+                [str(s) for s in a["consumable"]],  # type: ignore[attr-defined]
             )
         elif event.name == "TransitionDefined" and str(a["kind"]) in kinds:
             kinds[str(a["kind"])].transitions[str(a["transition"])] = (
@@ -386,7 +394,7 @@ def verify_bundle(
         for grant in (e.name == "RoleGranted",)
         if e.name in ("RoleGranted", "RoleRevoked")
     ]
-    records_wanted: set[str] = set()
+    records_wanted: dict[str, set[tuple[str, str]]] = {}
     inputs_of: dict[tuple[str, str], list[bytes]] = {}
     for ref in sorted(bundled):
         steps = [
@@ -462,7 +470,8 @@ def verify_bundle(
                 if not held:
                     fail(5, f"{label}: '{action}' by {tx.signer}, who did not hold role '{role}'")
             current = target
-            records_wanted.add(cid_text(e.raw["recordCid"]))  # type: ignore[arg-type]
+            record_cid = cid_text(e.raw["recordCid"])  # type: ignore[arg-type]
+            records_wanted.setdefault(record_cid, set()).add(ref)
             if ref == (verdict.artefact, verdict.digest):
                 verdict.steps.append(
                     {
@@ -479,17 +488,29 @@ def verify_bundle(
         proven_state = (word >> 16) & 0xFF
         if current != proven_state:
             fail(6, f"{label}: the replayed state #{current} is not the proven #{proven_state}")
-        if ref == (verdict.artefact, verdict.digest):
+        state_name = kind.states[proven_state] if proven_state < len(kind.states) else None
+        is_subject = ref == (verdict.artefact, verdict.digest)
+        accepted = list(states) if is_subject and states else kind.consumable
+        if state_name not in accepted:
+            fail(
+                6,
+                f"{label} is in state '{state_name}', accepted: "
+                f"{', '.join(accepted) or 'none configured'}",
+            )
+        if is_subject:
             verdict.kind = kind_name
-            verdict.state = kind.states[proven_state] if proven_state < len(kind.states) else None
+            verdict.state = state_name
     verdict.checked += ["4 events", "5 roles", "6 state"]
 
     # 7. records ---------------------------------------------------------------------------
     from proml_cli.content import bytes_cid
-    from proml_cli.record import parse_record
+    from proml_cli.record import parse_record, versions_in
 
     records = document["records"]
-    for cid in sorted(records_wanted):
+    from proml_cli.bundle.format import materials
+
+    used: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for cid, owners in sorted(records_wanted.items()):
         if cid not in records:
             fail(7, f"record {cid} is not in the bundle")
             continue
@@ -502,9 +523,15 @@ def verify_bundle(
             fail(7, f"record {cid}: its bytes hash to {bytes_cid(data)}")
             continue
         try:
-            parse_record(data, cid=cid)
+            record = parse_record(data, cid=cid)
         except ProMLError as exc:
             fail(7, exc.diagnosis)
+            continue
+        named = versions_in(record)
+        for owner in sorted(owners):
+            if owner not in named:
+                fail(7, f"record {cid} does not name sha256:{owner[1][:12]} of '{owner[0]}'")
+            used.setdefault(owner, set()).update(m for m in materials(record) if m != owner)
     verdict.checked.append("7 records")
 
     # 8. content ---------------------------------------------------------------------------
@@ -539,6 +566,13 @@ def verify_bundle(
             for key in inputs:
                 if key not in keys:
                     fail(9, f"an input of sha256:{ref[1][:12]} of '{ref[0]}' is not bundled")
+        for ref, material in sorted(used.items()):
+            for artefact, digest in sorted(material - bundled):
+                fail(
+                    9,
+                    f"{artefact}@sha256:{digest[:12]}, used by a step on sha256:{ref[1][:12]} "
+                    f"of '{ref[0]}', is not bundled",
+                )
         verdict.checked.append("9 lineage")
     return verdict
 

@@ -72,12 +72,16 @@ def _build(root: Path, env: dict[str, str]) -> None:
         ok(proml(root, *args, env=env))
 
 
-def _verify(made: Made, *args: str, document: dict[str, Any] | None = None) -> Any:
+def _verify(
+    made: Made, *args: str, document: dict[str, Any] | None = None, state: str = "evaluated"
+) -> Any:
+    """``bundle verify --json``, accepting the model's state (``--state``; "" for the default)."""
     path = made.bundle
     if document is not None:
         path = made.bundle.with_name(f"tampered-{keccak(text=json.dumps(document)).hex()}.json")
         path.write_text(json.dumps(document))
-    return proml(path.parent, "bundle", "verify", str(path), *args, "--json")
+    states = ("--state", state) if state else ()
+    return proml(path.parent, "bundle", "verify", str(path), *args, *states, "--json")
 
 
 def _failed(made: Made, document: dict[str, Any], *args: str) -> list[str]:
@@ -296,3 +300,23 @@ def test_create_names_a_version_by_digest_or_cid_and_refuses_unknown_ones(tmp_pa
         assert message in one_error_line(refused.stderr)
         assert refused.stdout == ""
     assert not (tmp_path / "x.bundle").exists()
+
+
+def test_a_state_the_kind_does_not_consume_is_not_verified_without_state(embedded: Made) -> None:
+    result = _verify(embedded, "--trusted-block", embedded.trusted, state="")
+
+    assert result.code == 1
+    report = result.json()
+    assert report["failed_checks"] == ["state"]
+    assert "is in state 'evaluated', accepted: approved" in report["reasons"][0]
+
+
+def test_a_lineage_version_left_out_of_a_deep_bundle_is_named(embedded: Made) -> None:
+    tampered = copy.deepcopy(embedded.document)
+    kept = [v for v in tampered["state"]["versions"] if v["artefact"] != "dataset"]
+    assert len(kept) == len(tampered["state"]["versions"]) - 1
+    tampered["state"]["versions"] = kept
+
+    failed = _failed(embedded, tampered)
+
+    assert failed == ["lineage"]
