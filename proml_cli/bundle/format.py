@@ -109,7 +109,62 @@ def load(path: Path) -> dict[str, Any]:
     ):
         if not isinstance(document.get(key), kind):
             raise InputError(f"{path}: bundle field {key!r} is missing or not a {kind.__name__}")
+    _shape(path, document)
     return document
+
+
+_TX_FIELDS = {
+    "block": int,
+    "index": int,
+    "raw": str,
+    "receipt": str,
+    "tx_proof": list,
+    "receipt_proof": list,
+}
+
+
+def _shape(path: Path, document: dict[str, Any]) -> None:
+    """Every nested field the verifier reads has its type (values are checked later)."""
+
+    def need(ok: bool, where: str) -> None:
+        if not ok:
+            raise InputError(f"{path}: bundle field {where} is missing or malformed")
+
+    subject = document["subject"]
+    need(all(isinstance(subject.get(k), str) for k in ("artefact", "digest")), "'subject'")
+    need(all(isinstance(h, str) for h in document["headers"]), "'headers'")
+    for i, entry in enumerate(document["transactions"]):
+        need(isinstance(entry, dict), f"'transactions[{i}]'")
+        for key, kind in _TX_FIELDS.items():
+            need(isinstance(entry.get(key), kind), f"'transactions[{i}].{key}'")
+        need(
+            all(isinstance(n, str) for n in entry["tx_proof"] + entry["receipt_proof"]),
+            f"'transactions[{i}]' proofs",
+        )
+    state = document["state"]
+    need(isinstance(state.get("account_proof"), list), "'state.account_proof'")
+    need(all(isinstance(n, str) for n in state["account_proof"]), "'state.account_proof'")
+    need(isinstance(state.get("versions"), list), "'state.versions'")
+    for i, item in enumerate(state["versions"]):
+        need(
+            isinstance(item, dict)
+            and all(isinstance(item.get(k), str) for k in ("artefact", "digest"))
+            and isinstance(item.get("proof"), list)
+            and all(isinstance(n, str) for n in item["proof"]),
+            f"'state.versions[{i}]'",
+        )
+    need(all(isinstance(v, str) for v in document["records"].values()), "'records'")
+    content = document.get("content")
+    need(
+        content is None
+        or (
+            isinstance(content, dict)
+            and all(isinstance(content.get(k), str) for k in ("cid", "car"))
+        ),
+        "'content'",
+    )
+    identity = document.get("identity")
+    need(identity is None or isinstance(identity, dict), "'identity'")
 
 
 def parse_trusted(text: str) -> tuple[int, bytes]:

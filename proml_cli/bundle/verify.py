@@ -305,8 +305,7 @@ def verify_bundle(
         elif "0x" + to.hex() != ledger:
             fail(3, f"transaction {tx.tx_hash} calls {to_checksum_address(to)}, not the ledger")
     if identity and (
-        int(identity.get("chain_id", -1)) != chain_id
-        or str(identity.get("ledger", "")).lower() != ledger
+        identity.get("chain_id") != chain_id or str(identity.get("ledger", "")).lower() != ledger
     ):
         fail(3, "the pinned identity names another chain or ledger")
     if identity and not any(t.tx_hash == str(identity.get("deploy_tx", "")).lower() for t in txs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,43 @@ def test_a_file_that_is_not_a_bundle_is_bad_input(tmp_path: Path, text: str, mes
     path = tmp_path / "b.json"
     path.write_text(text)
     with pytest.raises(InputError, match=message):
+        load(path)
+
+
+def _minimal() -> dict[str, object]:
+    return {
+        "format": "proml-bundle",
+        "schema_version": 1,
+        "chain_id": 1,
+        "ledger": "0x" + "00" * 20,
+        "subject": {"artefact": "model", "digest": "ab" * 32},
+        "anchor": {"number": 1, "hash": HASH},
+        "headers": [],
+        "transactions": [],
+        "state": {"account_proof": [], "versions": []},
+        "records": {},
+        "content": None,
+        "identity": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"transactions": [{"block": 1}]}, "'transactions[0].index'"),
+        ({"transactions": [7]}, "'transactions[0]'"),
+        ({"headers": [1]}, "'headers'"),
+        ({"state": {"account_proof": [], "versions": [{"artefact": "m"}]}}, "state.versions[0]"),
+        ({"records": {"bafy": 3}}, "'records'"),
+        ({"content": {"cid": "x"}}, "'content'"),
+    ],
+)
+def test_a_malformed_nested_field_is_bad_input_naming_it(
+    tmp_path: Path, change: dict[str, object], where: str
+) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({**_minimal(), **change}))
+    with pytest.raises(InputError, match=re.escape(where)):
         load(path)
 
 
