@@ -181,6 +181,7 @@ def verify_bundle(
 
     # 1. headers ---------------------------------------------------------------------------
     headers: dict[int, list[Any]] = {}
+    hashes: dict[int, bytes] = {}
     chain: list[tuple[bytes, list[Any]]] = []
     for i, text in enumerate(document["headers"]):
         raw = unhex(text, f"headers[{i}]")
@@ -207,12 +208,14 @@ def verify_bundle(
             )
         else:
             headers[number] = newest
+            hashes[number] = newest_hash
             for (h_prev, prev), (_, nxt) in zip(chain[-2::-1], chain[:0:-1], strict=True):
                 n = int.from_bytes(bytes(prev[8]), "big")
                 if bytes(nxt[0]) != h_prev or int.from_bytes(bytes(nxt[8]), "big") != n + 1:
                     fail(1, f"block {n} does not link to block {n + 1} (parent hash)")
                     break
                 headers[n] = prev
+                hashes[n] = h_prev
     verdict.checked.append("1 headers")
 
     # 2. proofs ----------------------------------------------------------------------------
@@ -310,6 +313,10 @@ def verify_bundle(
         fail(3, "the pinned identity names another chain or ledger")
     if identity and not any(t.tx_hash == str(identity.get("deploy_tx", "")).lower() for t in txs):
         fail(3, "the pinned deployment transaction is not in the bundle")
+    pinned = identity.get("deploy_block")
+    pinned_hash = str(identity.get("deploy_block_hash", "")).lower()
+    if isinstance(pinned, int) and pinned in hashes and "0x" + hashes[pinned].hex() != pinned_hash:
+        fail(3, f"block {pinned} is not the deployment block the pinned identity names")
     verdict.checked.append("3 signatures")
 
     # 4. events ----------------------------------------------------------------------------

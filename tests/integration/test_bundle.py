@@ -320,3 +320,11 @@ def test_a_lineage_version_left_out_of_a_deep_bundle_is_named(embedded: Made) ->
     failed = _failed(embedded, tampered)
 
     assert failed == ["lineage"]
+
+
+def test_an_identity_naming_another_deployment_is_rejected(embedded: Made) -> None:
+    assert embedded.document["identity"] is not None
+    for key in ("deploy_block_hash", "admin", "deploy_tx"):
+        tampered = copy.deepcopy(embedded.document)
+        tampered["identity"][key] = _flip(tampered["identity"][key])
+        assert _failed(embedded, tampered) == ["signatures"], key
