@@ -68,6 +68,8 @@ class BundleVerdict:
     kind: str | None = None
     state: str | None = None
     anchor: int = 0
+    chain_id: int = 0
+    ledger: str = ""
     reasons: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -92,6 +94,8 @@ class BundleVerdict:
             "cid": self.cid,
             "kind": self.kind,
             "state": self.state,
+            "chain_id": self.chain_id,
+            "ledger": self.ledger,
             "anchor_block": self.anchor,
             "reasons": self.reasons,
             "checked": self.checked,
@@ -175,6 +179,7 @@ def verify_bundle(
     )
     ledger = str(document["ledger"]).lower()
     chain_id = int(document["chain_id"])
+    verdict.chain_id, verdict.ledger = chain_id, str(document["ledger"])
 
     def fail(check: int, reason: str) -> None:
         verdict.reasons.append(f"check {check} ({CHECKS[check]}): {reason}")
