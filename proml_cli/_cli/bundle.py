@@ -94,7 +94,7 @@ def verify(
     bundle: Annotated[Path, typer.Argument(metavar="FILE", help="The bundle.")],
     path: Annotated[
         Path | None,
-        typer.Argument(metavar="[PATH]", help="The artefact's bytes, checked against it."),
+        typer.Argument(metavar="PATH", help="The artefact's bytes, checked against it."),
     ] = None,
     trusted: Annotated[
         str,
