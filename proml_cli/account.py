@@ -81,6 +81,9 @@ def create_account(
     Raises:
         InputError: the name is invalid or taken.
     """
+    from proml_cli import _deferred
+
+    _deferred.install()
     from eth_account import Account
 
     _check_name(name)
@@ -229,7 +232,12 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
         InputError: no such account, a wrong password, an invalid key, or a named account
             whose address differs from ``PROML_PRIVATE_KEY``'s.
     """
+    from proml_cli import _deferred
+
+    _deferred.install()  # before eth_account: keeps py_ecc's BLS code out of the process
     from eth_account import Account
+
+    from proml_cli import _keystore
 
     raw = os.environ.get("PROML_PRIVATE_KEY")
     named = name or os.environ.get("PROML_ACCOUNT")
@@ -257,7 +265,7 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
             )
         return SignerChoice(from_env, f"account {name!r}, key from PROML_PRIVATE_KEY")
     try:
-        key = Account.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
+        key = _keystore.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
     except ValueError as exc:
         raise InputError(
             f"cannot open keystore {path.name}: wrong password",

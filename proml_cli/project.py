@@ -332,7 +332,8 @@ def initialise(
                 f"pinned the ledger's identity in {LOCK_NAME}{how}: commit it with the policy "
                 f"(deployed in block {pinned.deploy_block} {pinned.deploy_block_hash})"
             )
-        else:
+        elif is_new:
+            # Attaching through a committed lock; a re-run on a set-up project changes nothing.
             actions.append(f"checked the ledger against {LOCK_NAME}")
         state = project.state()
         is_admin = ledger.admin().lower() == ledger.account.lower()

@@ -208,6 +208,7 @@ class EmbeddedStore:
         # digest -> (pack file, offset, length); loaded from the .idx files when first needed.
         self._packed: dict[bytes, tuple[str, int, int]] = {}
         self._loaded: dict[str, int] = {}  # index file -> bytes of it already read
+        self._is_scanned = False  # the indexes were read at least once by this object
         self._index_lock = threading.Lock()
         # Packed blocks a read found damaged: the next put appends a good copy (later entries
         # of a re-stored block win over the damaged one).
@@ -216,6 +217,7 @@ class EmbeddedStore:
     def _load_indexes(self) -> None:
         """Read what is new in the pack indexes (other processes may have added packs)."""
         directory = self.root / "packs"
+        self._is_scanned = True
         if not directory.is_dir():
             return
         with self._index_lock:
@@ -233,16 +235,29 @@ class EmbeddedStore:
                     self._packed[digest] = (pack, offset, length)
                 self._loaded[index.name] = done + usable
 
-    def _pack_entry(self, digest: bytes) -> tuple[str, int, int] | None:
+    def _pack_entry(self, digest: bytes, *, is_fresh: bool = True) -> tuple[str, int, int] | None:
+        """Where a packed block is; None if it is not in any pack index.
+
+        A read (``is_fresh``) that misses re-reads the indexes: another process may have just
+        stored the block. A write-side lookup (``is_fresh=False``) does not: a new leaf misses
+        by definition, and re-reading every index for each one made storing a file into a
+        store of 1,000 packs several times slower than into an empty one (bench/store_packs.py).
+        The indexes are re-read once per import instead (see :meth:`_refresh_indexes`); a block
+        another process packs meanwhile is at worst stored twice, and either copy serves.
+        """
         entry = self._packed.get(digest)
-        if entry is None:
+        if entry is None and (is_fresh or not self._is_scanned):
             self._load_indexes()
             entry = self._packed.get(digest)
         return entry
 
+    def _refresh_indexes(self) -> None:
+        """Pick up packs other processes added since this object last looked (once per import)."""
+        self._load_indexes()
+
     def _usable_pack_entry(self, digest: bytes) -> bool:
         """An entry whose bytes are all there and not known to be damaged (else re-store)."""
-        entry = self._pack_entry(digest)
+        entry = self._pack_entry(digest, is_fresh=False)
         if entry is None or digest in self._damaged:
             return False
         pack, offset, length = entry
@@ -387,6 +402,7 @@ class EmbeddedStore:
             ContentError: the store cannot be written.
         """
         is_large_file = not path.is_symlink() and path.is_file() and path.stat().st_size >= COPY_MIN
+        self._refresh_indexes()
         if cid_version == 1 and is_large_file:
             return self._put_copied_file(path, progress)
         writer = _BlockWriter(self)

@@ -314,6 +314,9 @@ def open_ledger(
         InputError: an unknown backend or a missing setting.
         BackendUnavailable: the chain cannot be reached.
     """
+    from proml_cli import _deferred
+
+    _deferred.install()  # before web3 and py-evm: keeps py_ecc's BLS code out of the process
     ledger: Ledger
     if config.backend == "embedded":
         if config.state_dir is None:

@@ -247,7 +247,7 @@ def test_pull_of_content_the_node_does_not_have_names_who_can_push_it(
     registrant = log_entries(work, "dataset")[-1]["actor"]
 
     elapsed, result = timed(
-        work, "pull", "dataset", "-o", str(tmp_path / "x.csv"), env={"PROML_IPFS_URL": ipfs_url}
+        work, "pull", "dataset", "-o", str(work / "x.csv"), env={"PROML_IPFS_URL": ipfs_url}
     )
 
     assert result.code == 1, str(result)  # type: ignore[attr-defined]
@@ -256,7 +256,7 @@ def test_pull_of_content_the_node_does_not_have_names_who_can_push_it(
     assert registrant in line
     assert "proml push" in result.stderr  # type: ignore[attr-defined]
     assert elapsed < 15, elapsed
-    assert not (tmp_path / "x.csv").exists()
+    assert not (work / "x.csv").exists()
 
 
 def test_sync_with_the_node_still_down_anchors_first_then_exits_3(

@@ -20,6 +20,12 @@ def _pattern(size: int) -> bytes:
     return (base * (size // 251 + 1))[:size]
 
 
+def _random(size: int, seed: int) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(size)  # noqa: S311 - test data, not secrets
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ContentStore:
     return open_store("embedded", root=tmp_path / ".proml" / "content")
@@ -300,3 +306,44 @@ def test_a_large_file_is_copied_into_a_pack_and_indexed_in_place(tmp_path: Path)
     fresh.check(stored.cid)
     fresh.get(stored.cid, tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("size", [2 * 1024 * 1024 + 7, 9 * 1024 * 1024 + 5])
+def test_a_new_file_does_not_rescan_every_pack_per_leaf(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing N new leaves reads the pack indexes a bounded number of times, not N."""
+    from proml_cli.content._local import EmbeddedStore
+
+    root = tmp_path / "store"
+    for i in range(20):  # earlier imports: 20 packs of one large block each
+        (tmp_path / f"old{i}.bin").write_bytes(_random(300 * 1024, seed=i + 1))
+        open_store("embedded", root=root).put_path(tmp_path / f"old{i}.bin")
+    scans = []
+    original = EmbeddedStore._load_indexes
+
+    def counting(self: EmbeddedStore) -> None:
+        scans.append(1)
+        original(self)
+
+    monkeypatch.setattr(EmbeddedStore, "_load_indexes", counting)
+    source = tmp_path / "new.bin"
+    source.write_bytes(_random(size, seed=99))
+    store = open_store("embedded", root=root)
+    stored = store.put_path(source)
+    assert stored.blocks_added > 8  # many new leaves ...
+    assert len(scans) <= 2  # ... and the indexes were read once or twice, not per leaf
+    assert stored.cid == hash_path(source).cid
+    store.check(stored.cid)
+
+
+def test_a_block_packed_by_another_store_is_found_by_a_read(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    reader = open_store("embedded", root=root)
+    (tmp_path / "a.bin").write_bytes(_random(300 * 1024, seed=1))
+    reader.put_path(tmp_path / "a.bin")  # the reader has read the indexes once
+    (tmp_path / "b.bin").write_bytes(_random(3 * 1024 * 1024, seed=2))
+    stored = open_store("embedded", root=root).put_path(tmp_path / "b.bin")
+    assert reader.has(stored.cid)
+    reader.check(stored.cid)
+    assert reader.cat(stored.cid) == (tmp_path / "b.bin").read_bytes()

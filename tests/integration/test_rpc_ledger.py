@@ -378,6 +378,43 @@ def test_confirmations_delay_receipts_and_hide_the_newest_block(
         assert state.state == "checked"
 
 
+def test_a_deep_confirmation_is_waited_for_with_few_calls(
+    interval_anvil: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six confirmations on 1 s blocks: the wait sleeps through blocks instead of polling."""
+    from eth_account import Account
+
+    from proml_cli.ledger import _rpc
+
+    url = interval_anvil
+    signer = Account.create()
+    address = _deploy_blob_ledger(url, signer, tmp_path / "admin")
+    calls: list[str] = []
+    single = _rpc._Provider.make_request
+
+    def counting(self: Any, method: Any, params: Any) -> Any:
+        calls.append(str(method))
+        return single(self, method, params)
+
+    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    deep = ChainConfig(backend="rpc", url=url, confirmations=6, state_dir=tmp_path / "deep")
+    record = bytes_cid(b"a deep record")
+    with open_ledger(deep, signer=signer, address=address) as ledger:
+        calls.clear()
+        started = time.monotonic()
+        receipt = ledger.submit(
+            record,
+            [Registration(VersionRef("blob", hashlib.sha256(b"deep").hexdigest()), record)],
+            [],
+        )
+        waited = time.monotonic() - started
+    assert _head(url) >= receipt.block + 5
+    assert waited < 6 + 1.5  # at most the inclusion block and five more, plus slack
+    # Polling every 0.25 s would ask for the head ~20 times over five blocks; the first and
+    # the last block are still polled (~4 calls each), the ones between are slept through.
+    assert calls.count("eth_blockNumber") <= 12, calls
+
+
 # ----------------------------------------------------------------------------- roles
 
 
@@ -407,3 +444,52 @@ def test_a_non_admin_cannot_grant_or_revoke(project: Path) -> None:
         assert result.stdout == ""
         assert "not the project's admin" in one_error_line(result.stderr)
     assert ok(proml(project, "roles", "list", "--json")).json() == before
+
+
+def test_block_times_are_fetched_once_and_kept(
+    anvil_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second read of the history fetches no block; the transaction count stays bounded."""
+    from eth_account import Account
+
+    from proml_cli.ledger import _rpc
+
+    calls: list[str] = []
+    single, batch = _rpc._Provider.make_request, _rpc._Provider.make_batch_request
+
+    def counting(self: Any, method: Any, params: Any) -> Any:
+        calls.append(str(method))
+        return single(self, method, params)
+
+    def counting_batch(self: Any, requests: Any) -> Any:
+        calls.extend(str(method) for method, _ in requests)
+        return batch(self, requests)
+
+    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    monkeypatch.setattr(_rpc._Provider, "make_batch_request", counting_batch)
+    signer = Account.from_key(ANVIL_KEY)
+    config = ChainConfig(backend="rpc", url=anvil_url, state_dir=tmp_path / "chain")
+    with open_ledger(config, signer=signer) as ledger:
+        address = ledger.address
+        ledger.define_roles(["maker"])
+        ledger.define_kind(KIND)
+        ledger.define_artefacts({"thing": "blob"})
+        ledger.grant_role("maker", signer.address)
+    first = None
+    for round_ in range(2):
+        calls.clear()
+        with open_ledger(config, signer=None, address=address) as ledger:
+            events = ledger.history()
+        fetched = calls.count("eth_getBlockByNumber")
+        if round_ == 0:
+            first = [(e.block, e.timestamp) for e in events]
+            assert fetched <= 1  # the writes above kept their blocks' times already
+        else:
+            assert fetched == 0
+            assert [(e.block, e.timestamp) for e in events] == first
+    (tmp_path / "chain" / _rpc.CACHE_NAME).unlink()
+    calls.clear()
+    with open_ledger(config, signer=None, address=address) as ledger:
+        assert [(e.block, e.timestamp) for e in ledger.history()] == first
+    # Without the cache every block is fetched again, in one batch, and gives the same times.
+    assert calls.count("eth_getBlockByNumber") == len({b for b, _ in first or []})

@@ -1,0 +1,119 @@
+"""Reads and writes as the history grows: 100 vs 10,000 events on the embedded default.
+
+Usage: ``python bench/history_scale.py [--sizes 100,10000] [--rounds 3] [--quick]``.
+
+One project per size is built in a temporary directory (``proml init``, then real ledger
+transactions, each registering 50 versions and approving them: 100 events, each record in
+the store; see ``grow_history`` in bench/_common.py), and one git repository per size with
+as many commits.
+Then, per round and interleaved across sizes (a busy neighbour slows all alike), in fresh
+processes:
+
+* writes: ``proml run -- python make.py`` (a new version) and ``proml transition out approve``;
+* reads: ``proml log`` (its default output), ``log --limit 10``, ``log --json`` (every entry),
+  ``status``, ``verify out.bin``, ``show out``;
+* baselines: ``proml --help`` and ``git log`` over as many commits as the project has events.
+
+Prints one JSON object with the medians and the ratios the speed requirements name: each read
+against ``proml --help``, ``log --json`` against ``git log``, and every command at the largest
+size against the smallest. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    PROML,
+    environment,
+    git_repo,
+    grow_history,
+    interleaved,
+    load_average,
+    make_project,
+    median,
+    ratio,
+    run,
+)
+
+COMMANDS = {
+    "run": ["run", "--", "python", "make.py"],
+    "transition": ["transition", "out", "approve"],
+    "log": ["log"],
+    "log_limit_10": ["log", "--limit", "10"],
+    "log_json": ["log", "--json"],
+    "status": ["status"],
+    "verify": ["verify", "out.bin"],
+    "show": ["show", "out"],
+}
+READS = ("log", "log_limit_10", "status", "verify", "show")
+
+
+def main() -> int:
+    """Build, measure, print the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="100,10000", help="history sizes (events)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="sizes 100 and 1000, 2 rounds")
+    parser.add_argument("--keep", type=Path, default=None, help="build (or reuse) projects here")
+    args = parser.parse_args()
+    sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
+    rounds = 2 if args.quick else args.rounds
+    env = environment()
+    report: dict[str, object] = {"sizes": sizes, "load_average_before": load_average()}
+    with tempfile.TemporaryDirectory(prefix="proml-history-") as tmp:
+        base = args.keep or Path(tmp)
+        projects, repos = {}, {}
+        for size in sizes:
+            project = base / f"project-{size}"
+            if not (project / ".proml" / "project.json").exists():
+                print(f"history_scale: building {size} events", file=sys.stderr)
+                make_project(project, env)
+                run([*PROML, "run", "--", "python", "make.py"], project, env)
+                grow_history(project, size, env, batch=100)
+            projects[size] = project
+            repos[size] = base / f"git-{size}"
+            if not (repos[size] / ".git").exists():
+                git_repo(repos[size], size, env)
+        trials: dict[str, Callable[[], float]] = {}
+        for size in sizes:
+            for name, argv in COMMANDS.items():
+                trials[f"{name}@{size}"] = partial(run, [*PROML, *argv], projects[size], env)
+            trials[f"git_log@{size}"] = partial(run, ["git", "log"], repos[size], env)
+        trials["help"] = partial(run, [*PROML, "--help"], base, env)
+        print(f"history_scale: measuring, {rounds} rounds", file=sys.stderr)
+        times = interleaved(trials, rounds)
+    medians = {name: median(values) for name, values in times.items()}
+    small, large = sizes[0], sizes[-1]
+    help_ = medians["help"]
+    report["median_seconds"] = medians
+    report["reads_vs_help_at_largest"] = {r: ratio(medians[f"{r}@{large}"], help_) for r in READS}
+    report["log_json_vs_git_log_at_largest"] = ratio(
+        medians[f"log_json@{large}"], medians[f"git_log@{large}"]
+    )
+    report["largest_vs_smallest"] = {
+        name: ratio(medians[f"{name}@{large}"], medians[f"{name}@{small}"])
+        for name in (*COMMANDS, "git_log")
+    }
+    report["targets"] = {
+        "reads_vs_help": 2.0,
+        "log_json_vs_git_log": 5.0,
+        "reads_largest_vs_smallest": 1.2,
+        "writes_largest_vs_smallest": 1.1,
+    }
+    report["load_average_after"] = load_average()
+    report["rounds"] = rounds
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
