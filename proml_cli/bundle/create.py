@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import rlp
-from eth_utils.crypto import keccak
 
 from proml_cli.bundle.format import FORMAT, SCHEMA_VERSION, hexb, version_slot
 from proml_cli.errors import InputError, LedgerError
@@ -155,6 +154,8 @@ def create(
         LedgerError: the chain's answers do not match their own roots or the contract.
         BackendUnavailable: the chain or the content node cannot be reached.
     """
+    from eth_utils.crypto import keccak
+
     subject = resolve(history, spec)
     versions = lineage(history, subject, store) if deep else [subject]
     for version in versions:

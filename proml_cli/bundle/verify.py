@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import rlp
-from eth_utils.crypto import keccak
 from rlp.exceptions import RLPException
 
 from proml_cli.bundle.format import unhex, version_slot
@@ -126,6 +125,8 @@ def _get_from_proof(root: bytes, key: bytes, nodes: list[bytes]) -> bytes:
 
 
 def _runtime_code_hash() -> bytes:
+    from eth_utils.crypto import keccak
+
     from proml_cli.ledger._client import artifact
 
     code = bytes.fromhex(str(artifact()["deployed_bytecode"]).removeprefix("0x"))
@@ -171,6 +172,8 @@ def verify_bundle(
     Raises:
         InputError: a malformed field (bad hex) in the bundle.
     """
+    from eth_utils.crypto import keccak
+
     from proml_cli.ledger._client import _event_table, chain_head, cid_text, text32
 
     subject = document["subject"]
