@@ -113,6 +113,14 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
 _TX_FIELDS = {
     "block": int,
     "index": int,
@@ -130,6 +138,8 @@ def _shape(path: Path, document: dict[str, Any]) -> None:
         if not ok:
             raise InputError(f"{path}: bundle field {where} is missing or malformed")
 
+    ledger = str(document["ledger"])
+    need(len(ledger) == 42 and ledger.startswith("0x") and _is_hex(ledger[2:]), "'ledger'")
     subject = document["subject"]
     need(all(isinstance(subject.get(k), str) for k in ("artefact", "digest")), "'subject'")
     need(all(isinstance(h, str) for h in document["headers"]), "'headers'")

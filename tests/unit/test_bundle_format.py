@@ -60,6 +60,8 @@ def _minimal() -> dict[str, object]:
     ("change", "where"),
     [
         ({"transactions": [{"block": 1}]}, "'transactions[0].index'"),
+        ({"ledger": "0x12"}, "'ledger'"),
+        ({"ledger": "0x" + "zz" * 20}, "'ledger'"),
         ({"transactions": [7]}, "'transactions[0]'"),
         ({"headers": [1]}, "'headers'"),
         ({"state": {"account_proof": [], "versions": [{"artefact": "m"}]}}, "state.versions[0]"),
