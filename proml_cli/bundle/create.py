@@ -241,10 +241,9 @@ def create(
                 {
                     "artefact": v.artefact,
                     "digest": v.digest,
-                    "slot": hexb(slot),
                     "proof": [hexb(n) for n in proof],
                 }
-                for v, slot, proof in zip(versions, slots, storage_proofs, strict=True)
+                for v, proof in zip(versions, storage_proofs, strict=True)
             ],
         },
         "records": records,

@@ -9,9 +9,9 @@ Top level (``schema_version`` 1, ``format`` ``proml-bundle``):
 * ``transactions``: per transaction ``{block, index, raw, tx_proof, receipt, receipt_proof}``:
   the signed transaction and its receipt as their blocks' tries hold them, and Merkle-Patricia
   proofs (lists of RLP trie nodes) of both against the header's roots;
-* ``state``: ``{account_proof, versions: [{artefact, digest, slot, proof}]}``: the ledger
+* ``state``: ``{account_proof, versions: [{artefact, digest, proof}]}``: the ledger
   account against the anchor's state root, and each version's storage slot against the
-  account's storage root;
+  account's storage root (the slot is computed from the version, never read from the file);
 * ``records``: ``{cid: base64}``, every provenance record the bundled steps anchor;
 * ``content``: ``{cid, car}`` (base64 CAR of the subject's bytes) or null.
 """

@@ -108,9 +108,17 @@ class _Bad(Exception):  # noqa: N818 - internal signal: a value failed its check
 
 
 def _trie_errors() -> tuple[type[Exception], ...]:
-    from trie.exceptions import BadTrieProof
+    from trie.exceptions import BadTrieProof, ValidationError
 
-    return (BadTrieProof, RLPException, ValueError, KeyError, IndexError, TypeError)
+    return (
+        BadTrieProof,
+        ValidationError,
+        RLPException,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+    )
 
 
 def _get_from_proof(root: bytes, key: bytes, nodes: list[bytes]) -> bytes:
@@ -208,6 +216,9 @@ def verify_bundle(
         newest_hash, newest = chain[-1]
         number = int.from_bytes(bytes(newest[8]), "big")
         verdict.anchor = number
+        claimed = document["anchor"]
+        if (claimed.get("number"), claimed.get("hash")) != (number, "0x" + newest_hash.hex()):
+            fail(1, f"the bundle's anchor {claimed} is not its newest header")
         if (number, newest_hash) != trusted:
             fail(
                 1,
@@ -325,6 +336,9 @@ def verify_bundle(
     pinned_hash = str(identity.get("deploy_block_hash", "")).lower()
     if isinstance(pinned, int) and pinned in hashes and "0x" + hashes[pinned].hex() != pinned_hash:
         fail(3, f"block {pinned} is not the deployment block the pinned identity names")
+    genesis = str(identity.get("genesis_hash", "")).lower()
+    if identity and 0 in hashes and "0x" + hashes[0].hex() != genesis:
+        fail(3, "block 0 is not the genesis block the pinned identity names")
     verdict.checked.append("3 signatures")
 
     # 4. events ----------------------------------------------------------------------------
