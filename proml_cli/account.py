@@ -143,11 +143,64 @@ def list_accounts(state_dir: Path) -> list[AccountInfo]:
     found = []
     directory = keys_dir(state_dir)
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        data = json.loads(path.read_text())
+        data = read_keystore(path)
         # import_keystore accepts an address with or without 0x (tools write both forms).
         address = "0x" + str(data["address"]).removeprefix("0x")
         found.append(AccountInfo(path.stem, str(to_checksum_address(address)), path))
     return found
+
+
+def read_keystore(path: Path) -> dict[str, Any]:
+    """A stored keystore's JSON, checked to be a V3 keystore (still encrypted).
+
+    Raises:
+        InputError: the file is unreadable, not JSON, or not shaped like a V3 keystore.
+    """
+    shown = _shown(path)
+    hint = "restore the keystore from a backup (or import the key again under a new name)"
+    try:
+        data = json.loads(path.read_bytes())
+    except IsADirectoryError:
+        raise InputError(f"keystore {shown} is a directory, not a file", hint=hint) from None
+    except OSError as exc:
+        raise InputError(f"cannot read keystore {shown}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        # The position of a JSON error is not printed: it could point into key material.
+        raise InputError(f"keystore {shown} is not valid JSON (damaged?)", hint=hint) from None
+    problem = _keystore_problem(data)
+    if problem:
+        raise InputError(f"keystore {shown} is not a V3 keystore: {problem}", hint=hint)
+    assert isinstance(data, dict)  # noqa: S101 - checked by _keystore_problem
+    return data
+
+
+def _keystore_problem(data: object) -> str | None:
+    """What makes ``data`` not a V3 keystore, or None."""
+    if not isinstance(data, dict):
+        return f"it holds a JSON {type(data).__name__}, not an object"
+    address = data.get("address")
+    if not isinstance(address, str) or not re.fullmatch(r"(0x)?[0-9a-fA-F]{40}", address):
+        return "'address' is missing or not an address"
+    if data.get("version") != 3:
+        return "'version' is not 3"
+    crypto = data.get("crypto", data.get("Crypto"))
+    if not isinstance(crypto, dict):
+        return "'crypto' is missing"
+    for key in ("cipher", "ciphertext", "kdf", "mac"):
+        if not isinstance(crypto.get(key), str):
+            return f"'crypto.{key}' is missing"
+    for key in ("cipherparams", "kdfparams"):
+        if not isinstance(crypto.get(key), dict):
+            return f"'crypto.{key}' is missing"
+    return None
+
+
+def _shown(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
 
 
 def resolve_address(state_dir: Path, who: str) -> str:
@@ -264,13 +317,20 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
                 hint=f"unset PROML_PRIVATE_KEY to sign as {name!r}, or drop --as/PROML_ACCOUNT",
             )
         return SignerChoice(from_env, f"account {name!r}, key from PROML_PRIVATE_KEY")
+    keystore = read_keystore(path)
     try:
-        key = _keystore.decrypt(json.loads(path.read_text()), _password(prompt=prompt))
-    except ValueError as exc:
+        key = _keystore.decrypt(keystore, _password(prompt=prompt))
+    except _keystore.WrongPasswordError as exc:
         raise InputError(
             f"cannot open keystore {path.name}: wrong password",
             hint="set PROML_KEYSTORE_PASSWORD",
         ) from exc
+    except (_keystore.KeystoreError, KeyError, TypeError) as exc:
+        # A field of the right type but the wrong content.
+        raise InputError(
+            f"keystore {_shown(path)} is not a usable V3 keystore: {exc}",
+            hint="restore the keystore from a backup",
+        ) from None
     return SignerChoice(Account.from_key(key), f"account {name!r}")
 
 

@@ -247,36 +247,68 @@ def execute(argv: Sequence[str], cwd: Path | None = None) -> int:
     A signal death becomes 128+N, an unrunnable command 126 and a missing one 127 (shell
     conventions, so wrappers in CI scripts behave like the bare command).
     """
-    try:
-        # The wrapped command is the user's own, run without a shell, exactly as typed.
-        child = subprocess.Popen(list(argv), cwd=cwd)  # noqa: S603
-    except FileNotFoundError:
-        sys.stderr.write(f"proml: command not found: {argv[0]}\n")
-        return int(ExitCode.NOT_FOUND)
-    except PermissionError:
-        sys.stderr.write(f"proml: cannot execute: {argv[0]}\n")
-        return int(ExitCode.CANNOT_EXECUTE)
+    # The handlers go in BEFORE the child starts. Installed after Popen returned (as before),
+    # a signal sent as soon as the child was up (the child can print before the parent runs
+    # again on a loaded machine) killed proml with the default action, or raised
+    # KeyboardInterrupt, while the orphaned child kept running and held proml's stdout and
+    # stderr open: the caller then waited for a command that was no longer proml's.
+    started: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         # The child shares our terminal's process group, so a Ctrl-C reaches it directly; this
         # forwards signals sent to proml alone (kill, a CI runner's timeout) as well.
-        if child.poll() is None:
-            child.send_signal(signum)
+        if not started:
+            early.append(signum)  # delivered as soon as the child exists
+        elif started[0].poll() is None:
+            started[0].send_signal(signum)
 
     previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
     for forwarded in (signal.SIGINT, signal.SIGTERM):
         previous[forwarded] = signal.signal(forwarded, forward)
     try:
-        while True:
-            try:
-                code = child.wait()
-                break
-            except KeyboardInterrupt:  # pragma: no cover - handler installed above
-                continue
+        try:
+            # The wrapped command is the user's own, run without a shell, exactly as typed.
+            child = subprocess.Popen(list(argv), cwd=cwd)  # noqa: S603
+        except FileNotFoundError:
+            sys.stderr.write(f"proml: command not found: {argv[0]}\n")
+            return int(ExitCode.NOT_FOUND)
+        except PermissionError:
+            sys.stderr.write(f"proml: cannot execute: {argv[0]}\n")
+            return int(ExitCode.CANNOT_EXECUTE)
+        started.append(child)
+        for signum in early:
+            child.send_signal(signum)
+        code = _wait_interruptibly(child)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 128 - code if code < 0 else code
+
+
+#: The longest a signal for the child can wait before proml forwards it (seconds).
+SIGNAL_LATENCY = 0.05
+
+
+def _wait_interruptibly(child: subprocess.Popen[bytes]) -> int:
+    """Wait for ``child`` in short slices, so that a signal handler always gets to run.
+
+    Python runs a signal handler between bytecodes, in the main thread. A signal that arrives
+    just before a blocking call (between the interpreter's last check and the system call), or
+    that the kernel hands to another thread, does not interrupt the call: a plain
+    ``child.wait()`` then sleeps in ``waitpid`` until the child exits, with SIGTERM still
+    unforwarded (python/cpython#98140; bpo-30643 calls it a well-known race). Under load this
+    hung `proml run` after a SIGTERM until the command ended on its own. Waiting in slices of at
+    most :data:`SIGNAL_LATENCY` bounds the delay instead (Popen's timed wait polls ``waitpid``
+    with growing sleeps capped at 50 ms); the wake-ups cost nothing measurable.
+    """
+    while True:
+        try:
+            return child.wait(timeout=SIGNAL_LATENCY)
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # pragma: no cover - our handler replaces the default one
+            continue
 
 
 # ---------------------------------------------------------------------------- environment
@@ -759,7 +791,16 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
     """Anchor every pending journal entry, each exactly once; return what happened to each."""
     journal = Journal(project.state_dir / "journal")
     pending = journal.pending()
-    results: list[dict[str, Any]] = []
+    # An unreadable entry was set aside; it never stops the others from being anchored.
+    results: list[dict[str, Any]] = [
+        {
+            "record_cid": q.path.stem,
+            "status": "quarantined",
+            "reason": q.describe(project.root),
+            "path": str(q.moved_to),
+        }
+        for q in journal.quarantined
+    ]
     if not pending:
         return results
     signer = project.signer(account)
@@ -767,6 +808,14 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
     for entry in pending:
         try:
             receipt = anchor(project, signer, entry, journal, store)
+        except BackendUnavailable as exc:
+            if not journal.quarantined:
+                raise
+            # The entry set aside must not go unreported because the chain is away.
+            raise BackendUnavailable(
+                f"{exc.diagnosis}; also, {journal.quarantined[0].describe(project.root)}",
+                hint=exc.hint,
+            ) from exc
         except LedgerError as exc:
             results.append(
                 {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}

@@ -101,6 +101,16 @@ class ContentNotFoundError(ContentError):
     """A store that answers does not have the content (an IPFS node neither pins nor finds it)."""
 
 
+class DamagedStoreError(ContentError):
+    """A file of the local content store is damaged or replaced (exit 2: local state is bad).
+
+    Still a :class:`ContentError`, so code that heals a bad local block from a node keeps
+    doing so; reported on its own, it names the file and points at ``proml fsck``.
+    """
+
+    exit_code = ExitCode.USAGE
+
+
 class VerificationFailed(ProMLError):  # noqa: N818 - the negative answer of `verify`, not a bug
     """The answer to ``verify`` is no; ``reasons`` lists every failed check."""
 

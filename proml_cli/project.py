@@ -84,16 +84,9 @@ class Project:
             InputError: the project was never initialised.
         """
         path = self.state_dir / PROJECT_FILE
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"project not initialised ({path} is missing)", hint="proml init")
-        data = json.loads(path.read_text())
-        return ProjectState(
-            backend=str(data["backend"]),
-            chain_id=int(data["chain_id"]),
-            ledger=str(data["ledger"]),
-            admin=str(data["admin"]),
-            deployed_block=int(data.get("deployed_block", 0)),
-        )
+        return read_state(path)
 
     def write_state(self, state: ProjectState) -> None:
         """Write ``.proml/project.json`` atomically."""
@@ -196,6 +189,65 @@ class Project:
         return open_store(
             kind, root=self.state_dir / "content", url=url, timeout=self.policy.storage.timeout
         )
+
+
+def read_state(path: Path) -> ProjectState:
+    """Read ``.proml/project.json``, checking every field.
+
+    Raises:
+        InputError: the file is unreadable, not JSON, or not the shape ``init`` writes.
+    """
+    hint = "restore it from a backup, or check it with `proml fsck`"
+    shown = _display(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except IsADirectoryError:
+        raise InputError(f"{shown} is a directory, not a file", hint=hint) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {shown}: {exc.strerror or exc}", hint=hint) from exc
+    except UnicodeDecodeError:
+        raise InputError(f"{shown} is not text (not UTF-8)", hint=hint) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{shown} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            hint=hint,
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{shown} holds a JSON {type(data).__name__}, not the object `proml init` writes",
+            hint=hint,
+        )
+    problems = []
+    for key, kind in (("backend", str), ("chain_id", int), ("ledger", str), ("admin", str)):
+        value = data.get(key)
+        if value is None:
+            problems.append(f"'{key}' is missing")
+        elif not isinstance(value, kind) or isinstance(value, bool):
+            problems.append(f"'{key}' is not {'a string' if kind is str else 'an integer'}")
+    block = data.get("deployed_block", 0)
+    if not isinstance(block, int) or isinstance(block, bool) or block < 0:
+        problems.append("'deployed_block' is not a block number")
+    for key in ("ledger", "admin"):
+        value = data.get(key)
+        if isinstance(value, str) and not _is_address(value):
+            problems.append(f"'{key}' is not an address")
+    if problems:
+        raise InputError(f"{shown}: {'; '.join(problems)}", hint=hint)
+    return ProjectState(
+        backend=data["backend"],
+        chain_id=data["chain_id"],
+        ledger=data["ledger"],
+        admin=data["admin"],
+        deployed_block=block,
+    )
+
+
+def _is_address(text: str) -> bool:
+    return (
+        len(text) == 42
+        and text[:2] == "0x"
+        and all(c in "0123456789abcdefABCDEF" for c in text[2:])
+    )
 
 
 def _display(path: Path) -> str:

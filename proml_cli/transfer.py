@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proml_cli.errors import ContentError, ContentNotFoundError, InputError, VerificationFailed
+from proml_cli.errors import (
+    ContentError,
+    ContentNotFoundError,
+    DamagedStoreError,
+    InputError,
+    VerificationFailed,
+)
 
 if TYPE_CHECKING:
     from proml_cli.history import History, VersionHistory
@@ -108,6 +114,8 @@ def pull(project: Project, history: History, spec: str, out: Path | None) -> Pul
     try:
         try:
             store.get(version.cid, staging)
+        except DamagedStoreError:
+            raise  # local state to repair (exit 2), not an answer about the version
         except ContentNotFoundError as exc:
             who = version.registered.actor
             raise ContentNotFoundError(

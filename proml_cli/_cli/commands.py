@@ -10,6 +10,7 @@ def register(app: typer.Typer) -> None:
     from proml_cli._cli import (
         account,
         bundle,
+        fsck,
         hash,
         init,
         log,
@@ -37,5 +38,6 @@ def register(app: typer.Typer) -> None:
         roles,
         account,
         bundle,
+        fsck,
     ):
         module.register(app)

@@ -67,10 +67,17 @@ def run(
     from proml_cli.capture import run_step
     from proml_cli.project import load_project
 
+    if summary_json is not None:
+        _check_writable(summary_json)  # before the command runs, not after its work is done
     project = load_project(policy, announce=output.info)
     outcome = run_step(project, command, step_name=step, account=account)
     if summary_json is not None:
-        summary_json.write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+        try:
+            summary_json.write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+        except OSError as exc:
+            # The command ran and its record is anchored or journaled: its exit code, not this
+            # failure, is what the caller must get.
+            output.warn(f"cannot write the summary to {summary_json}: {exc.strerror or exc}")
     for message in outcome.messages:
         (output.warn if outcome.journaled or outcome.deferred else output.info)(message)
     if outcome.recorded:
@@ -92,3 +99,25 @@ def run(
             hint="run `proml sync` once the chain is reachable",
         )
     raise typer.Exit(outcome.exit_code)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a --summary-json path that cannot be written (checked before anything runs).
+
+    Raises:
+        InputError: the path is a directory, or its directory is missing or not writable.
+    """
+    import os
+
+    from proml_cli.errors import InputError
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"--summary-json {path}: is a directory")
+    if not parent.is_dir():
+        raise InputError(
+            f"--summary-json {path}: directory {parent} does not exist",
+            hint=f"mkdir -p {parent}",
+        )
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"--summary-json {path}: not writable")

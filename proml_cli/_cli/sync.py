@@ -11,10 +11,13 @@ HELP = """Submit every pending journal entry, then send the content kept locally
 IPFS node was unreachable or misbehaved. An entry whose record is already anchored on the
 ledger is marked done without a second transaction.
 
+An entry that cannot be read back (damaged, truncated, wrong shape) is moved to
+.proml/journal/quarantine/ and reported; the other entries are still anchored.
+
 \b
 Exit codes: 0 nothing left pending; 1 the ledger refused an entry, or the IPFS node did not
-take some content (it stays queued locally); 2 the ledger is not the one proml.lock pins;
-3 still unreachable."""
+take some content (it stays queued locally); 2 the ledger is not the one proml.lock pins,
+or an entry was damaged and set aside; 3 still unreachable."""
 
 
 def register(app: typer.Typer) -> None:
@@ -48,9 +51,19 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
         if not results:
             output.info("journal: nothing pending")
         for r in results:
+            if r["status"] == "quarantined":
+                continue  # reported as the error below
             output.info(
                 f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}"
             )
+    set_aside = [r for r in results if r["status"] == "quarantined"]
+    if set_aside:
+        from proml_cli.errors import InputError
+
+        if problem is not None:
+            output.warn(problem.diagnosis)
+        more = f" (and {len(set_aside) - 1} more)" if len(set_aside) > 1 else ""
+        raise InputError(f"{set_aside[0]['reason']}{more}", hint="proml fsck")
     if problem is not None:
         raise problem
     if any(r["status"] == "refused" for r in results):

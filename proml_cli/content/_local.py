@@ -20,6 +20,7 @@ rehashes the block against its CID, and a damaged block is replaced by the next 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -49,7 +50,7 @@ from proml_cli.content._unixfs import (
     decode_unixfs,
     import_path,
 )
-from proml_cli.errors import ContentError, InputError
+from proml_cli.errors import ContentError, DamagedStoreError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class _Pack:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         self.path = os.path.join(directory, f"{token}.pack")
         self._data = os.open(self.path, flags, 0o644)
+        # Held until close (or the process dies, kill -9 included): `proml fsck --repair`
+        # never reclaims a pack an import is still writing.
+        fcntl.flock(self._data, fcntl.LOCK_EX)
         self._index = os.open(os.path.join(directory, f"{token}.idx"), flags, 0o644)
         self._offset = 0
         self._lock = threading.Lock()
@@ -472,43 +476,55 @@ class EmbeddedStore:
         """Return a block's bytes after checking they hash to ``cid``.
 
         Raises:
-            ContentError: the block is missing, too large, or does not hash to its CID.
+            ContentError: the block is missing.
+            DamagedStoreError: the block's file (or pack) is damaged, too large, unreadable, or
+                does not hash to its CID.
         """
         path = self._block_path(cid.digest)
+        where = _shown(Path(path))
         try:
             with open(path, "rb") as block_file:
                 if os.fstat(block_file.fileno()).st_size > _MAX_BLOCK:
-                    raise ContentError(f"block {cid} in {self.root} is too large to be a block")
+                    raise self._damage(f"block file {where} is too large to be a block")
                 block = block_file.read()
         except FileNotFoundError:
-            block = self._read_packed(cid)
+            block, where = self._read_packed(cid)
         except OSError as exc:
-            raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
+            raise self._damage(f"cannot read block file {where}: {exc.strerror or exc}") from exc
         if not cid.matches(block):
-            raise ContentError(
-                f"block {cid} in {self.root} does not hash to its CID: the store was altered"
-            )
+            raise self._damage(f"{where} does not hash to its CID {cid}: the store was altered")
         return block
 
-    def _read_packed(self, cid: Cid) -> bytes:
+    def _damage(self, text: str) -> DamagedStoreError:
+        return DamagedStoreError(
+            f"the content store is damaged: {text}",
+            hint="run `proml fsck`; a block held elsewhere is restored by `proml pull`/`sync`",
+        )
+
+    def _read_packed(self, cid: Cid) -> tuple[bytes, str]:
+        """A packed block's bytes (unchecked) and where they were, for messages."""
         entry = self._pack_entry(cid.digest)
         if entry is None:
             raise ContentError(f"block {cid} is missing from the content store {self.root}")
         pack, offset, length = entry
+        where = f"{_shown(Path(pack))} at offset {offset}"
         if length > _MAX_BLOCK:
-            raise ContentError(f"block {cid} in {self.root} is too large to be a block")
+            raise self._damage(
+                f"the index of {_shown(Path(pack))} gives block {cid} {length} bytes, more than "
+                "a block can hold"
+            )
         try:
             with open(pack, "rb") as handle:
                 handle.seek(offset)
                 block = handle.read(length)
         except OSError as exc:
-            raise ContentError(f"cannot read block {cid}: {exc.strerror or exc}") from exc
+            raise self._damage(f"cannot read {where}: {exc.strerror or exc}") from exc
         if len(block) != length:
             self._damaged.add(cid.digest)
-            raise ContentError(f"block {cid} in {self.root} is truncated: the store was altered")
+            raise self._damage(f"{where} is truncated (block {cid})")
         if not cid.matches(block):
             self._damaged.add(cid.digest)
-        return block
+        return block, where
 
     def _node(self, cid: Cid, block: bytes) -> tuple[PBNode, UnixFSData]:
         if cid.codec != CODEC_DAG_PB:
@@ -691,6 +707,29 @@ class EmbeddedStore:
             write_car(dest, [root], self._walk_blocks(root))
         except OSError as exc:
             raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def is_pack_in_use(pack: Path) -> bool:
+    """Whether an import still holds ``pack`` open for writing (see ``_Pack``)."""
+    try:
+        fd = os.open(pack, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock taken just now
+    return False
+
+
+def _shown(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
 
 
 def _safe_name(cid: Cid, name: bytes) -> str:

@@ -18,6 +18,7 @@ query instead of a scan of every block.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -62,25 +63,33 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 class _SqliteKV(BaseDB):
     """py-evm's key-value database interface over one SQLite table."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
         self._conn = conn
+        self._path = path
+
+    def _query(self, sql: str, args: tuple[bytes, ...]) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            # A damaged page found mid-operation: name the file, never a traceback from py-evm.
+            raise damaged_database(self._path, exc) from exc
 
     def __getitem__(self, key: bytes) -> bytes:
-        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        row = self._query("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
         return bytes(row[0])
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+        self._query("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
 
     def __delitem__(self, key: bytes) -> None:
-        cur = self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        cur = self._query("DELETE FROM kv WHERE key = ?", (key,))
         if cur.rowcount == 0:
             raise KeyError(key)
 
     def _exists(self, key: bytes) -> bool:
-        row = self._conn.execute("SELECT 1 FROM kv WHERE key = ?", (key,)).fetchone()
+        row = self._query("SELECT 1 FROM kv WHERE key = ?", (key,)).fetchone()
         return row is not None
 
 
@@ -90,19 +99,18 @@ class EmbeddedLedger(ContractLedger):
     _revert_errors = (*ContractLedger._revert_errors, TransactionFailed)
 
     def __init__(self, state_dir: Path, signer: Any, address: str | None) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(state_dir / LOCK_NAME))
-        try:
-            self._lock.acquire(timeout=_lock_timeout())
-        except Timeout as exc:
-            raise BackendUnavailable(
-                f"the embedded chain in {state_dir} is locked by another process"
-            ) from exc
+        self._lock = _lock(state_dir)
         self._conn: sqlite3.Connection | None = None
         try:
-            self._conn = _connect(state_dir / DB_NAME)
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._tester = _open_tester(self._conn)
+            path = state_dir / DB_NAME
+            # A ledger address means the project lives on this chain already: a missing or
+            # empty database is damage to report, never a reason to start a new chain.
+            self._conn = _connect(path, must_exist=address is not None)
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise damaged_database(path, exc) from exc
+            self._tester = _open_tester(self._conn, path, must_exist=address is not None)
             super().__init__(Web3(EthereumTesterProvider(self._tester)), signer, address)
             self._commit()
         except BaseException:
@@ -262,8 +270,11 @@ class EmbeddedLedger(ContractLedger):
         if getattr(self, "_is_view", False):
             return
         if self._conn is not None:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            # A damaged database may fail even to roll back; the error that found the damage
+            # is the one to report, so this one is dropped.
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
             self._conn.close()
             self._conn = None
         if self._lock.is_locked:
@@ -307,23 +318,155 @@ def _lock_timeout() -> float:
         raise InputError(f"PROML_LOCK_TIMEOUT is not a number of seconds: {raw!r}") from exc
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=60.0)
-    # WAL + synchronous=FULL: a committed block survives power loss; readers never see a torn one.
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.executescript(_SCHEMA)
+class ChainDatabaseError(InputError):
+    """The embedded chain's database is missing or damaged (exit 2: restore it, never replace)."""
+
+
+#: What to do about a damaged chain database.
+_RESTORE_HINT = (
+    "restore .proml/chain/{name} from a backup, then run `proml fsck`; starting a new chain "
+    "would lose the project's history"
+)
+
+
+def _shown(path: Path | None) -> str:
+    if path is None:
+        return "the embedded chain's database"
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
+
+
+def damaged_database(path: Path | None, exc: BaseException | str) -> ChainDatabaseError:
+    """The error for a chain database that SQLite or py-evm cannot read as ours."""
+    reason = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError):
+        text = str(exc).lower()
+        if "not a database" in text:
+            reason = "it is not a SQLite database"
+        elif "malformed" in text or "corrupt" in text:
+            reason = f"SQLite reports it damaged ({exc})"
+        elif "no such table" in text:
+            reason = f"a table is missing ({exc})"
+        else:
+            reason = f"SQLite cannot read it ({exc})"
+    return ChainDatabaseError(
+        f"the chain database {_shown(path)} is damaged: {reason}",
+        hint=_RESTORE_HINT.format(name=DB_NAME),
+    )
+
+
+def _lock(state_dir: Path) -> FileLock:
+    """Take the chain's exclusive lock (waiting up to ``PROML_LOCK_TIMEOUT``).
+
+    Raises:
+        InputError: the chain directory or its lock file is not what proml made.
+        BackendUnavailable: another process holds the lock for too long.
+    """
+    path = state_dir / LOCK_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot use {_shown(state_dir)} for the chain: {exc.strerror or exc}",
+            hint="it must be a directory; move what is there aside and run `proml fsck`",
+        ) from exc
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InputError(
+            f"the chain lock {_shown(path)} is not a regular file",
+            hint=f"remove it (no proml process is running) and retry: rm -r {_shown(path)}",
+        )
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=_lock_timeout())
+    except Timeout as exc:
+        raise BackendUnavailable(
+            f"the embedded chain in {state_dir} is locked by another process"
+        ) from exc
+    except OSError as exc:
+        raise InputError(
+            f"cannot take the chain lock {_shown(path)}: {exc.strerror or exc}"
+        ) from exc
+    return lock
+
+
+def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
+    """Open (or, for a new project, create) the chain database.
+
+    Raises:
+        ChainDatabaseError: ``must_exist`` and the file is missing or empty, or it is not a
+            SQLite database of ours.
+    """
+    hint = _RESTORE_HINT.format(name=DB_NAME)
+    if must_exist:
+        if not path.exists():
+            raise ChainDatabaseError(
+                f"the chain database {_shown(path)} is missing, but this project's ledger "
+                "was deployed on it",
+                hint=hint,
+            )
+        if path.is_file() and path.stat().st_size == 0:
+            raise ChainDatabaseError(f"the chain database {_shown(path)} is empty", hint=hint)
+    if path.exists() and not path.is_file():
+        raise ChainDatabaseError(f"the chain database {_shown(path)} is not a file", hint=hint)
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=60.0)
+    except sqlite3.Error as exc:
+        raise damaged_database(path, exc) from exc
+    try:
+        # WAL + synchronous=FULL: a committed block survives power loss; readers never see a
+        # torn one.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        if must_exist:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            missing = sorted({"kv", "logs", "meta"} - tables)
+            if missing:
+                raise ChainDatabaseError(
+                    f"the chain database {_shown(path)} is damaged: table "
+                    f"{', '.join(missing)} is missing",
+                    hint=hint,
+                )
+        conn.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise damaged_database(path, exc) from exc
+    except ChainDatabaseError:
+        conn.close()
+        raise
     path.chmod(0o600)
     return conn
 
 
-def _open_tester(conn: sqlite3.Connection) -> EthereumTester:
-    """An EthereumTester whose py-evm chain lives in ``conn`` (created at genesis if empty)."""
+def _open_tester(
+    conn: sqlite3.Connection, path: Path | None = None, *, must_exist: bool = False
+) -> EthereumTester:
+    """An EthereumTester whose py-evm chain lives in ``conn`` (created at genesis if empty).
+
+    Raises:
+        ChainDatabaseError: the database holds no chain (or a broken one) where one must be.
+    """
+    from eth.exceptions import PyEVMError
+    from trie.exceptions import MissingTrieNode
+
     backend = PyEVMBackend()
     chain_class = type(backend.chain)
-    base_db = AtomicDB(_SqliteKV(conn))
-    row = conn.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
+    base_db = AtomicDB(_SqliteKV(conn, path))
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
+        has_blocks = conn.execute("SELECT 1 FROM kv LIMIT 1").fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        raise damaged_database(path, exc) from exc
     if row is None:
+        if must_exist or has_blocks:
+            # Writing a genesis over what is there would silently replace the chain.
+            raise damaged_database(
+                path,
+                "its genesis entry is missing"
+                if has_blocks
+                else "it holds no chain (the key-value table is empty)",
+            )
         genesis_params = PyEVMBackend.generate_genesis_params()
         genesis_state = PyEVMBackend.generate_genesis_state()
         chain = chain_class.from_genesis(base_db, genesis_params, genesis_state)
@@ -332,7 +475,22 @@ def _open_tester(conn: sqlite3.Connection) -> EthereumTester:
             (chain.get_canonical_block_header_by_number(0).hash.hex(),),
         )
     else:
-        chain = chain_class(base_db)
+        try:
+            chain = chain_class(base_db)
+            head = chain.get_canonical_head()
+            genesis = chain.get_canonical_block_header_by_number(0)
+            # Reading an account walks the state trie from the head's root: a store emptied
+            # or cut short fails here, before any command relies on it.
+            chain.get_vm(head).state.get_balance(b"\0" * 20)
+        except (PyEVMError, MissingTrieNode, KeyError) as exc:
+            reason = (
+                "the key-value table is empty (no chain in it)"
+                if not has_blocks
+                else f"the chain's head block or state is missing ({type(exc).__name__})"
+            )
+            raise damaged_database(path, reason) from exc
+        if genesis.hash.hex() != str(row[0]):
+            raise damaged_database(path, "its genesis block is not the one it was created with")
     backend.chain = chain
     return EthereumTester(backend=backend)
 

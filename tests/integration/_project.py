@@ -159,7 +159,13 @@ SCRIPTS = {
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         print("ready", flush=True)
-        time.sleep(60)
+        # Short sleeps, not one sleep(60): Python runs a handler between bytecodes, so a signal
+        # landing just before the sleep system call (the test sends it right after "ready",
+        # when a loaded machine may have preempted this process at exactly that point) would
+        # otherwise wait for the whole sleep to end.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
         sys.exit(99)
     """,
     # Writes the report, then starts a detached process that holds the embedded chain's lock for
