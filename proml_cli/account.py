@@ -328,7 +328,7 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
     except (_keystore.KeystoreError, KeyError, TypeError) as exc:
         # A field of the right type but the wrong content.
         raise InputError(
-            f"keystore {_shown(path)} is not a usable V3 keystore: {exc}",
+            f"keystore {_shown(path)} is not a V3 keystore: {exc}",
             hint="restore the keystore from a backup",
         ) from None
     return SignerChoice(Account.from_key(key), f"account {name!r}")

@@ -25,7 +25,7 @@ mkdir -p "$work"
 marker="$work/.proml-example"
 if [ -e "$marker" ]; then
   echo "reusing $work: removing the earlier example run's files" >&2
-  rm -rf "$work"/{.proml,data,models,deploy,metrics.json}
+  rm -rf "$work"/{.proml,proml.lock,data,models,deploy,metrics.json}
 elif [ -n "$(ls -A "$work")" ]; then
   echo "$work is not empty and was not made by this example: choose another WORKDIR" >&2
   exit 2

@@ -20,11 +20,13 @@ stdout: AREA PATH: PROBLEM, and what --repair does about it.
 (never one an import holds open or changed in the last 10 minutes), and sets keystores to mode
 0600. Damage to the chain database, project.json, keystores or blocks needs a backup.
 
+\b
 Examples:
   proml fsck
   proml fsck --repair
   proml fsck --json
 
+\b
 Exit codes: 0 nothing wrong (or everything found was repaired); 1 problems found; 2 bad usage
 (no project here)."""
 

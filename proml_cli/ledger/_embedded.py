@@ -105,7 +105,7 @@ class EmbeddedLedger(ContractLedger):
             path = state_dir / DB_NAME
             # A ledger address means the project lives on this chain already: a missing or
             # empty database is damage to report, never a reason to start a new chain.
-            self._conn = _connect(path, must_exist=address is not None)
+            self._conn = _connect(path, must_exist=address is not None, ledger=address)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
@@ -391,7 +391,9 @@ def _lock(state_dir: Path) -> FileLock:
     return lock
 
 
-def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: Path, *, must_exist: bool = False, ledger: str | None = None
+) -> sqlite3.Connection:
     """Open (or, for a new project, create) the chain database.
 
     Raises:
@@ -401,9 +403,10 @@ def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
     hint = _RESTORE_HINT.format(name=DB_NAME)
     if must_exist:
         if not path.exists():
+            which = f" {ledger}" if ledger else ""
             raise ChainDatabaseError(
-                f"the chain database {_shown(path)} is missing, but this project's ledger "
-                "was deployed on it",
+                f"the chain database {_shown(path)} is missing, but this project's "
+                f"ledger{which} was deployed on it",
                 hint=hint,
             )
         if path.is_file() and path.stat().st_size == 0:
