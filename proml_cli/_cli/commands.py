@@ -9,6 +9,7 @@ def register(app: typer.Typer) -> None:
     """Attach every command to ``app``."""
     from proml_cli._cli import (
         account,
+        bundle,
         fsck,
         hash,
         init,
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
         hash,
         roles,
         account,
+        bundle,
         fsck,
     ):
         module.register(app)

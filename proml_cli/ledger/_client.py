@@ -20,6 +20,7 @@ from web3.exceptions import (
     TimeExhausted,
     Web3RPCError,
 )
+from web3.types import RPCEndpoint
 
 from proml_cli.digest import bare
 from proml_cli.errors import BackendUnavailable, InputError, LedgerError, ProMLError
@@ -572,6 +573,61 @@ class ContractLedger:
             genesis_hash=_hash_text(self._w3.eth.get_block(0)["hash"]),
         )
 
+    # -- raw chain data, for evidence that is checked without the chain (see proml_cli.bundle)
+
+    def head_number(self) -> int:
+        """The newest block whose state is read (the anchor of a bundle)."""
+        return int(self._w3.eth.block_number)
+
+    def raw_header(self, number: int) -> bytes:
+        """Block ``number``'s RLP header (rebuilt from the node's JSON, checked by its hash).
+
+        Raises:
+            LedgerError: the node's answer does not hash to the block it names.
+        """
+        return self._header(number)[0]
+
+    def _header(self, number: int) -> tuple[bytes, Any]:
+        from proml_cli.ledger._raw import header_rlp
+
+        block = self._w3.eth.get_block(number)
+        header = header_rlp(dict(block))
+        if bytes(keccak(header)) != bytes(block["hash"]):
+            raise LedgerError(f"block {number}: the node's header does not hash to its hash")
+        return header, block
+
+    def raw_block(self, number: int) -> tuple[bytes, list[bytes], list[bytes]]:
+        """Block ``number`` as its RLP header, its signed transactions and its receipts.
+
+        The receipts are encoded as the block's receipts trie holds them (EIP-2718); the
+        header is rebuilt from the node's JSON and must hash to the node's block hash.
+
+        Raises:
+            LedgerError: the node's answer does not hash to the block it names.
+        """
+        from proml_cli.ledger._raw import receipt_rlp
+
+        header, block = self._header(number)
+        txs = []
+        receipts = []
+        provider = self._w3.provider
+        for tx_hash in block["transactions"]:
+            text = _hash_text(tx_hash)
+            raw = provider.make_request(RPCEndpoint("eth_getRawTransactionByHash"), [text])
+            txs.append(bytes.fromhex(str(raw["result"]).removeprefix("0x")))
+            receipts.append(receipt_rlp(dict(self._w3.eth.get_transaction_receipt(text))))  # type: ignore[arg-type]
+        return header, txs, receipts
+
+    def state_proof(
+        self, slots: Sequence[bytes], number: int
+    ) -> tuple[list[bytes], list[list[bytes]]]:
+        """The ledger account's Merkle proof and each storage slot's, at block ``number``."""
+        keys = [int.from_bytes(s, "big") for s in slots]
+        proof = self._w3.eth.get_proof(self._contract.address, keys, number)  # type: ignore[call-arg, arg-type]
+        account = [_raw_bytes(n) for n in proof["accountProof"]]
+        storage = [[_raw_bytes(n) for n in item["proof"]] for item in proof["storageProof"]]
+        return account, storage
+
     def close(self) -> None:
         """Nothing to release for a plain provider."""
 
@@ -703,6 +759,13 @@ class ContractLedger:
             timestamp=self._block_time(number),
             gas_used=int(receipt["gasUsed"]),
         )
+
+
+def _raw_bytes(value: Any) -> bytes:
+    """A node's answer as bytes (web3 gives HexBytes, or hex text)."""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
 
 
 def _hash_text(value: Any) -> str:

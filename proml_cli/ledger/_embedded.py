@@ -22,9 +22,11 @@ import contextlib
 import logging
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import rlp
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth_tester import EthereumTester, PyEVMBackend
@@ -103,7 +105,7 @@ class EmbeddedLedger(ContractLedger):
             path = state_dir / DB_NAME
             # A ledger address means the project lives on this chain already: a missing or
             # empty database is damage to report, never a reason to start a new chain.
-            self._conn = _connect(path, must_exist=address is not None)
+            self._conn = _connect(path, must_exist=address is not None, ledger=address)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
@@ -222,6 +224,47 @@ class EmbeddedLedger(ContractLedger):
         )
         return [(b, i, bytes(h), t, a, bytes(tp), bytes(d), ts) for b, i, h, t, a, tp, d, ts in cur]
 
+    # -- raw chain data, straight from py-evm's database (no JSON round trip)
+
+    def head_number(self) -> int:
+        """The canonical head's number."""
+        return int(self._tester.backend.chain.get_canonical_head().block_number)
+
+    def raw_header(self, number: int) -> bytes:
+        """Block ``number``'s RLP header."""
+        header = self._tester.backend.chain.get_canonical_block_header_by_number(number)
+        return bytes(rlp.encode(header))
+
+    def raw_block(self, number: int) -> tuple[bytes, list[bytes], list[bytes]]:
+        """Block ``number``: RLP header, transactions and receipts, as its tries hold them."""
+        chain = self._tester.backend.chain
+        header = chain.get_canonical_block_header_by_number(number)
+        db = chain.chaindb.db
+        txs = _trie_values(db, header.transaction_root)
+        receipts = _trie_values(db, header.receipt_root)
+        return bytes(rlp.encode(header)), txs, receipts
+
+    def state_proof(
+        self, slots: Sequence[bytes], number: int
+    ) -> tuple[list[bytes], list[list[bytes]]]:
+        """What ``eth_getProof`` answers, from the state trie in py-evm's database."""
+        from eth_utils.crypto import keccak
+        from trie.hexary import HexaryTrie
+
+        chain = self._tester.backend.chain
+        header = chain.get_canonical_block_header_by_number(number)
+        db = chain.chaindb.db
+        address = bytes.fromhex(self.address.removeprefix("0x"))
+        state = HexaryTrie(db, header.state_root)
+        account_nodes = state.get_proof(bytes(keccak(address)))  # type: ignore[no-untyped-call]
+        account = rlp.decode(state.get(bytes(keccak(address))))
+        storage = HexaryTrie(db, bytes(account[2]))
+        proofs = []
+        for slot in slots:
+            nodes = storage.get_proof(bytes(keccak(slot)))  # type: ignore[no-untyped-call]
+            proofs.append([bytes(rlp.encode(n)) for n in nodes])
+        return [bytes(rlp.encode(n)) for n in account_nodes], proofs
+
     def close(self) -> None:
         """Roll back anything uncommitted, close the database and release the lock."""
         if getattr(self, "_is_view", False):
@@ -250,6 +293,19 @@ def _row(log: Any, stamp: int) -> tuple[Any, ...]:
         bytes(log["data"]),
         stamp,
     )
+
+
+def _trie_values(db: Any, root: bytes) -> list[bytes]:
+    """The values of a block's transactions or receipts trie (keys rlp(0), rlp(1), ...)."""
+    from trie.hexary import HexaryTrie
+
+    trie = HexaryTrie(db, root)
+    values: list[bytes] = []
+    while True:
+        value = trie.get(rlp.encode(len(values)))
+        if not value:
+            return values
+        values.append(bytes(value))
 
 
 def _lock_timeout() -> float:
@@ -335,7 +391,9 @@ def _lock(state_dir: Path) -> FileLock:
     return lock
 
 
-def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: Path, *, must_exist: bool = False, ledger: str | None = None
+) -> sqlite3.Connection:
     """Open (or, for a new project, create) the chain database.
 
     Raises:
@@ -345,9 +403,10 @@ def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
     hint = _RESTORE_HINT.format(name=DB_NAME)
     if must_exist:
         if not path.exists():
+            which = f" {ledger}" if ledger else ""
             raise ChainDatabaseError(
-                f"the chain database {_shown(path)} is missing, but this project's ledger "
-                "was deployed on it",
+                f"the chain database {_shown(path)} is missing, but this project's "
+                f"ledger{which} was deployed on it",
                 hint=hint,
             )
         if path.is_file() and path.stat().st_size == 0:

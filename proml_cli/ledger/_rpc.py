@@ -246,6 +246,10 @@ class RpcLedger(ContractLedger):
         # Re-read: a reorganisation may have dropped or moved it while we waited.
         return self._w3.eth.get_transaction_receipt(tx_hash)
 
+    def head_number(self) -> int:
+        """The newest confirmed block (what history is read up to)."""
+        return int(self._w3.eth.block_number) - max(self._config.confirmations, 1) + 1
+
     def _logs(self, from_block: int) -> list[dict[str, Any]]:
         confirmed = self._w3.eth.block_number - max(self._config.confirmations, 1) + 1
         if confirmed < from_block:
