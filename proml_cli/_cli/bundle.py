@@ -134,8 +134,6 @@ def verify(
             f"{verdict.anchor} ({len(verdict.checked)} checks)"
         )
     else:
-        output.err.print(f"NOT verified: {bundle}", markup=False)
-        for reason in verdict.reasons:
-            output.err.print(f"  - {reason}", markup=False)
+        output.not_verified(bundle, verdict.reasons)
     if not verdict.verified:
         raise typer.Exit(1)

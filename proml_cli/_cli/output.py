@@ -45,6 +45,13 @@ def info(text: str) -> None:
     err.print(_escape(text))
 
 
+def not_verified(subject: object, reasons: list[str]) -> None:
+    """Print a negative verdict to stderr: the subject, then one line per failed check."""
+    err.print(f"NOT verified: {subject}", markup=False)
+    for reason in reasons:
+        err.print(f"  - {reason}", markup=False)
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 

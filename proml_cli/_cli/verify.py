@@ -64,8 +64,6 @@ def verify(
             f"'{verdict.state}' ({len(verdict.checked)} checks)"
         )
     else:
-        output.err.print(f"NOT verified: {verdict.path}", markup=False)
-        for reason in verdict.reasons:
-            output.err.print(f"  - {reason}", markup=False)
+        output.not_verified(verdict.path, verdict.reasons)
     if not verdict.verified:
         raise typer.Exit(1)
