@@ -656,10 +656,15 @@ class ContractLedger:
             try:
                 args, raw = spec.decode(topics, bytes(log["data"]))
             except (DecodingError, ValueError, TypeError, ProMLError) as exc:
-                # Only a damaged or forged index row reads like this: leave it out. The versions
-                # it would have touched no longer match the contract, and say so.
-                logger.warning("skipping an undecodable %s log: %s", spec.name, exc)
-                continue
+                # The contract never emits such a log: only a damaged or forged row of the
+                # event index reads like this. It is named, never skipped in silence.
+                raise LedgerError(
+                    f"the ledger's event index holds an undecodable {spec.name} row (block "
+                    f"{int(log['blockNumber'])}, log {int(log['logIndex'])}): rows were added or "
+                    f"edited ({exc})",
+                    hint="nothing is believed from it; `proml fsck` compares the index with the "
+                    "chain's receipts",
+                ) from exc
             number = int(log["blockNumber"])
             stamp = log.get("timestamp")
             events.append(

@@ -161,6 +161,22 @@ def test_an_inserted_registration_for_random_bytes_is_not_believed(project: Path
     assert "'model' sha256:" + digest.hex()[:12] in line
 
 
+def test_an_undecodable_copy_of_a_genuine_row_is_named_not_skipped(project: Path) -> None:
+    (reg,) = _rows_of(project, REGISTERED, "model")
+    block, log_index, tx_hash, tx_index, address, topics, data, stamp = reg
+    with _db(project) as db:
+        db.execute(
+            "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (block, log_index + 100, tx_hash, tx_index, address, topics, bytes(data)[:-40], stamp),
+        )
+
+    result = proml(project, "verify", "out/model.bin", "--state", "evaluated")
+    assert result.code == 1, str(result)
+    line = one_error_line(result.stderr)
+    assert f"undecodable Registered row (block {block}, log {log_index + 100})" in line
+    assert proml(project, "log").code == 1
+
+
 def test_a_removed_transition_is_detected(project: Path) -> None:
     (move,) = _rows_of(project, TRANSITIONED, "model")
     with _db(project) as db:
