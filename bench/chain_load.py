@@ -49,18 +49,18 @@ def _cid(data: bytes) -> str:
 
 
 def _setup(ledger: Any, admin: Any) -> None:
-    from proml_cli.ledger import KindSpec, TransitionSpec
+    from proml_cli.ledger import Kind, Transition
 
     ledger.define_roles(["data-admin"])
     ledger.define_kind(
-        KindSpec(
+        Kind.of(
             "dataset",
             ("raw", "validated", "rejected"),
             "raw",
             ("data-admin",),
             (
-                TransitionSpec("validate", ("raw",), "validated", ("data-admin",)),
-                TransitionSpec("reject", ("raw", "validated"), "rejected", ("data-admin",)),
+                Transition("validate", ("raw",), "validated", ("data-admin",)),
+                Transition("reject", ("raw", "validated"), "rejected", ("data-admin",)),
             ),
         )
     )

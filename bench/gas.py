@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 
 from proml_cli.ledger import (  # noqa: E402 - after the path set-up for a plain `python bench/…`
     ChainConfig,
-    KindSpec,
+    Kind,
     Ledger,
     Move,
     Receipt,
@@ -129,12 +129,11 @@ def _registration(ref: VersionRef, inputs: tuple[VersionRef, ...]) -> Registrati
     return Registration(ref, cid_of(b"content " + ref.digest.encode()), inputs)
 
 
-def _default_kinds() -> list[KindSpec]:
+def _default_kinds() -> list[Kind]:
     """The built-in dataset and model kinds, as the ledger stores them."""
     from proml_cli.policy import DEFAULT_KINDS
-    from proml_cli.project import kind_spec
 
-    return [kind_spec(kind) for kind in DEFAULT_KINDS.values()]
+    return list(DEFAULT_KINDS.values())
 
 
 def _gas(receipt: Receipt | None) -> int:
@@ -231,7 +230,7 @@ def measure_per_artefact(ledger: Ledger, admin: Any) -> dict[str, int]:
     w3: Any = ledger._w3  # type: ignore[attr-defined]
     model = next(k for k in _default_kinds() if k.name == "model")
     names, rules, roles = [], [], []
-    for t in model.transitions:
+    for t in model.transitions.values():
         mask = sum(1 << model.states.index(s) for s in t.sources)
         names.append(name32(t.name))
         rules.append(mask | (model.states.index(t.target) << 64))
@@ -239,7 +238,7 @@ def measure_per_artefact(ledger: Ledger, admin: Any) -> dict[str, int]:
     factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
     constructor = factory.constructor(
         ledger.address,
-        name32(model.register_roles[0]),
+        name32(model.register[0]),
         model.states.index(model.initial),
         names,
         rules,

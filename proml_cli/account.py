@@ -4,7 +4,8 @@ A project can hold several named accounts (one person on the embedded default ma
 data admin, a developer and a verifier; the example uses that to show a role being enforced).
 The active account is chosen with ``--as NAME`` / ``PROML_ACCOUNT`` (default ``default``); a
 named account always signs as itself. ``PROML_PRIVATE_KEY`` is accepted for development chains
-when no account is named, and is never written anywhere.
+when no account is named, and is never written anywhere. This module reads no environment
+variable: those values arrive in a :class:`proml_cli.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from proml_cli.errors import InputError
+from proml_cli.settings import Settings
 
 DEFAULT_ACCOUNT = "default"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
@@ -45,16 +47,15 @@ def _check_name(name: str) -> None:
         raise InputError(f"invalid account name {name!r} (use [a-z0-9][a-z0-9._-]*, ≤ 32 chars)")
 
 
-def _password(*, confirm: bool = False, prompt: bool = True) -> str:
-    """``PROML_KEYSTORE_PASSWORD``, else a hidden prompt on a terminal, else empty.
+def _password(given: str | None, *, confirm: bool = False, prompt: bool = True) -> str:
+    """``given`` (``PROML_KEYSTORE_PASSWORD``), else a hidden prompt on a terminal, else empty.
 
     An empty password suits the embedded default (the key guards only a local chain), so a
     project on the embedded chain is not prompted (``prompt=False``); keys for a network chain
     get a real one.
     """
-    value = os.environ.get("PROML_KEYSTORE_PASSWORD")
-    if value is not None:
-        return value
+    if given is not None:
+        return given
     if not prompt or not sys.stdin.isatty():
         return ""
     import getpass
@@ -74,9 +75,16 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def create_account(
-    state_dir: Path, name: str, *, private_key: bytes | None = None, prompt: bool = True
+    state_dir: Path,
+    name: str,
+    *,
+    private_key: bytes | None = None,
+    prompt: bool = True,
+    password: str | None = None,
 ) -> AccountInfo:
     """Create (or import, with ``private_key``) an encrypted keystore named ``name``.
+
+    ``password`` encrypts it; None prompts on a terminal when ``prompt`` (else empty).
 
     Raises:
         InputError: the name is invalid or taken.
@@ -92,7 +100,10 @@ def create_account(
         raise InputError(f"account {name!r} exists already ({path})")
     account = Account.from_key(private_key) if private_key else Account.create()
     keystore = Account.encrypt(
-        account.key, _password(confirm=True, prompt=prompt), kdf="scrypt", iterations=SCRYPT_N
+        account.key,
+        _password(password, confirm=True, prompt=prompt),
+        kdf="scrypt",
+        iterations=SCRYPT_N,
     )
     _write_private(path, json.dumps(keystore))
     return AccountInfo(name, str(account.address), path)
@@ -273,9 +284,17 @@ def _keystore_address(path: Path) -> str:
         raise InputError(f"{path}: not a readable V3 keystore") from exc
 
 
-def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True) -> SignerChoice:
+def select_signer(
+    state_dir: Path,
+    name: str | None = None,
+    *,
+    prompt: bool = True,
+    settings: Settings | None = None,
+) -> SignerChoice:
     """Choose the signing account: a named account always signs as itself.
 
+    ``settings`` carries ``PROML_ACCOUNT``, ``PROML_PRIVATE_KEY`` and
+    ``PROML_KEYSTORE_PASSWORD`` as the boundary read them (None: none of them is set).
     ``name`` (``--as``) or ``PROML_ACCOUNT`` names a local account, and that account signs.
     ``PROML_PRIVATE_KEY`` (development chains) is used only when no account is named; named
     together with a key of another address, neither silently wins: that is an error. A key of
@@ -292,8 +311,9 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
 
     from proml_cli import _keystore
 
-    raw = os.environ.get("PROML_PRIVATE_KEY")
-    named = name or os.environ.get("PROML_ACCOUNT")
+    settings = settings if settings is not None else Settings()
+    raw = settings.private_key
+    named = name or settings.account
     if raw and not named:
         return SignerChoice(_key_from_environment(raw), "PROML_PRIVATE_KEY")
     name = named or DEFAULT_ACCOUNT
@@ -319,7 +339,7 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
         return SignerChoice(from_env, f"account {name!r}, key from PROML_PRIVATE_KEY")
     keystore = read_keystore(path)
     try:
-        key = _keystore.decrypt(keystore, _password(prompt=prompt))
+        key = _keystore.decrypt(keystore, _password(settings.keystore_password, prompt=prompt))
     except _keystore.WrongPasswordError as exc:
         raise InputError(
             f"cannot open keystore {path.name}: wrong password",
@@ -334,10 +354,16 @@ def select_signer(state_dir: Path, name: str | None = None, *, prompt: bool = Tr
     return SignerChoice(Account.from_key(key), f"account {name!r}")
 
 
-def load_signer(state_dir: Path, name: str | None = None, *, prompt: bool = True) -> Any:
+def load_signer(
+    state_dir: Path,
+    name: str | None = None,
+    *,
+    prompt: bool = True,
+    settings: Settings | None = None,
+) -> Any:
     """The ``LocalAccount`` that signs for this process (see :func:`select_signer`).
 
     Raises:
         InputError: as :func:`select_signer`.
     """
-    return select_signer(state_dir, name, prompt=prompt).account
+    return select_signer(state_dir, name, prompt=prompt, settings=settings).account

@@ -88,9 +88,10 @@ def _name_allowed_roles(
         if kind is None or f"'{action}' on kind '{kind.name}'" not in exc.diagnosis:
             continue
         if action == "register":
-            allowed = kind.register_roles
+            allowed = kind.register
         else:
-            allowed = next((t.roles for t in kind.transitions if t.name == action), ())
+            rule = kind.transitions.get(action)
+            allowed = rule.roles if rule is not None else ()
         held = ledger.roles_of(ledger.account)
         return LedgerError(
             f"{exc.diagnosis} (allowed: {', '.join(allowed) or 'none'}; "

@@ -10,7 +10,6 @@ canonical record, which :mod:`proml_cli.anchoring` journals and anchors in one t
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import signal
 import subprocess
@@ -330,8 +329,8 @@ def git_state(root: Path) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": repo.is_dirty(untracked_files=True)}
 
 
-def environment_summary() -> dict[str, Any]:
-    """A small, key-free summary of where the command ran."""
+def environment_summary(user: str | None = None) -> dict[str, Any]:
+    """A small, key-free summary of where the command ran (``user``: who ran it)."""
     from proml_cli import __version__
 
     return {
@@ -339,7 +338,7 @@ def environment_summary() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "hostname": platform.node(),
-        "user": os.environ.get("USER") or os.environ.get("USERNAME"),
+        "user": user,
         "proml": __version__,
     }
 
@@ -501,7 +500,7 @@ def record_run(
     if step.capture_git:
         extra["git"] = git_state(project.root)
     if step.capture_environment:
-        extra["environment"] = environment_summary()
+        extra["environment"] = environment_summary(project.settings.user)
     for key, values in (logged or {}).items():
         if values:
             extra[f"logged_{key}"] = dict(values)

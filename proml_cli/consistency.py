@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from proml_cli.errors import InputError
 
 if TYPE_CHECKING:
-    from proml_cli.ledger import KindSpec, Ledger
+    from proml_cli.ledger import Kind, Ledger
     from proml_cli.policy import Policy
 
 INIT_HINT = (
@@ -33,7 +33,7 @@ def _listed(values: Iterable[str]) -> str:
     return "[" + ", ".join(items) + "]" if items else "[]"
 
 
-def kind_differences(policy_kind: KindSpec, ledger_kind: KindSpec) -> list[str]:
+def kind_differences(policy_kind: Kind, ledger_kind: Kind) -> list[str]:
     """Every difference between a kind as the policy defines it and as the ledger does.
 
     Order-insensitive where the contract does not keep order (roles, sources, transitions,
@@ -45,18 +45,17 @@ def kind_differences(policy_kind: KindSpec, ledger_kind: KindSpec) -> list[str]:
         found.append(f"states: policy {_listed(p.states)}, ledger {_listed(c.states)}")
     if p.initial != c.initial:
         found.append(f"initial state: policy '{p.initial}', ledger '{c.initial}'")
-    if set(p.register_roles) != set(c.register_roles):
+    if set(p.register) != set(c.register):
         found.append(
-            f"register roles: policy {_listed(sorted(p.register_roles))}, "
-            f"ledger {_listed(sorted(c.register_roles))}"
+            f"register roles: policy {_listed(sorted(p.register))}, "
+            f"ledger {_listed(sorted(c.register))}"
         )
     if set(p.consumable) != set(c.consumable):
         found.append(
             f"consumable states: policy {_listed(sorted(p.consumable))}, "
             f"ledger {_listed(sorted(c.consumable))}"
         )
-    mine = {t.name: t for t in p.transitions}
-    theirs = {t.name: t for t in c.transitions}
+    mine, theirs = p.transitions, c.transitions
     for name in sorted(mine.keys() - theirs.keys()):
         found.append(f"transition '{name}' is only in the policy")
     for name in sorted(theirs.keys() - mine.keys()):
@@ -78,20 +77,18 @@ def kind_differences(policy_kind: KindSpec, ledger_kind: KindSpec) -> list[str]:
     return found
 
 
-def policy_kind_spec(policy: Policy, name: str) -> KindSpec | None:
+def policy_kind(policy: Policy, name: str) -> Kind | None:
     """The policy's kind ``name`` in the ledger's terms, or None if no artefact uses it.
 
     An unused kind is a built-in default or one the artefacts moved on from: the ledger's
     definition is then the only one.
     """
-    from proml_cli.project import kind_spec
-
     if name not in {a.kind for a in policy.artefacts.values()}:
         return None
-    return kind_spec(policy.kinds[name])
+    return policy.kinds[name]
 
 
-def require_same_kind(policy: Policy, ledger_kind: KindSpec, *, hint: str = DRIFT_HINT) -> None:
+def require_same_kind(policy: Policy, ledger_kind: Kind, *, hint: str = DRIFT_HINT) -> None:
     """Refuse (exit 2) when the policy defines ``ledger_kind``'s name differently.
 
     A kind no artefact of the policy uses (e.g. one its artefacts moved on from to a successor
@@ -100,7 +97,7 @@ def require_same_kind(policy: Policy, ledger_kind: KindSpec, *, hint: str = DRIF
     Raises:
         InputError: naming every difference.
     """
-    mine = policy_kind_spec(policy, ledger_kind.name)
+    mine = policy_kind(policy, ledger_kind.name)
     if mine is None:
         return
     found = kind_differences(mine, ledger_kind)
@@ -117,7 +114,7 @@ def require_on_ledger(
     ledger: Ledger,
     artefacts: Iterable[str],
     transitions: Mapping[str, str] | None = None,
-) -> dict[str, KindSpec]:
+) -> dict[str, Kind]:
     """Check the policy's artefacts (and their kinds and transitions) are the ledger's.
 
     Each artefact must be bound on the ledger to the policy's kind, that kind defined exactly
@@ -130,7 +127,7 @@ def require_on_ledger(
         InputError: (exit 2) listing every problem, with the hint to run ``proml init``.
     """
     problems: list[str] = []
-    kinds: dict[str, KindSpec] = {}
+    kinds: dict[str, Kind] = {}
     for name in dict.fromkeys(artefacts):
         artefact = policy.artefacts.get(name)
         if artefact is None:
@@ -152,14 +149,14 @@ def require_on_ledger(
                 problems.append(f"kind '{bound}' is not defined on the ledger")
                 continue
             kinds[bound] = onchain
-            mine = policy_kind_spec(policy, bound)
+            mine = policy_kind(policy, bound)
             if mine is not None:
                 problems.extend(
                     f"kind '{bound}': {d}" for d in kind_differences(mine, kinds[bound])
                 )
     for name, transition in (transitions or {}).items():
         kind = kinds.get(policy.artefacts[name].kind) if name in policy.artefacts else None
-        if kind is not None and transition not in {t.name for t in kind.transitions}:
+        if kind is not None and transition not in kind.transitions:
             problems.append(f"kind '{kind.name}' has no transition '{transition}' on the ledger")
     if problems:
         raise InputError(

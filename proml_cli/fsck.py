@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import ProMLError
+from proml_cli.settings import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
     from proml_cli.content._local import EmbeddedStore
@@ -101,9 +102,17 @@ class _Checker:
     """One fsck run over one project directory."""
 
     def __init__(
-        self, root: Path, project: Project | None, *, repair: bool, grace: float, now: float
+        self,
+        root: Path,
+        project: Project | None,
+        *,
+        repair: bool,
+        grace: float,
+        now: float,
+        lock_timeout: float,
     ) -> None:
         self.root = root
+        self.lock_timeout = lock_timeout
         self.state = root / ".proml"
         self.project = project
         self.is_repair = repair
@@ -428,7 +437,7 @@ class _Checker:
                     "from a backup",
                 )
             return
-        for problem in _chain_problems(chain_dir, path):
+        for problem in _chain_problems(chain_dir, path, self.lock_timeout):
             self.find("chain", path, problem)
 
 
@@ -438,6 +447,7 @@ def check(
     *,
     repair: bool = False,
     grace: float = GRACE,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> Report:
     """Check the ``.proml/`` directory of the project in ``root``; repair what is safe.
 
@@ -448,11 +458,14 @@ def check(
         repair: quarantine bad journal entries, remove temporary files and orphan packs,
             tighten keystore modes.
         grace: temporary files and packs changed within this many seconds are left alone.
+        lock_timeout: seconds to wait for the embedded chain's lock held by another process.
 
     Returns:
         The report; :attr:`Report.is_clean` is False while something is left wrong.
     """
-    checker = _Checker(root, project, repair=repair, grace=grace, now=time.time())
+    checker = _Checker(
+        root, project, repair=repair, grace=grace, now=time.time(), lock_timeout=lock_timeout
+    )
     checker.check_project()
     checker.check_keys()
     checker.check_journal()
@@ -464,12 +477,12 @@ def check(
 # ---------------------------------------------------------------------------- helpers
 
 
-def _chain_problems(chain_dir: Path, path: Path) -> list[str]:
+def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[str]:
     """What is wrong with the embedded chain's database (under its lock)."""
     from proml_cli.errors import InputError
     from proml_cli.ledger._embedded import _connect, _lock, _open_tester
 
-    lock = _lock(chain_dir)
+    lock = _lock(chain_dir, lock_timeout)
     problems: list[str] = []
     try:
         try:

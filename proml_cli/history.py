@@ -19,12 +19,12 @@ answer is taken from the events alone:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.digest import prefixed
 from proml_cli.errors import LedgerError
-from proml_cli.ledger import ChainEvent, KindSpec, TransitionSpec
+from proml_cli.ledger import ChainEvent, Kind, Transition
 
 if TYPE_CHECKING:
     from proml_cli.ledger import Ledger
@@ -83,7 +83,7 @@ class History:
     """The project's whole history, in chain order."""
 
     events: list[ChainEvent]
-    kinds: dict[str, KindSpec]
+    kinds: dict[str, Kind]
     artefact_kinds: dict[str, str]
     versions: dict[tuple[str, str], VersionHistory]
     admins: list[tuple[ChainEvent, str]]
@@ -123,7 +123,7 @@ def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> Histo
     (a rebind) gives new versions its new kind. Events that name something unknown (only a
     tampered index has them) are kept out of the fold rather than crashing it.
     """
-    kinds: dict[str, KindSpec] = {}
+    kinds: dict[str, Kind] = {}
     artefact_kinds: dict[str, str] = {}
     versions: dict[tuple[str, str], VersionHistory] = {}
     admins: list[tuple[ChainEvent, str]] = []
@@ -131,32 +131,25 @@ def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> Histo
         a = e.args
         if e.name == "KindDefined":
             states = tuple(str(s) for s in a["states"])  # type: ignore[attr-defined]
-            kinds[str(a["kind"])] = KindSpec(
+            kinds[str(a["kind"])] = Kind(
                 name=str(a["kind"]),
                 states=states,
                 initial=_state(states, a["initial"]),
-                register_roles=tuple(str(r) for r in a["registerRoles"]),  # type: ignore[attr-defined]
-                transitions=(),
+                register=tuple(str(r) for r in a["registerRoles"]),  # type: ignore[attr-defined]
                 consumable=tuple(str(s) for s in a.get("consumable", ())),  # type: ignore[attr-defined]
+                transitions={},
             )
         elif e.name == "TransitionDefined":
             kind = kinds.get(str(a["kind"]))
             if kind is None:
                 continue
-            spec = TransitionSpec(
+            spec = Transition(
                 name=str(a["transition"]),
                 sources=tuple(str(s) for s in a["sources"]),  # type: ignore[attr-defined]
                 target=str(a["target"]),
                 roles=tuple(str(r) for r in a["roles"]),  # type: ignore[attr-defined]
             )
-            kinds[kind.name] = KindSpec(
-                kind.name,
-                kind.states,
-                kind.initial,
-                kind.register_roles,
-                (*kind.transitions, spec),
-                kind.consumable,
-            )
+            kinds[kind.name] = replace(kind, transitions={**kind.transitions, spec.name: spec})
         elif e.name == "ArtefactDefined":
             artefact_kinds[str(a["artefact"])] = str(a["kind"])
         elif e.name == "AdminTransferred":

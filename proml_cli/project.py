@@ -15,7 +15,7 @@ from proml_cli.settings import Settings
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
-    from proml_cli.ledger import KindSpec, Ledger
+    from proml_cli.ledger import ChainConfig, Kind, Ledger
     from proml_cli.policy import Policy
 
 POLICY_NAME = "proml.yaml"
@@ -98,6 +98,20 @@ class Project:
         tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
         os.replace(tmp, path)
 
+    def chain_config(self) -> ChainConfig:
+        """The policy's chain with what the settings override (``PROML_CHAIN_URL`` selects rpc)."""
+        from dataclasses import replace
+
+        chain = self.policy.chain
+        return replace(
+            chain,
+            backend="rpc" if self.settings.chain_url else chain.backend,
+            url=self.settings.chain_url or chain.url,
+            state_dir=self.state_dir / "chain",
+            lock_timeout=self.settings.lock_timeout,
+            cache_dir=self.settings.cache_dir,
+        )
+
     def chain_backend(self) -> str:
         """``embedded`` or ``rpc``: ``PROML_CHAIN_URL`` selects rpc over the policy."""
         return "rpc" if self.settings.chain_url else self.policy.chain.backend
@@ -113,7 +127,9 @@ class Project:
         """
         from proml_cli.account import select_signer
 
-        choice = select_signer(self.state_dir, account, prompt=self.is_network())
+        choice = select_signer(
+            self.state_dir, account, prompt=self.is_network(), settings=self.settings
+        )
         if self.announce is not None:
             self.announce(choice.describe())
         return choice.account
@@ -143,7 +159,7 @@ class Project:
             InputError: not initialised, no lock, or the ledger is not the pinned one.
         """
         from proml_cli import identity
-        from proml_cli.ledger import ChainConfig, open_ledger
+        from proml_cli.ledger import open_ledger
 
         recorded = None if deploy or attach else self.state()
         lock = identity.read_lock(self.root)
@@ -164,13 +180,7 @@ class Project:
                 "start another project",
             )
         address = attach or (recorded.ledger if recorded else None)
-        config = ChainConfig(
-            backend=self.chain_backend(),
-            state_dir=self.state_dir / "chain",
-            url=self.chain_url(),
-            confirmations=self.policy.chain.confirmations,
-            timeout=self.policy.chain.timeout,
-        )
+        config = self.chain_config()
         with open_ledger(config, signer=signer, address=address) as ledger:
             if recorded is not None and ledger.chain_id != recorded.chain_id:
                 raise InputError(
@@ -266,51 +276,34 @@ def load_project(
     *,
     start: Path | None = None,
     announce: Callable[[str], None] | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> Project:
     """Find and validate the policy, and locate the state directory beside it.
 
     ``announce`` is told which address signs whenever a command chooses its signer.
-    ``settings`` is what the caller's boundary resolved (default: this process's environment).
+    ``settings`` is what the caller's boundary resolved from the environment.
 
     Raises:
         InputError: no policy; PolicyError: an invalid one.
     """
     from proml_cli.policy import load_policy
 
-    resolved = settings if settings is not None else Settings.from_environ()
-    path = find_policy(start, policy_path or resolved.policy)
+    path = find_policy(start, policy_path or settings.policy)
     policy = load_policy(path, source=_display(path))
     return Project(
-        policy=policy, state_dir=path.parent / STATE_NAME, announce=announce, settings=resolved
+        policy=policy, state_dir=path.parent / STATE_NAME, announce=announce, settings=settings
     )
 
 
-def kind_spec(kind: Any) -> KindSpec:
-    """The ledger's view of a policy kind."""
-    from proml_cli.ledger import KindSpec, TransitionSpec
-
-    return KindSpec(
-        name=kind.name,
-        states=tuple(kind.states),
-        initial=kind.initial,
-        register_roles=tuple(kind.register),
-        transitions=tuple(
-            TransitionSpec(t.name, tuple(t.sources), t.target, tuple(t.roles))
-            for t in kind.transitions.values()
-        ),
-        consumable=tuple(kind.consumable),
-    )
-
-
-def _normal(spec: KindSpec) -> tuple[object, ...]:
+def _normal(spec: Kind) -> tuple[object, ...]:
     """A kind in a comparable form (the contract returns roles and sources in its own order)."""
     return (
         spec.states,
         spec.initial,
-        frozenset(spec.register_roles),
+        frozenset(spec.register),
         frozenset(
-            (t.name, frozenset(t.sources), t.target, frozenset(t.roles)) for t in spec.transitions
+            (t.name, frozenset(t.sources), t.target, frozenset(t.roles))
+            for t in spec.transitions.values()
         ),
         frozenset(spec.consumable),
     )
@@ -323,7 +316,7 @@ def initialise(
     grant_admin: bool,
     attach: str | None = None,
     announce: Callable[[str], None] | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> dict[str, Any]:
     """``proml init``: local state, account, ledger, and the policy's roles/kinds/artefacts on it.
 
@@ -347,17 +340,22 @@ def initialise(
         policy=policy,
         state_dir=policy_path.resolve().parent / STATE_NAME,
         announce=announce,
-        settings=settings if settings is not None else Settings.from_environ(),
+        settings=settings,
     )
     project.state_dir.mkdir(mode=0o700, exist_ok=True)
     (project.state_dir / ".gitignore").write_text("*\n")
     actions: list[str] = []
-    name = account or os.environ.get("PROML_ACCOUNT") or DEFAULT_ACCOUNT
+    name = account or project.settings.account or DEFAULT_ACCOUNT
     if (
-        not os.environ.get("PROML_PRIVATE_KEY")
+        not project.settings.private_key
         and not (keys_dir(project.state_dir) / f"{name}.json").exists()
     ):
-        info = create_account(project.state_dir, name, prompt=project.is_network())
+        info = create_account(
+            project.state_dir,
+            name,
+            prompt=project.is_network(),
+            password=project.settings.keystore_password,
+        )
         actions.append(f"created local account '{name}' ({info.address})")
     signer = project.signer(account)
     is_new = not (project.state_dir / PROJECT_FILE).exists()
@@ -409,7 +407,7 @@ def initialise(
         # Only the kinds some artefact uses go on-chain: unused built-ins would be clutter.
         used = {a.kind for a in policy.artefacts.values()}
         for kind in (k for k in policy.kinds.values() if k.name in used):
-            actions.extend(_sync_kind(ledger, kind_spec(kind), policy_path.name))
+            actions.extend(_sync_kind(ledger, kind, policy_path.name))
         actions.extend(_sync_artefacts(ledger, {n: a.kind for n, a in policy.artefacts.items()}))
         if grant_admin and is_admin:
             held = set(ledger.roles_of(ledger.account))
@@ -420,7 +418,7 @@ def initialise(
         return _summary(state, ledger, actions)
 
 
-def _sync_kind(ledger: Ledger, wanted: KindSpec, policy_name: str) -> list[str]:
+def _sync_kind(ledger: Ledger, wanted: Kind, policy_name: str) -> list[str]:
     """Define ``wanted`` on the ledger, or redefine it while no version of it exists.
 
     Raises:
@@ -502,8 +500,7 @@ def _check_attached(
         if onchain is None:
             continue
         problems.extend(
-            f"kind '{kind_name}': {d}"
-            for d in kind_differences(kind_spec(policy.kinds[kind_name]), onchain)
+            f"kind '{kind_name}': {d}" for d in kind_differences(policy.kinds[kind_name], onchain)
         )
     if problems:
         raise InputError(

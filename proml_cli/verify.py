@@ -37,7 +37,7 @@ from proml_cli.history import TAMPERED, History, VersionHistory
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
-    from proml_cli.ledger import KindSpec, Ledger, VersionState
+    from proml_cli.ledger import Kind, Ledger, VersionState
     from proml_cli.policy import Policy
 
 
@@ -181,7 +181,7 @@ def _authentic(
     return version
 
 
-def _require_same_kind(gate: _Gate, kind: KindSpec) -> None:
+def _require_same_kind(gate: _Gate, kind: Kind) -> None:
     if gate.policy is not None:
         from proml_cli.consistency import require_same_kind
 
@@ -218,10 +218,10 @@ def _check_version(
     else:
         verdict.checked.append(f"3{where}: state '{version.state}' accepted")
     # 4. authorisation of every step: the roles the contract checked, carried by the event
-    transitions = {t.name: t for t in kind.transitions}
+    transitions = kind.transitions
     for step in version.steps:
         if step.action == "register":
-            allowed: tuple[str, ...] = kind.register_roles
+            allowed: tuple[str, ...] = kind.register
         else:
             allowed = transitions[step.action].roles if step.action in transitions else ()
         if not step.roles or not set(step.roles) <= set(allowed):

@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _project(policy: str | None) -> Project:
-    from proml_cli.project import load_project
+    from proml_cli._cli.project import open_context
 
-    return load_project(policy)
+    return open_context(policy, announce=False)
 
 
 @account_app.command("new", epilog=EPILOG)
@@ -43,7 +43,12 @@ def new(
     from proml_cli.account import create_account
 
     project = _project(policy)
-    info = create_account(project.state_dir, name, prompt=project.is_network())
+    info = create_account(
+        project.state_dir,
+        name,
+        prompt=project.is_network(),
+        password=project.settings.keystore_password,
+    )
     if as_json:
         output.emit_json({"name": info.name, "address": info.address})
     else:
@@ -90,7 +95,11 @@ def import_(
         else:
             text = sys.stdin.readline()
         info = create_account(
-            state_dir, name, private_key=parse_private_key(text), prompt=project.is_network()
+            state_dir,
+            name,
+            private_key=parse_private_key(text),
+            prompt=project.is_network(),
+            password=project.settings.keystore_password,
         )
     if as_json:
         output.emit_json({"name": info.name, "address": info.address})

@@ -11,8 +11,21 @@ import typer
 from typer.core import TyperGroup
 
 from proml_cli.errors import ExitCode, ProMLError
+from proml_cli.settings import VARIABLES
 
-EXIT_CODES_EPILOG = """\b
+#: Variables only the command line reads (the library's are declared in proml_cli.settings).
+_CLI_VARIABLES = {
+    "PROML_LEDGER": "ledger contract to join (= init --ledger)",
+    "PROML_REQUIRE_ANCHOR=1": "a record only journaled fails the run (= run --require-anchor)",
+    "PROML_DEBUG=1": "tracebacks and debug logging (= --verbose)",
+}
+_ENVIRONMENT = "\n".join(
+    f"  {name:<24} {text}"
+    for name, text in {**VARIABLES, **_CLI_VARIABLES}.items()
+    if name.startswith("PROML_")
+)
+
+EXIT_CODES_EPILOG = f"""\b
 Getting started:
   proml init                     # writes proml.yaml from the template; edit it
   proml init                     # deploys the ledger, defines roles, kinds, artefacts
@@ -20,16 +33,7 @@ Getting started:
 
 \b
 Environment (a flag, when there is one, wins over its variable):
-  PROML_POLICY             policy file (= --policy)
-  PROML_ACCOUNT            local account that signs (= --as)
-  PROML_LEDGER             ledger contract to join (= init --ledger)
-  PROML_REQUIRE_ANCHOR=1   a record only journaled fails the run (= run --require-anchor)
-  PROML_CHAIN_URL          JSON-RPC chain URL (over chain.url; selects backend rpc)
-  PROML_IPFS_URL           IPFS node's RPC API URL (over storage.ipfs; selects ipfs)
-  PROML_KEYSTORE_PASSWORD  password of the local keystores (else a prompt on a network chain)
-  PROML_PRIVATE_KEY        hex key that signs instead of a keystore (development chains)
-  PROML_LOCK_TIMEOUT       seconds to wait for the embedded chain's lock (default 600)
-  PROML_DEBUG=1            tracebacks and debug logging (= --verbose)
+{_ENVIRONMENT}
 
 \b
 Exit codes: 0 success; 1 negative answer (not verified, refused); 2 bad usage or input;

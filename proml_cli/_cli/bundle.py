@@ -54,11 +54,11 @@ def create(
     trust and to pass to `proml bundle verify --trusted-block`.
     """
     from proml_cli import history, identity
+    from proml_cli._cli.project import open_context
     from proml_cli.bundle import create as creating
     from proml_cli.bundle.format import dump
-    from proml_cli.project import load_project
 
-    project = load_project(policy)
+    project = open_context(policy, announce=False)
     store = project.store()
     lock = identity.read_lock(project.root)
     with project.ledger() as ledger:

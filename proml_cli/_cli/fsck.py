@@ -44,21 +44,21 @@ def fsck(
     as_json: JsonOpt = False,
 ) -> None:
     """Check (and repair) the project's local state."""
-    import os
-
+    from proml_cli._cli.project import settings as read_settings
     from proml_cli.errors import ProMLError
     from proml_cli.fsck import check
     from proml_cli.project import Project, find_policy, load_project
 
-    path = find_policy(None, policy or os.environ.get("PROML_POLICY"))
+    settings = read_settings()
+    path = find_policy(None, policy)
     project: Project | None
     try:
-        project = load_project(str(path))
+        project = load_project(str(path), settings=settings)
     except ProMLError as exc:
         # A broken policy must not stop a check of .proml/ (only the ledger needs it).
         output.warn(f"{exc.diagnosis}: the ledger is not read")
         project = None
-    report = check(path.parent, project, repair=repair)
+    report = check(path.parent, project, repair=repair, lock_timeout=settings.lock_timeout)
     if as_json:
         output.emit_json(report.to_json())
     else:

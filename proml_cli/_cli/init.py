@@ -72,6 +72,7 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Initialise a project."""
+    from proml_cli._cli.project import settings
     from proml_cli.errors import InputError
     from proml_cli.policy import name_problem, render_template
     from proml_cli.project import initialise
@@ -96,7 +97,12 @@ def init(
         )
         return
     result = initialise(
-        policy, account=account, grant_admin=grant, attach=ledger, announce=output.info
+        policy,
+        account=account,
+        grant_admin=grant,
+        attach=ledger,
+        announce=output.info,
+        settings=settings(),
     )
     result["policy_created"] = False
     if as_json:

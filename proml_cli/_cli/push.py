@@ -42,9 +42,9 @@ def register(app: typer.Typer) -> None:
 def push(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """Push recorded content to the IPFS node."""
     from proml_cli import history, transfer
-    from proml_cli.project import load_project
+    from proml_cli._cli.project import open_context
 
-    project = load_project(policy)
+    project = open_context(policy, announce=False)
     result = transfer.push(project, history.load(project))
     if as_json:
         output.emit_json(result)
@@ -63,10 +63,10 @@ def pull(
 ) -> None:
     """Fetch and verify a recorded version."""
     from proml_cli import history, transfer
+    from proml_cli._cli.project import open_context
     from proml_cli.digest import prefixed
-    from proml_cli.project import load_project
 
-    project = load_project(policy)
+    project = open_context(policy, announce=False)
     pulled = transfer.pull(project, history.load(project), spec, out)
     if as_json:
         output.emit_json(

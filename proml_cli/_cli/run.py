@@ -64,12 +64,12 @@ def run(
     account: AccountOpt = None,
 ) -> None:
     """Run a command under the capture policy."""
+    from proml_cli._cli.project import open_context
     from proml_cli.capture import run_step
-    from proml_cli.project import load_project
 
     if summary_json is not None:
         _check_writable(summary_json)  # before the command runs, not after its work is done
-    project = load_project(policy, announce=output.info)
+    project = open_context(policy)
     outcome = run_step(project, command, step_name=step, account=account)
     if summary_json is not None:
         try:

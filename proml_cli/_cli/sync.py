@@ -29,11 +29,11 @@ def register(app: typer.Typer) -> None:
 
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
     """Finish journaled work."""
+    from proml_cli._cli.project import open_context
     from proml_cli.anchoring import sync as sync_journal
     from proml_cli.errors import BackendUnavailable, ContentError
-    from proml_cli.project import load_project
 
-    project = load_project(policy, announce=output.info)
+    project = open_context(policy)
     # The journal first: anchoring needs only the chain, so an unreachable or misbehaving IPFS
     # node does not hold the ledger back. Content the node did not take stays queued locally.
     results = sync_journal(project, account=account)

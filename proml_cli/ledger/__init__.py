@@ -7,26 +7,30 @@ Two backends implement :class:`Ledger`: the embedded chain (an in-process EVM pe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from types import MappingProxyType
+from typing import Literal, Protocol
 
 from proml_cli.errors import InputError
+from proml_cli.settings import LOCK_TIMEOUT
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "LOCK_TIMEOUT",
     "NO_HEAD",
     "ChainConfig",
     "ChainEvent",
     "Deployment",
-    "KindSpec",
+    "Kind",
     "Ledger",
     "LedgerReader",
     "Move",
     "Receipt",
     "Registration",
-    "TransitionSpec",
+    "Transition",
     "VersionRef",
     "VersionState",
     "open_ledger",
@@ -39,8 +43,8 @@ NO_HEAD = "0x" + "00" * 32
 
 
 @dataclass(frozen=True)
-class TransitionSpec:
-    """One named transition of a kind: from any of ``sources`` to ``target``, by ``roles``."""
+class Transition:
+    """A named move of a version from one of ``sources`` to ``target``, allowed to ``roles``."""
 
     name: str
     sources: tuple[str, ...]
@@ -49,21 +53,57 @@ class TransitionSpec:
 
 
 @dataclass(frozen=True)
-class KindSpec:
-    """A kind (state machine) as the contract stores it.
+class Kind:
+    """A state machine every version of an artefact of this kind follows.
 
-    ``consumable``: the states a consumer accepts when it names none (``verify``, a step's
-    ``uses``). ``in_use``: read from the ledger, a version of the kind exists, so its rules can no
-    longer change (not part of equality).
+    The one model of a kind: the policy resolves its kinds into it, the contract stores it and
+    :meth:`LedgerReader.kind` reads it back.
+
+    Attributes:
+        name: the kind's name, e.g. ``dataset``.
+        states: every state, in declaration order (the order fixes the on-chain state numbers).
+        initial: the state a newly registered version enters.
+        register: roles allowed to register a new version.
+        consumable: states a consumer accepts when it names none (``verify``, a step's ``uses``).
+        transitions: transition name to :class:`Transition`, in declaration order.
+        in_use: read from the ledger: a version of the kind exists, so its rules can no longer
+            change (not part of equality).
     """
 
     name: str
     states: tuple[str, ...]
     initial: str
-    register_roles: tuple[str, ...]
-    transitions: tuple[TransitionSpec, ...]
-    consumable: tuple[str, ...] = ()
+    register: tuple[str, ...]
+    consumable: tuple[str, ...]
+    transitions: Mapping[str, Transition] = field(hash=False)
     in_use: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A read-only copy: no caller's dict is shared or mutated.
+        object.__setattr__(self, "transitions", MappingProxyType(dict(self.transitions)))
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        states: Sequence[str],
+        initial: str,
+        register: Sequence[str],
+        transitions: Iterable[Transition],
+        consumable: Sequence[str] = (),
+        *,
+        in_use: bool = False,
+    ) -> Kind:
+        """A kind from plain sequences (transitions keyed by their names, in order)."""
+        return cls(
+            name=name,
+            states=tuple(states),
+            initial=initial,
+            register=tuple(register),
+            consumable=tuple(consumable),
+            transitions={t.name: t for t in transitions},
+            in_use=in_use,
+        )
 
 
 @dataclass(frozen=True)
@@ -178,7 +218,7 @@ class LedgerReader(Protocol):
         """A version's current kind and state, or None if it was never registered."""
         ...
 
-    def kind(self, name: str) -> KindSpec | None:
+    def kind(self, name: str) -> Kind | None:
         """A kind's on-chain definition, or None if it is not defined."""
         ...
 
@@ -241,7 +281,7 @@ class Ledger(LedgerReader, Protocol):
         """Define roles not yet on-chain; return None when there was nothing to do."""
         ...
 
-    def define_kind(self, kind: KindSpec) -> Receipt:
+    def define_kind(self, kind: Kind) -> Receipt:
         """Define a kind, or redefine one no version of which exists yet.
 
         Raises:
@@ -287,21 +327,39 @@ class Ledger(LedgerReader, Protocol):
         ...
 
 
+#: Seconds to wait for a network chain's answer to each call (``chain.timeout``).
+DEFAULT_TIMEOUT = 20.0
+
+
 @dataclass(frozen=True)
 class ChainConfig:
-    """Where the chain is and how to talk to it.
+    """Where the chain is and how to talk to it: the policy's ``chain:`` section, resolved.
 
-    ``backend`` is ``embedded`` (state under ``state_dir``) or ``rpc`` (``url``). ``timeout``
-    bounds each wait for a network chain's answer; ``receipt_timeout`` the wait for a sent
-    transaction to be mined and confirmed.
+    The policy gives the first four fields; the project adds where the embedded chain's state
+    lives, and the environment (through :class:`proml_cli.settings.Settings`) may replace the
+    backend and URL and bound the lock wait.
+
+    Attributes:
+        backend: ``embedded`` (an in-process EVM under ``state_dir``) or ``rpc`` (``url``).
+        url: the JSON-RPC endpoint; set exactly when ``backend`` is ``rpc``.
+        confirmations: blocks to wait for after a transaction (the embedded chain ignores it).
+        timeout: seconds to wait for a network chain's answer before it counts as unreachable.
+        state_dir: the embedded chain's directory (``.proml/chain``); an rpc chain caches block
+            times there.
+        receipt_timeout: seconds to wait for a sent transaction to be mined and confirmed.
+        lock_timeout: seconds to wait for the embedded chain's lock held by another process.
+        cache_dir: the user's cache directory, where a network chain's per-account nonce locks
+            live (None: ``~/.cache``).
     """
 
-    backend: str = "embedded"
-    state_dir: Path | None = None
+    backend: Literal["embedded", "rpc"] = "embedded"
     url: str | None = None
     confirmations: int = 1
-    timeout: float = 20.0
+    timeout: float = DEFAULT_TIMEOUT
+    state_dir: Path | None = None
     receipt_timeout: float = 120.0
+    lock_timeout: float = LOCK_TIMEOUT
+    cache_dir: Path | None = None
 
 
 @contextmanager
@@ -331,7 +389,9 @@ def open_ledger(
             raise InputError("the embedded chain needs a state directory")
         from proml_cli.ledger._embedded import open_embedded
 
-        ledger = open_embedded(config.state_dir, signer=signer, address=address)
+        ledger = open_embedded(
+            config.state_dir, signer=signer, address=address, lock_timeout=config.lock_timeout
+        )
     elif config.backend == "rpc":
         if not config.url:
             raise InputError("chain.backend is rpc but no chain URL is set", hint="set chain.url")

@@ -27,11 +27,11 @@ from proml_cli.errors import BackendUnavailable, InputError, LedgerError, ProMLE
 from proml_cli.ledger import (
     ChainEvent,
     Deployment,
-    KindSpec,
+    Kind,
     Move,
     Receipt,
     Registration,
-    TransitionSpec,
+    Transition,
     VersionRef,
     VersionState,
 )
@@ -318,7 +318,7 @@ class ContractLedger:
             return None
         return self._transact(self._contract.functions.defineRoles([name32(n) for n in missing]))
 
-    def define_kind(self, kind: KindSpec) -> Receipt:
+    def define_kind(self, kind: Kind) -> Receipt:
         """Define ``kind`` on-chain."""
         if kind.initial not in kind.states:
             raise InputError(f"kind {kind.name!r}: initial state {kind.initial!r} is not a state")
@@ -329,13 +329,13 @@ class ContractLedger:
                 name32(t.target),
                 [name32(r) for r in t.roles],
             )
-            for t in kind.transitions
+            for t in kind.transitions.values()
         ]
         call = self._contract.functions.defineKind(
             name32(kind.name),
             [name32(s) for s in kind.states],
             kind.states.index(kind.initial),
-            [name32(r) for r in kind.register_roles],
+            [name32(r) for r in kind.register],
             [name32(s) for s in kind.consumable],
             transitions,
         )
@@ -459,7 +459,7 @@ class ContractLedger:
         """Every kind defined on-chain, in definition order."""
         return tuple(text32(k) for k in self._call(self._contract.functions.kindNames()))
 
-    def kind(self, name: str) -> KindSpec | None:
+    def kind(self, name: str) -> Kind | None:
         """A kind's definition, read back from the contract."""
         fns = self._contract.functions
         try:
@@ -475,20 +475,20 @@ class ContractLedger:
         for tname in transition_names:
             sources, target, roles = fns.transitionOf(name32(name), tname).call()
             transitions.append(
-                TransitionSpec(
+                Transition(
                     text32(tname),
                     tuple(text32(s) for s in sources),
                     text32(target),
                     tuple(text32(r) for r in roles),
                 )
             )
-        return KindSpec(
-            name=name,
-            states=tuple(text32(s) for s in states),
-            initial=text32(states[initial]),
-            register_roles=tuple(text32(r) for r in register_roles),
-            transitions=tuple(transitions),
-            consumable=tuple(text32(s) for s in consumable),
+        return Kind.of(
+            name,
+            tuple(text32(s) for s in states),
+            text32(states[initial]),
+            tuple(text32(r) for r in register_roles),
+            transitions,
+            tuple(text32(s) for s in consumable),
             in_use=bool(in_use),
         )
 

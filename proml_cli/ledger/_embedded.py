@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,15 +35,13 @@ from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable, InputError
+from proml_cli.ledger import LOCK_TIMEOUT
 from proml_cli.ledger._client import ContractLedger
 
 logger = logging.getLogger(__name__)
 
 DB_NAME = "chain.sqlite"
 LOCK_NAME = "chain.lock"
-#: How long a second proml process waits for the first to release the chain (seconds);
-#: ``PROML_LOCK_TIMEOUT`` overrides it.
-LOCK_TIMEOUT = 600.0
 #: Wei given to a local account that has none, from the embedded chain's genesis funds.
 FUNDING = 10**21
 
@@ -98,8 +95,10 @@ class EmbeddedLedger(ContractLedger):
 
     _revert_errors = (*ContractLedger._revert_errors, TransactionFailed)
 
-    def __init__(self, state_dir: Path, signer: Any, address: str | None) -> None:
-        self._lock = _lock(state_dir)
+    def __init__(
+        self, state_dir: Path, signer: Any, address: str | None, *, lock_timeout: float
+    ) -> None:
+        self._lock = _lock(state_dir, lock_timeout)
         self._conn: sqlite3.Connection | None = None
         try:
             path = state_dir / DB_NAME
@@ -308,16 +307,6 @@ def _trie_values(db: Any, root: bytes) -> list[bytes]:
         values.append(bytes(value))
 
 
-def _lock_timeout() -> float:
-    raw = os.environ.get("PROML_LOCK_TIMEOUT")
-    if raw is None:
-        return LOCK_TIMEOUT
-    try:
-        return max(0.0, float(raw))
-    except ValueError as exc:
-        raise InputError(f"PROML_LOCK_TIMEOUT is not a number of seconds: {raw!r}") from exc
-
-
 class ChainDatabaseError(InputError):
     """The embedded chain's database is missing or damaged (exit 2: restore it, never replace)."""
 
@@ -357,8 +346,8 @@ def damaged_database(path: Path | None, exc: BaseException | str) -> ChainDataba
     )
 
 
-def _lock(state_dir: Path) -> FileLock:
-    """Take the chain's exclusive lock (waiting up to ``PROML_LOCK_TIMEOUT``).
+def _lock(state_dir: Path, timeout: float = LOCK_TIMEOUT) -> FileLock:
+    """Take the chain's exclusive lock, waiting up to ``timeout`` seconds for another process.
 
     Raises:
         InputError: the chain directory or its lock file is not what proml made.
@@ -379,7 +368,7 @@ def _lock(state_dir: Path) -> FileLock:
         )
     lock = FileLock(str(path))
     try:
-        lock.acquire(timeout=_lock_timeout())
+        lock.acquire(timeout=max(0.0, timeout))
     except Timeout as exc:
         raise BackendUnavailable(
             f"the embedded chain in {state_dir} is locked by another process"
@@ -498,6 +487,11 @@ def _open_tester(
     return EthereumTester(backend=backend)
 
 
-def open_embedded(state_dir: Path, *, signer: Any, address: str | None) -> EmbeddedLedger:
-    """Open (and lock) the embedded chain under ``state_dir``; deploy when ``address`` is None."""
-    return EmbeddedLedger(state_dir, signer, address)
+def open_embedded(
+    state_dir: Path, *, signer: Any, address: str | None, lock_timeout: float = LOCK_TIMEOUT
+) -> EmbeddedLedger:
+    """Open (and lock) the embedded chain under ``state_dir``; deploy when ``address`` is None.
+
+    ``lock_timeout``: seconds to wait while another process holds the chain.
+    """
+    return EmbeddedLedger(state_dir, signer, address, lock_timeout=lock_timeout)

@@ -22,7 +22,6 @@ What the network adds to the shared contract client:
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -55,15 +54,15 @@ _FUNDED: set[tuple[str, str]] = set()
 _CHAIN_IDS: dict[str, Any] = {}
 
 
-def nonce_lock_path(chain_id: int, address: str) -> Path:
+def nonce_lock_path(chain_id: int, address: str, cache_dir: Path | None = None) -> Path:
     """The file lock that serialises one account's transactions on one chain, per user.
 
     It cannot live in a project's state directory: two projects (or two clones of one) signing
     with the same key share the account's nonce, and separate locks let both processes read the
     same pending nonce, so one transaction fails with "nonce too low".
     """
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "proml" / "locks" / f"nonce-{chain_id}-{address.lower()}.lock"
+    cache = cache_dir if cache_dir is not None else Path.home() / ".cache"
+    return cache / "proml" / "locks" / f"nonce-{chain_id}-{address.lower()}.lock"
 
 
 class _Provider(HTTPProvider):
@@ -210,7 +209,7 @@ class RpcLedger(ContractLedger):
     def _send(self, fn: Any) -> Any:
         if self._signer is None:
             return super()._send(fn)
-        path = nonce_lock_path(self._chain_id, str(self._signer.address))
+        path = nonce_lock_path(self._chain_id, str(self._signer.address), self._config.cache_dir)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with FileLock(str(path)):
             return super()._send(fn)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from proml_cli.digest import prefixed
 from proml_cli.errors import PolicyError
+from proml_cli.ledger import ChainConfig, Kind, Transition
 from proml_cli.policy._build import _build
 from proml_cli.policy._common import (
     DEFAULT_ROLES,
@@ -26,12 +27,9 @@ from proml_cli.policy._yaml import _check_version, _compose
 from proml_cli.policy.model import (
     DEFAULT_KINDS,
     Artefact,
-    ChainConfig,
-    Kind,
     Policy,
     Step,
     StorageConfig,
-    Transition,
     kind_fingerprint,
     name_problem,
     render_template,

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from proml_cli.ledger import ChainConfig, Kind
 from proml_cli.policy._schema import _CaptureDoc, _ChainDoc, _PolicyDoc, _StorageDoc
-from proml_cli.policy.model import Artefact, ChainConfig, Kind, Policy, Step, StorageConfig
+from proml_cli.policy.model import Artefact, Policy, Step, StorageConfig
 
 # --------------------------------------------------------------------------- building
 

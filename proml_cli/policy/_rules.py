@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from proml_cli.ledger import Kind, Transition
 from proml_cli.policy._common import (
     _URL_SCHEMES_CHAIN,
     _URL_SCHEMES_IPFS,
@@ -19,7 +20,7 @@ from proml_cli.policy._common import (
 )
 from proml_cli.policy._schema import _ArtefactDoc, _ChainDoc, _PolicyDoc, _StepDoc, _StorageDoc
 from proml_cli.policy._yaml import _Tree
-from proml_cli.policy.model import DEFAULT_KINDS, Kind, Transition, _transitions
+from proml_cli.policy.model import DEFAULT_KINDS, _transitions
 
 # --------------------------------------------------------------------------- stage 3: references
 

@@ -1,4 +1,8 @@
-"""The resolved policy: the frozen model every other module reads."""
+"""The resolved policy: the frozen model every other module reads.
+
+Kinds, transitions and the chain's configuration have one model, shared with the ledger that
+stores them (:mod:`proml_cli.ledger`); this module imports and re-exports it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Literal
 
 from proml_cli.digest import prefixed
 from proml_cli.errors import InputError
+from proml_cli.ledger import ChainConfig, Kind, Transition
 from proml_cli.policy._common import (
     _NAME_CHARS,
     _TEMPLATE_PROJECT,
@@ -27,23 +32,6 @@ from proml_cli.policy._common import (
 from proml_cli.suggest import did_you_mean
 
 # --------------------------------------------------------------------------- resolved model
-
-
-@dataclass(frozen=True)
-class ChainConfig:
-    """Where the project's contract lives.
-
-    Attributes:
-        backend: ``embedded`` (an in-process EVM under ``.proml/``) or ``rpc``.
-        url: the JSON-RPC endpoint; set exactly when ``backend`` is ``rpc``.
-        confirmations: blocks to wait for after a transaction (the embedded chain ignores it).
-        timeout: seconds to wait for a network chain's answer before it counts as unreachable.
-    """
-
-    backend: Literal["embedded", "rpc"] = "embedded"
-    url: str | None = None
-    confirmations: int = 1
-    timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -61,40 +49,6 @@ class StorageConfig:
     ipfs: str | None = None
     cid_version: int = 1
     timeout: float = DEFAULT_TIMEOUT
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A named move of a version from one of ``sources`` to ``target``, allowed to ``roles``."""
-
-    name: str
-    sources: tuple[str, ...]
-    target: str
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A state machine every version of an artefact of this kind follows.
-
-    Attributes:
-        name: the kind's name, e.g. ``dataset``.
-        states: every state, in declaration order (the order is part of the kind's identity).
-        initial: the state a newly registered version enters.
-        register: roles allowed to register a new version.
-        consumable: states ``verify`` and ``uses`` accept when no state is listed.
-        transitions: transition name to :class:`Transition`, in declaration order.
-    """
-
-    name: str
-    states: tuple[str, ...]
-    initial: str
-    register: tuple[str, ...]
-    consumable: tuple[str, ...]
-    transitions: Mapping[str, Transition] = field(hash=False)
-
-    def __post_init__(self) -> None:
-        _freeze(self, "transitions")
 
 
 @dataclass(frozen=True)
@@ -259,7 +213,7 @@ def _freeze(obj: object, *names: str) -> None:
 
 
 def _transitions(*items: Transition) -> Mapping[str, Transition]:
-    return MappingProxyType({t.name: t for t in items})
+    return {t.name: t for t in items}
 
 
 DEFAULT_KINDS: Mapping[str, Kind] = MappingProxyType(

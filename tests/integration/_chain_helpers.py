@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +24,12 @@ import pytest
 from proml_cli.errors import LedgerError
 from proml_cli.ledger import (
     ChainConfig,
-    KindSpec,
+    Kind,
     Ledger,
     Move,
+    Receipt,
     Registration,
-    TransitionSpec,
+    Transition,
     VersionRef,
     open_ledger,
 )
@@ -77,26 +78,26 @@ def refused(error: str, *fragments: str) -> Iterator[pytest.ExceptionInfo[Ledger
 
 ROLES = ("data-admin", "dev", "verifier", "operator")
 
-DATASET = KindSpec(
+DATASET = Kind.of(
     name="dataset",
     states=("raw", "validated", "rejected"),
     initial="raw",
-    register_roles=("data-admin",),
+    register=("data-admin",),
     transitions=(
-        TransitionSpec("validate", ("raw",), "validated", ("data-admin", "verifier")),
-        TransitionSpec("reject", ("raw", "validated"), "rejected", ("verifier",)),
+        Transition("validate", ("raw",), "validated", ("data-admin", "verifier")),
+        Transition("reject", ("raw", "validated"), "rejected", ("verifier",)),
     ),
 )
 
-MODEL = KindSpec(
+MODEL = Kind.of(
     name="model",
     states=("trained", "approved", "deployed", "revoked"),
     initial="trained",
-    register_roles=("dev",),
+    register=("dev",),
     transitions=(
-        TransitionSpec("approve", ("trained",), "approved", ("verifier",)),
-        TransitionSpec("deploy", ("approved",), "deployed", ("operator",)),
-        TransitionSpec("revoke", ("approved", "deployed"), "revoked", ("verifier", "operator")),
+        Transition("approve", ("trained",), "approved", ("verifier",)),
+        Transition("deploy", ("approved",), "deployed", ("operator",)),
+        Transition("revoke", ("approved", "deployed"), "revoked", ("verifier", "operator")),
     ),
 )
 
@@ -117,6 +118,34 @@ class Project:
         name = unique(kind[:8])
         self.ledger.define_artefacts({name: kind})
         return name
+
+
+def define_kind_raw(ledger: Ledger, kind: Kind, transitions: Sequence[Transition]) -> Receipt:
+    """Define ``kind`` with exactly ``transitions`` (repeats included), past the typed model.
+
+    :class:`Kind` keys its transitions by name, so a client cannot send one name twice; the
+    contract's own refusal of that is reached through the raw call.
+    """
+    from proml_cli.ledger._client import name32
+
+    call = ledger._contract.functions.defineKind(  # type: ignore[attr-defined]
+        name32(kind.name),
+        [name32(s) for s in kind.states],
+        kind.states.index(kind.initial),
+        [name32(r) for r in kind.register],
+        [name32(s) for s in kind.consumable],
+        [
+            (
+                name32(t.name),
+                [name32(s) for s in t.sources],
+                name32(t.target),
+                [name32(r) for r in t.roles],
+            )
+            for t in transitions
+        ],
+    )
+    receipt: Receipt = ledger._transact(call)  # type: ignore[attr-defined]
+    return receipt
 
 
 def new_account() -> Any:

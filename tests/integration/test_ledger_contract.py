@@ -17,6 +17,7 @@ from _chain_helpers import (
     ROLES,
     Project,
     cid_of,
+    define_kind_raw,
     random_cid,
     random_digest,
     refused,
@@ -25,11 +26,11 @@ from _chain_helpers import (
 
 from proml_cli.errors import InputError, LedgerError
 from proml_cli.ledger import (
-    KindSpec,
+    Kind,
     Ledger,
     Move,
     Registration,
-    TransitionSpec,
+    Transition,
     VersionRef,
     VersionState,
 )
@@ -69,17 +70,17 @@ def state(ledger: Ledger, ref: VersionRef) -> str | None:
     return None if found is None else found.state
 
 
-def simple_kind(name: str, **changes: Any) -> KindSpec:
+def simple_kind(name: str, **changes: Any) -> Kind:
     """A valid two-state kind named ``name``, with ``changes`` applied."""
     fields: dict[str, Any] = {
         "name": name,
         "states": ("draft", "final"),
         "initial": "draft",
-        "register_roles": ("dev",),
-        "transitions": (TransitionSpec("finish", ("draft",), "final", ("dev",)),),
+        "register": ("dev",),
+        "transitions": (Transition("finish", ("draft",), "final", ("dev",)),),
     }
     fields.update(changes)
-    return KindSpec(**fields)
+    return Kind.of(**fields)
 
 
 def test_every_declared_error_is_covered_here() -> None:
@@ -226,8 +227,8 @@ def test_unknown_role(project: Project) -> None:
         project.ledger.revoke_role("auditor", project.outsider.account)
     name = unique("kind")
     with refused("UnknownRole", "auditor"):
-        project.ledger.define_kind(simple_kind(name, register_roles=("dev", "auditor")))
-    bad = (TransitionSpec("finish", ("draft",), "final", ("auditor",)),)
+        project.ledger.define_kind(simple_kind(name, register=("dev", "auditor")))
+    bad = (Transition("finish", ("draft",), "final", ("auditor",)),)
     with refused("UnknownRole", "auditor"):
         project.ledger.define_kind(simple_kind(name, transitions=bad))
     assert project.ledger.kind(name) is None
@@ -246,7 +247,7 @@ def test_too_many_roles_at_the_128th_boundary(fresh_ledger: tuple[Ledger, Any]) 
     # The last role's bit (127) still packs into the kind's and transitions' role masks.
     last = names[-1]
     ledger.define_kind(
-        KindSpec("edge", ("a", "b"), "a", (last,), (TransitionSpec("go", ("a",), "b", (last,)),))
+        Kind.of("edge", ("a", "b"), "a", (last,), (Transition("go", ("a",), "b", (last,)),))
     )
     ledger.define_artefacts({"edge-art": "edge"})
     ref = VersionRef("edge-art", random_digest())
@@ -259,8 +260,8 @@ def test_too_many_roles_at_the_128th_boundary(fresh_ledger: tuple[Ledger, Any]) 
     assert state(ledger, ref) == "b"
     kind = ledger.kind("edge")
     assert kind is not None
-    assert kind.register_roles == (last,)
-    assert kind.transitions[0].roles == (last,)
+    assert kind.register == (last,)
+    assert kind.transitions["go"].roles == (last,)
 
 
 def test_revoking_a_role_removes_its_power(project: Project) -> None:
@@ -377,7 +378,7 @@ def test_too_many_states(project: Project) -> None:
         project.ledger.define_kind(simple_kind(name, states=states, initial="s0", transitions=()))
     assert project.ledger.kind(name) is None
     # 64 states is the limit, and the last one is reachable.
-    go = (TransitionSpec("last", ("s0",), "s63", ("dev",)),)
+    go = (Transition("last", ("s0",), "s63", ("dev",)),)
     project.ledger.define_kind(simple_kind(name, states=states[:64], initial="s0", transitions=go))
     artefact = project.artefact(name)
     ref = register(project.ledger, artefact)
@@ -406,7 +407,7 @@ def test_bad_initial_state(project: Project) -> None:
 def test_unknown_state(project: Project, where: str) -> None:
     name = unique("kind")
     sources, target = (("nowhere",), "final") if where == "source" else (("draft",), "nowhere")
-    bad = (TransitionSpec("finish", sources, target, ("dev",)),)
+    bad = (Transition("finish", sources, target, ("dev",)),)
     with refused("UnknownState", f"kind '{name}' has no state 'nowhere'"):
         project.ledger.define_kind(simple_kind(name, transitions=bad))
     assert project.ledger.kind(name) is None
@@ -415,8 +416,8 @@ def test_unknown_state(project: Project, where: str) -> None:
 def test_no_roles(project: Project) -> None:
     name = unique("kind")
     with refused("NoRoles", "'register' of kind", name):
-        project.ledger.define_kind(simple_kind(name, register_roles=()))
-    bad = (TransitionSpec("finish", ("draft",), "final", ()),)
+        project.ledger.define_kind(simple_kind(name, register=()))
+    bad = (Transition("finish", ("draft",), "final", ()),)
     with refused("NoRoles", f"'finish' of kind '{name}' names no role"):
         project.ledger.define_kind(simple_kind(name, transitions=bad))
     assert project.ledger.kind(name) is None
@@ -424,7 +425,7 @@ def test_no_roles(project: Project) -> None:
 
 def test_no_source_states(project: Project) -> None:
     name = unique("kind")
-    bad = (TransitionSpec("finish", (), "final", ("dev",)),)
+    bad = (Transition("finish", (), "final", ("dev",)),)
     with refused("NoSourceStates", f"transition 'finish' of kind '{name}' has no source state"):
         project.ledger.define_kind(simple_kind(name, transitions=bad))
     assert project.ledger.kind(name) is None
@@ -433,11 +434,12 @@ def test_no_source_states(project: Project) -> None:
 def test_duplicate_transition(project: Project) -> None:
     name = unique("kind")
     twice = (
-        TransitionSpec("finish", ("draft",), "final", ("dev",)),
-        TransitionSpec("finish", ("final",), "draft", ("dev",)),
+        Transition("finish", ("draft",), "final", ("dev",)),
+        Transition("finish", ("final",), "draft", ("dev",)),
     )
+    # The model keys transitions by name: only a raw call can send the same name twice.
     with refused("DuplicateTransition", f"kind '{name}' defines transition 'finish' twice"):
-        project.ledger.define_kind(simple_kind(name, transitions=twice))
+        define_kind_raw(project.ledger, simple_kind(name), twice)
     assert project.ledger.kind(name) is None
 
 
@@ -450,21 +452,21 @@ def test_kinds_read_back_as_defined(project: Project) -> None:
         name,
         states=("a", "b", "c"),
         initial="b",
-        register_roles=("operator", "dev"),
+        register=("operator", "dev"),
         transitions=(
-            TransitionSpec("down", ("c", "b"), "a", ("verifier", "data-admin")),
-            TransitionSpec("up", ("a",), "c", ("dev",)),
+            Transition("down", ("c", "b"), "a", ("verifier", "data-admin")),
+            Transition("up", ("a",), "c", ("dev",)),
         ),
     )
     project.ledger.define_kind(spec)
-    assert project.ledger.kind(name) == KindSpec(
+    assert project.ledger.kind(name) == Kind.of(
         name,
         ("a", "b", "c"),
         "b",
         ("dev", "operator"),
         (
-            TransitionSpec("down", ("b", "c"), "a", ("data-admin", "verifier")),
-            TransitionSpec("up", ("a",), "c", ("dev",)),
+            Transition("down", ("b", "c"), "a", ("data-admin", "verifier")),
+            Transition("up", ("a",), "c", ("dev",)),
         ),
     )
 

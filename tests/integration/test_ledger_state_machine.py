@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _chain_helpers import new_account, random_cid
+from _chain_helpers import define_kind_raw, new_account, random_cid
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,11 +36,11 @@ from hypothesis.stateful import (
 from proml_cli.errors import LedgerError
 from proml_cli.ledger import (
     ChainConfig,
-    KindSpec,
+    Kind,
     Ledger,
     Move,
     Registration,
-    TransitionSpec,
+    Transition,
     VersionRef,
     open_ledger,
 )
@@ -86,7 +86,7 @@ def _ordered(items: set[str] | frozenset[str], order: tuple[str, ...]) -> tuple[
 class Model:
     """What the contract must hold: kinds, artefact bindings, version states, roles."""
 
-    kinds: dict[str, KindSpec]
+    kinds: dict[str, Kind]
     artefacts: dict[str, str]
     versions: dict[VersionRef, str]
     roles: dict[str, frozenset[str]]
@@ -102,7 +102,7 @@ class Model:
             if kind_name is None:
                 return "UnknownArtefact"
             kind = self.kinds[kind_name]
-            if not self.roles[sender] & set(kind.register_roles):
+            if not self.roles[sender] & set(kind.register):
                 return "MissingRole"
             if ref in self.versions:
                 return "DuplicateVersion"
@@ -112,7 +112,7 @@ class Model:
         if ref not in self.versions:
             return "UnknownVersion"
         kind = self.kinds[self.artefacts[ref.artefact]]
-        spec = next((t for t in kind.transitions if t.name == op.transition), None)
+        spec = kind.transitions.get(op.transition)
         if spec is None:
             return "UnknownTransition"
         if self.versions[ref] not in spec.sources:
@@ -154,14 +154,14 @@ def _subset(draw: Callable[..., Any], pool: tuple[str, ...], min_size: int = 1) 
 
 
 @st.composite
-def kind_specs(draw: Callable[..., Any], name: str, is_rich: bool = False) -> KindSpec:
+def kind_specs(draw: Callable[..., Any], name: str, is_rich: bool = False) -> Kind:
     """A valid kind: 1-4 states and 0-3 transitions, or 2+ and 1+ if ``is_rich``.
 
     Sources and roles come in on-chain order, so a kind reads back equal to its spec.
     """
     states = tuple(f"s{i}" for i in range(draw(st.integers(1 + is_rich, 4))))
     transitions = tuple(
-        TransitionSpec(
+        Transition(
             name=f"t{i}",
             sources=_subset(draw, states),
             target=draw(st.sampled_from(states)),
@@ -169,35 +169,37 @@ def kind_specs(draw: Callable[..., Any], name: str, is_rich: bool = False) -> Ki
         )
         for i in range(draw(st.integers(int(is_rich), 3)))
     )
-    return KindSpec(
+    return Kind.of(
         name=name,
         states=states,
         initial=draw(st.sampled_from(states)),
-        register_roles=_subset(draw, ROLES),
+        register=_subset(draw, ROLES),
         transitions=transitions,
     )
 
 
-def flawed(spec: KindSpec, flaw: str, existing: str | None) -> KindSpec:
+def flawed(spec: Kind, flaw: str, existing: str | None) -> Kind:
     """``spec`` broken in one way the contract must refuse."""
-    first = TransitionSpec("t0", spec.states[:1], spec.states[0], ROLES[:1])
-    if spec.transitions:
-        first = spec.transitions[0]
-    rest = spec.transitions[1:]
+    first = Transition("t0", spec.states[:1], spec.states[0], ROLES[:1])
+    listed = list(spec.transitions.values())
+    if listed:
+        first = listed[0]
+    rest = {t.name: t for t in listed[1:]}
     if flaw == "duplicate-state":
         return replace(spec, states=(*spec.states, spec.states[0]))
     if flaw == "no-register-role":
-        return replace(spec, register_roles=())
+        return replace(spec, register=())
     if flaw == "undefined-register-role":
-        return replace(spec, register_roles=(*spec.register_roles, "undefined-role"))
+        return replace(spec, register=(*spec.register, "undefined-role"))
     if flaw == "no-source":
-        return replace(spec, transitions=(replace(first, sources=()), *rest))
+        return replace(spec, transitions={first.name: replace(first, sources=()), **rest})
     if flaw == "undefined-target":
-        return replace(spec, transitions=(replace(first, target="undefined"), *rest))
+        return replace(spec, transitions={first.name: replace(first, target="undefined"), **rest})
     if flaw == "no-transition-role":
-        return replace(spec, transitions=(replace(first, roles=()), *rest))
+        return replace(spec, transitions={first.name: replace(first, roles=()), **rest})
     if flaw == "duplicate-transition":
-        return replace(spec, transitions=(first, *rest, first))
+        # Sent raw (see _define_kind): the model keys transitions by name.
+        return replace(spec, transitions={first.name: first, **rest})
     assert flaw == "kind-exists"
     assert existing is not None
     return replace(spec, name=existing)
@@ -251,12 +253,16 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- definitions
 
-    def _define_kind(self, caller: Ledger, spec: KindSpec, flaw: str | None) -> None:
+    def _define_kind(self, caller: Ledger, spec: Kind, flaw: str | None) -> None:
         if not self.is_admin(caller):
             error: str | None = "NotAdmin"
         else:
             error = None if flaw is None else FLAW_ERRORS[flaw]
-        self.expect(error, lambda: caller.define_kind(spec))
+        if flaw == "duplicate-transition":
+            twice = (*spec.transitions.values(), next(iter(spec.transitions.values())))
+            self.expect(error, lambda: define_kind_raw(caller, spec, twice))
+        else:
+            self.expect(error, lambda: caller.define_kind(spec))
         if error is None:
             self.model.kinds[spec.name] = spec
             assert self.admin.kind(spec.name) == spec
@@ -276,7 +282,7 @@ class LedgerMachine(RuleBasedStateMachine):
             account = ledger.account
             wanted = frozenset(data.draw(st.sets(st.sampled_from(ROLES)), label="roles"))
             if ledger is self.admin:
-                wanted |= {spec.register_roles[0]}
+                wanted |= {spec.register[0]}
             held = self.model.roles[account]
             for role in sorted(wanted - held):
                 self.admin.grant_role(role, account)
@@ -376,15 +382,13 @@ class LedgerMachine(RuleBasedStateMachine):
         caller = self.accounts[data.draw(st.integers(0, ACCOUNTS - 1), label="caller")]
         self._submit(caller, [], [move])
 
-    def _transitions_of(
-        self, refs: tuple[VersionRef, ...]
-    ) -> list[tuple[VersionRef, TransitionSpec]]:
+    def _transitions_of(self, refs: tuple[VersionRef, ...]) -> list[tuple[VersionRef, Transition]]:
         """Every (version, transition its kind defines), in a stable order."""
-        pairs: list[tuple[VersionRef, TransitionSpec]] = []
+        pairs: list[tuple[VersionRef, Transition]] = []
         for ref in sorted(set(refs), key=lambda r: (r.artefact, r.digest)):
             kind = self.model.kinds.get(self.model.artefacts.get(ref.artefact, ""))
             if kind is not None:
-                pairs.extend((ref, t) for t in kind.transitions)
+                pairs.extend((ref, t) for t in kind.transitions.values())
         return pairs
 
     def _enabled_moves(self) -> list[Move]:

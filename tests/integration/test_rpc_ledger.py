@@ -34,10 +34,10 @@ from services import ANVIL_KEY, anvil, rpc
 from proml_cli.content import bytes_cid
 from proml_cli.ledger import (
     ChainConfig,
-    KindSpec,
+    Kind,
     Move,
     Registration,
-    TransitionSpec,
+    Transition,
     VersionRef,
     open_ledger,
 )
@@ -45,12 +45,12 @@ from proml_cli.ledger import (
 pytestmark = pytest.mark.integration
 
 DEV_CHAIN_ID = 31337
-KIND = KindSpec(
+KIND = Kind.of(
     name="blob",
     states=("made", "checked"),
     initial="made",
-    register_roles=("maker",),
-    transitions=(TransitionSpec("check", ("made",), "checked", ("maker",)),),
+    register=("maker",),
+    transitions=(Transition("check", ("made",), "checked", ("maker",)),),
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from proml_cli.content import bytes_cid
 from proml_cli.errors import ContentNotFoundError
-from proml_cli.ledger import ChainEvent, Deployment, KindSpec, Receipt, VersionRef, VersionState
+from proml_cli.ledger import ChainEvent, Deployment, Kind, Receipt, VersionRef, VersionState
 
 
 @dataclass
@@ -20,7 +20,7 @@ class FakeReader:
     chain_id: int = 1337
     admin_address: str = "0x" + "aa" * 20
     versions: dict[tuple[str, str], VersionState] = field(default_factory=dict)
-    kinds: dict[str, KindSpec] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)
     artefacts: dict[str, str] = field(default_factory=dict)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     role_list: tuple[str, ...] = ()
@@ -36,7 +36,7 @@ class FakeReader:
     def version(self, ref: VersionRef) -> VersionState | None:
         return self.versions.get((ref.artefact, ref.digest))
 
-    def kind(self, name: str) -> KindSpec | None:
+    def kind(self, name: str) -> Kind | None:
         return self.kinds.get(name)
 
     def version_words(self, refs: Sequence[VersionRef]) -> list[int]:

@@ -11,22 +11,40 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
+from proml_cli import account
 from proml_cli._cli.app import app
 from proml_cli.account import (
-    create_account,
+    AccountInfo,
+    SignerChoice,
     import_keystore,
     keys_dir,
     list_accounts,
-    load_signer,
     parse_private_key,
-    select_signer,
 )
 from proml_cli.errors import ExitCode, InputError
+from proml_cli.settings import Settings
+
+
+# The tests set PROML_* variables as a user would; these read them as the CLI's boundary does
+# (the library itself never reads the environment).
+def create_account(state_dir: Path, name: str, **kwargs: Any) -> AccountInfo:
+    password = Settings.from_environ().keystore_password
+    return account.create_account(state_dir, name, password=password, **kwargs)
+
+
+def load_signer(state_dir: Path, name: str | None = None) -> Any:
+    return account.load_signer(state_dir, name, settings=Settings.from_environ())
+
+
+def select_signer(state_dir: Path, name: str | None = None) -> SignerChoice:
+    return account.select_signer(state_dir, name, settings=Settings.from_environ())
+
 
 PASSWORD = "correct horse battery staple"
 

@@ -8,28 +8,33 @@ import pytest
 
 from proml_cli.consistency import kind_differences
 from proml_cli.history import build
-from proml_cli.ledger import ChainEvent, KindSpec, TransitionSpec
+from proml_cli.ledger import ChainEvent, Kind, Transition
 
-KIND = KindSpec(
+KIND = Kind.of(
     name="table",
     states=("raw", "validated", "rejected"),
     initial="raw",
-    register_roles=("curator", "trainer"),
+    register=("curator", "trainer"),
     transitions=(
-        TransitionSpec("validate", ("raw",), "validated", ("curator",)),
-        TransitionSpec("reject", ("raw", "validated"), "rejected", ("curator", "verifier")),
+        Transition("validate", ("raw",), "validated", ("curator",)),
+        Transition("reject", ("raw", "validated"), "rejected", ("curator", "verifier")),
     ),
     consumable=("validated",),
 )
+VALIDATE, REJECT = KIND.transitions.values()
+
+
+def _by_name(*transitions: Transition) -> dict[str, Transition]:
+    return {t.name: t for t in transitions}
 
 
 def test_the_same_kind_in_another_order_has_no_difference() -> None:
     shuffled = replace(
         KIND,
-        register_roles=("trainer", "curator"),
-        transitions=(
-            TransitionSpec("reject", ("validated", "raw"), "rejected", ("verifier", "curator")),
-            KIND.transitions[0],
+        register=("trainer", "curator"),
+        transitions=_by_name(
+            Transition("reject", ("validated", "raw"), "rejected", ("verifier", "curator")),
+            VALIDATE,
         ),
         in_use=True,
     )
@@ -45,28 +50,28 @@ def test_the_same_kind_in_another_order_has_no_difference() -> None:
         ),
         ({"initial": "validated"}, "initial state: policy 'validated', ledger 'raw'"),
         (
-            {"register_roles": ("curator",)},
+            {"register": ("curator",)},
             "register roles: policy [curator], ledger [curator, trainer]",
         ),
         (
             {"consumable": ("raw", "validated")},
             "consumable states: policy [raw, validated], ledger [validated]",
         ),
-        ({"transitions": KIND.transitions[:1]}, "transition 'reject' is only on the ledger"),
+        ({"transitions": _by_name(VALIDATE)}, "transition 'reject' is only on the ledger"),
         (
-            {"transitions": (*KIND.transitions, TransitionSpec("x", ("raw",), "raw", ("a",)))},
+            {"transitions": _by_name(VALIDATE, REJECT, Transition("x", ("raw",), "raw", ("a",)))},
             "transition 'x' is only in the policy",
         ),
         (
-            {"transitions": (KIND.transitions[0], replace(KIND.transitions[1], roles=("a",)))},
+            {"transitions": _by_name(VALIDATE, replace(REJECT, roles=("a",)))},
             "transition 'reject' roles: policy [a], ledger [curator, verifier]",
         ),
         (
-            {"transitions": (KIND.transitions[0], replace(KIND.transitions[1], target="raw"))},
+            {"transitions": _by_name(VALIDATE, replace(REJECT, target="raw"))},
             "transition 'reject' to: policy 'raw', ledger 'rejected'",
         ),
         (
-            {"transitions": (replace(KIND.transitions[0], sources=("rejected",)),)},
+            {"transitions": _by_name(replace(VALIDATE, sources=("rejected",)))},
             "transition 'validate' from: policy [rejected], ledger [raw]",
         ),
     ],
@@ -79,7 +84,7 @@ def _event(name: str, position: int, **args: object) -> ChainEvent:
     return ChainEvent(name, position, 0, "0x", 0, dict(args))
 
 
-def _kind_events(kind: KindSpec, position: int) -> list[ChainEvent]:
+def _kind_events(kind: Kind, position: int) -> list[ChainEvent]:
     events = [
         _event(
             "KindDefined",
@@ -87,11 +92,11 @@ def _kind_events(kind: KindSpec, position: int) -> list[ChainEvent]:
             kind=kind.name,
             states=list(kind.states),
             initial=kind.states.index(kind.initial),
-            registerRoles=list(kind.register_roles),
+            registerRoles=list(kind.register),
             consumable=list(kind.consumable),
         )
     ]
-    for t in kind.transitions:
+    for t in kind.transitions.values():
         events.append(
             _event(
                 "TransitionDefined",
@@ -123,10 +128,10 @@ def _registered(artefact: str, digest: str, position: int) -> ChainEvent:
 def test_the_fold_takes_a_redefinition_and_a_rebind_in_order() -> None:
     redefined = replace(KIND, states=("new", "validated", "rejected"), initial="new")
     redefined = replace(
-        redefined, transitions=(TransitionSpec("validate", ("new",), "validated", ("curator",)),)
+        redefined, transitions=_by_name(Transition("validate", ("new",), "validated", ("curator",)))
     )
     successor = replace(KIND, name="table-v2", states=("fresh", "validated"), initial="fresh")
-    successor = replace(successor, transitions=())
+    successor = replace(successor, transitions={})
     events = [
         *_kind_events(KIND, 1),
         _event("ArtefactDefined", 2, artefact="data", kind="table"),
