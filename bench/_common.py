@@ -152,7 +152,8 @@ import hashlib, json, secrets, sys
 from pathlib import Path
 from proml_cli.project import load_project
 from proml_cli.ledger import Move, Registration, VersionRef
-project = load_project(start=Path({str(directory)!r}))
+from proml_cli.settings import Settings
+project = load_project(start=Path({str(directory)!r}), settings=Settings.from_environ())
 signer = project.signer()
 store = project.store()
 token = secrets.token_hex(8)

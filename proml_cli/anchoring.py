@@ -3,16 +3,24 @@
 A record is journaled (``.proml/journal/pending``) before its one transaction is submitted,
 and marked done (or refused) after; ``sync`` anchors whatever a failed submission left
 pending. Anchoring is idempotent by record CID: a record already anchored is never submitted
-twice.
+twice. Each function takes the ledger its command opened (once per command): none opens one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from proml_cli.errors import BackendUnavailable, ContentError, JournalError, LedgerError
+from proml_cli.errors import (
+    BackendUnavailable,
+    ContentError,
+    InputError,
+    JournalError,
+    LedgerError,
+    ProMLError,
+)
 from proml_cli.journal import DONE, REFUSED, Entry, Journal
 from proml_cli.record import canonical_bytes, utc_now
 
@@ -26,13 +34,14 @@ logger = logging.getLogger(__name__)
 
 
 def anchor(
-    project: Project,
-    signer: Any,
+    ledger: Ledger,
     entry: Entry,
     journal: Journal,
     store: ContentStore,
 ) -> Receipt | None:
-    """Submit a journaled entry once; mark it done (or refused). Idempotent by record CID.
+    """Submit a journaled entry once on ``ledger``; mark it done (or refused).
+
+    Idempotent by record CID. ``ledger`` signs as the command's signer.
 
     Returns:
         The receipt of the transaction anchoring the record (the earlier one if it was anchored
@@ -50,22 +59,21 @@ def anchor(
     stored = store.put_bytes(entry.record_bytes)
     if stored != entry.record_cid:
         raise ContentError(f"journaled record {entry.record_cid} re-stored as {stored}")
-    with project.ledger(signer) as ledger:
-        done = _find_anchor(ledger, entry.record_cid)
-        if done is not None:
-            journal.mark(entry.record_cid, DONE, tx_hash=done.tx_hash)
-            return done
-        # An entry journaled while the chain was unreachable lists every product; one that has
-        # been registered since (an identical run) would revert the whole batch as a duplicate.
-        registrations = [r for r in entry.registrations if ledger.version(r.version) is None]
-        if not registrations and not entry.moves:
-            journal.mark(entry.record_cid, DONE)
-            return None
-        try:
-            receipt = ledger.submit(entry.record_cid, registrations, entry.moves)
-        except LedgerError as exc:
-            journal.mark(entry.record_cid, REFUSED)
-            raise _name_allowed_roles(exc, ledger, registrations, entry.moves) from exc
+    done = _find_anchor(ledger, entry.record_cid)
+    if done is not None:
+        journal.mark(entry.record_cid, DONE, tx_hash=done.tx_hash)
+        return done
+    # An entry journaled while the chain was unreachable lists every product; one that has
+    # been registered since (an identical run) would revert the whole batch as a duplicate.
+    registrations = [r for r in entry.registrations if ledger.version(r.version) is None]
+    if not registrations and not entry.moves:
+        journal.mark(entry.record_cid, DONE)
+        return None
+    try:
+        receipt = ledger.submit(entry.record_cid, registrations, entry.moves)
+    except LedgerError as exc:
+        journal.mark(entry.record_cid, REFUSED)
+        raise _name_allowed_roles(exc, ledger, registrations, entry.moves) from exc
     journal.mark(entry.record_cid, DONE, tx_hash=receipt.tx_hash)
     return receipt
 
@@ -132,7 +140,7 @@ def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
 
 def journal_and_anchor(
     project: Project,
-    signer: Any,
+    ledger: Ledger | None,
     store: ContentStore,
     record: dict[str, Any],
     registrations: Sequence[Registration],
@@ -141,10 +149,11 @@ def journal_and_anchor(
     *,
     chain_down: BackendUnavailable | None = None,
 ) -> RunOutcome:
-    """Journal the record, then anchor it unless the chain was already found unreachable.
+    """Journal the record, then anchor it on ``ledger`` (opened, signing, by the command).
 
-    ``chain_down`` is the outage this command already waited for: asking again would only
-    double the wait, so the record stays in the journal for ``proml sync``.
+    ``ledger`` is None exactly when ``chain_down`` is set: the outage this command already
+    waited for. Asking again would only double the wait, so the record stays in the journal
+    for ``proml sync``.
     """
     from proml_cli.content import bytes_cid
 
@@ -153,7 +162,7 @@ def journal_and_anchor(
     record_cid = bytes_cid(canonical_bytes(record))
     entry = Entry(record_cid, record, tuple(registrations), tuple(moves), utc_now())
     outcome.record_cid = record_cid
-    _anchor_entry(project, signer, store, entry, outcome, chain_down=chain_down)
+    _anchor_entry(project, ledger, store, entry, outcome, chain_down=chain_down)
     outcome.deferred = store.unpushed()
     if outcome.deferred:
         outcome.messages.append(
@@ -165,7 +174,7 @@ def journal_and_anchor(
 
 def _anchor_entry(
     project: Project,
-    signer: Any,
+    ledger: Ledger | None,
     store: ContentStore,
     entry: Entry,
     outcome: RunOutcome,
@@ -183,7 +192,8 @@ def _anchor_entry(
     except OSError as exc:
         raise JournalError(f"cannot write the journal: {exc}") from exc
     outcome.journaled = True
-    if chain_down is not None:
+    if ledger is None or chain_down is not None:
+        chain_down = chain_down or BackendUnavailable("the chain was not reached")
         # Keep the bytes of the record too (locally at least), so sync has all it needs.
         store.put_bytes(entry.record_bytes)
         outcome.unreachable = chain_down.diagnosis
@@ -192,7 +202,7 @@ def _anchor_entry(
         )
         return
     try:
-        receipt = anchor(project, signer, entry, journal, store)
+        receipt = anchor(ledger, entry, journal, store)
     except BackendUnavailable as exc:
         outcome.unreachable = exc.diagnosis
         outcome.messages.append(
@@ -227,17 +237,30 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
         return results
     signer = project.signer(account)
     store = project.store()
+    try:
+        with project.ledger(signer) as ledger:
+            return _anchor_pending(ledger, journal, pending, store, results)
+    except BackendUnavailable as exc:
+        if not journal.quarantined:
+            raise
+        # The entry set aside must not go unreported because the chain is away.
+        raise BackendUnavailable(
+            f"{exc.diagnosis}; also, {journal.quarantined[0].describe(project.root)}",
+            hint=exc.hint,
+        ) from exc
+
+
+def _anchor_pending(
+    ledger: Ledger,
+    journal: Journal,
+    pending: Sequence[Entry],
+    store: ContentStore,
+    results: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Anchor each pending entry on the one open ledger; add what happened to ``results``."""
     for entry in pending:
         try:
-            receipt = anchor(project, signer, entry, journal, store)
-        except BackendUnavailable as exc:
-            if not journal.quarantined:
-                raise
-            # The entry set aside must not go unreported because the chain is away.
-            raise BackendUnavailable(
-                f"{exc.diagnosis}; also, {journal.quarantined[0].describe(project.root)}",
-                hint=exc.hint,
-            ) from exc
+            receipt = anchor(ledger, entry, journal, store)
         except LedgerError as exc:
             results.append(
                 {"record_cid": entry.record_cid, "status": "refused", "reason": exc.diagnosis}
@@ -261,3 +284,54 @@ def sync(project: Project, *, account: str | None = None) -> list[dict[str, Any]
             }
         )
     return results
+
+
+@dataclass
+class SyncReport:
+    """What ``proml sync`` did: each journal entry's fate and the content sent to the node.
+
+    Attributes:
+        entries: one result per journal entry (``anchored``, ``done``, ``refused`` or
+            ``quarantined``), as :func:`sync` returns them.
+        pushed: CIDs the IPFS node took from the local queue.
+        problem: why the queue could not be sent (the node unreachable or misbehaving).
+    """
+
+    entries: list[dict[str, Any]]
+    pushed: list[str] = field(default_factory=list)
+    problem: ContentError | BackendUnavailable | None = None
+
+    @property
+    def set_aside(self) -> list[dict[str, Any]]:
+        """The entries that could not be read and were quarantined."""
+        return [e for e in self.entries if e["status"] == "quarantined"]
+
+    @property
+    def refused(self) -> bool:
+        """Whether the contract refused an entry."""
+        return any(e["status"] == "refused" for e in self.entries)
+
+    def error(self) -> ProMLError | None:
+        """The error the command ends with: a quarantined entry first, then the node's problem."""
+        set_aside = self.set_aside
+        if set_aside:
+            more = f" (and {len(set_aside) - 1} more)" if len(set_aside) > 1 else ""
+            return InputError(f"{set_aside[0]['reason']}{more}", hint="proml fsck")
+        return self.problem
+
+
+def sync_all(project: Project, *, account: str | None = None) -> SyncReport:
+    """Anchor the journal (each entry once), then send the content queued for the IPFS node.
+
+    The journal goes first: anchoring needs only the chain, so an unreachable or misbehaving
+    IPFS node does not hold the ledger back; content the node did not take stays queued.
+
+    Raises:
+        BackendUnavailable: the chain is unreachable (the journal is left as it was).
+    """
+    entries = sync(project, account=account)
+    try:
+        pushed = project.store().flush()
+    except (ContentError, BackendUnavailable) as exc:
+        return SyncReport(entries, [], exc)
+    return SyncReport(entries, pushed)

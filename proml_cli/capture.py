@@ -5,6 +5,12 @@ checks every material against the ledger (bytes + state); :func:`execute` runs t
 unchanged, stdio inherited and signals forwarded (``proml run`` only: an in-process step runs
 its body instead); :func:`record_run` collects and stores the products and builds the
 canonical record, which :mod:`proml_cli.anchoring` journals and anchors in one transaction.
+
+The ledger is opened once on each side of the work: :func:`prepare` reads it (the step's
+definitions and every material), :func:`record_run` opens it once more for the new-version
+check, the journal and the anchoring together. It is never held while the work runs: the
+embedded chain's lock would keep every other proml process (and a step body that asks the
+ledger itself) waiting for as long as the training lasts. :func:`decide` opens it once.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -71,6 +78,19 @@ class RunOutcome:
     deferred: list[str] = field(default_factory=list)
     #: Why the record is only journaled: the chain's outage, naming its URL (None if anchored).
     unreachable: str | None = None
+
+    def require_anchored(self, *, why: str = "", hint: str) -> None:
+        """Refuse a record that could only be journaled (``--require-anchor``, ``require_anchor``).
+
+        Raises:
+            BackendUnavailable: the record is in the journal, not on the ledger.
+        """
+        if self.journaled and not self.recorded:
+            raise BackendUnavailable(
+                f"{self.unreachable or 'the chain is unreachable'}; the record "
+                f"{self.record_cid} of step '{self.step}' is only journaled, not anchored{why}",
+                hint=hint,
+            )
 
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON."""
@@ -525,21 +545,6 @@ def record_run(
     candidates = [
         Registration(VersionRef(str(p.artefact), p.sha256), p.cid, inputs) for p in products
     ]
-    chain_down: BackendUnavailable | None = None
-    try:
-        with project.ledger(signer) as ledger:
-            registrations = []
-            for candidate in candidates:
-                if ledger.version(candidate.version) is None:
-                    registrations.append(candidate)
-                else:
-                    name = candidate.version.artefact
-                    outcome.messages.append(f"'{name}' is unchanged (version already recorded)")
-    except BackendUnavailable as exc:
-        # The command has run: its record must reach the journal. Every product is journaled
-        # as a registration; anchor() drops those already registered when the chain is back.
-        registrations = candidates
-        chain_down = exc
     moves = []
     for artefact, transition in step.fires.items():
         source = next((p for p in products if p.artefact == artefact), None)
@@ -552,9 +557,38 @@ def record_run(
     ]
     from proml_cli.anchoring import journal_and_anchor
 
-    return journal_and_anchor(
-        project, signer, store, record, registrations, moves, outcome, chain_down=chain_down
-    )
+    with ExitStack() as stack:
+        # One ledger for the rest of the command: the new-version check and the anchoring.
+        ledger, chain_down = _reach(project, signer, stack)
+        registrations = candidates
+        if ledger is not None:
+            try:
+                registrations = [c for c in candidates if ledger.version(c.version) is None]
+            except BackendUnavailable as exc:
+                ledger, chain_down = None, exc
+        for candidate in candidates:
+            if candidate not in registrations:
+                name = candidate.version.artefact
+                outcome.messages.append(f"'{name}' is unchanged (version already recorded)")
+        # With the chain down, every product is journaled as a registration: the command has
+        # run, its record must reach the journal; anchor() drops those registered meanwhile.
+        return journal_and_anchor(
+            project, ledger, store, record, registrations, moves, outcome, chain_down=chain_down
+        )
+
+
+def _reach(
+    project: Project, signer: Any, stack: ExitStack
+) -> tuple[Ledger | None, BackendUnavailable | None]:
+    """Open the project's ledger (signing as ``signer``) for the rest of ``stack``'s block.
+
+    Returns the ledger, or None and the outage when the chain cannot be reached: work that
+    is done must still reach the journal.
+    """
+    try:
+        return stack.enter_context(project.ledger(signer)), None
+    except BackendUnavailable as exc:
+        return None, exc
 
 
 def decide(
@@ -576,7 +610,7 @@ def decide(
         RefusedError: the bytes are not a recorded version, or its state does not allow the
             transition (naming the transitions it allows).
     """
-    from proml_cli.suggest import allowed_from, did_you_mean
+    from proml_cli.suggest import did_you_mean
 
     policy = project.policy
     if artefact not in policy.artefacts:
@@ -610,48 +644,65 @@ def decide(
     outcome = RunOutcome(step=f"transition:{transition}", exit_code=0)
     moves = [Move(VersionRef(artefact, subject.sha256), transition)]
     outcome.transitions = [{"artefact": artefact, "transition": transition}]
-    chain_down: BackendUnavailable | None = None
-    try:
-        with project.ledger(signer) as ledger:
-            current = ledger.version(moves[0].version)
-            if current is not None:
-                # The version's kind as the ledger defines it must be the policy's (exit 2).
-                from proml_cli.consistency import require_same_kind
+    with ExitStack() as stack:
+        # One ledger for the command: the checks and the anchoring. Unreachable, the decision
+        # is made all the same: the journal keeps it for `proml sync`, which anchors it (or
+        # reports the contract's refusal) once the chain answers again.
+        ledger, chain_down = _reach(project, signer, stack)
+        if ledger is not None:
+            try:
+                _check_decision(project, ledger, subject, artefact, transition)
+            except BackendUnavailable as exc:
+                ledger, chain_down = None, exc
+        from proml_cli.anchoring import journal_and_anchor
 
-                onchain_kind = ledger.kind(current.kind)
-                if onchain_kind is not None:
-                    require_same_kind(policy, onchain_kind)
-    except BackendUnavailable as exc:
-        # The decision is made: keep it in the journal; `proml sync` anchors it (or reports
-        # the contract's refusal) once the chain answers again.
-        chain_down = exc
-    else:
-        if current is None:
-            raise RefusedError(
-                f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
-                f"'{artefact}'",
-                ["not a recorded version"],
-                hint=_record_first_hint(project, artefact, has_path_option=True),
-            )
-        if current.state not in kind.transitions[transition].sources:
-            allowed = allowed_from(kind, current.state)
-            needed = " or ".join(f"'{s}'" for s in kind.transitions[transition].sources)
-            raise RefusedError(
-                f"'{artefact}' ({subject.path}) is in state '{current.state}'; "
-                f"'{transition}' fires only from {needed}",
-                [f"wrong state '{current.state}'"],
-                hint=(
-                    f"from '{current.state}' the allowed transitions are: {', '.join(allowed)} "
-                    f"(`proml transition {artefact} {allowed[0]}`)"
-                    if allowed
-                    else f"no transition leaves '{current.state}'"
-                ),
-            )
-    from proml_cli.anchoring import journal_and_anchor
+        return journal_and_anchor(
+            project, ledger, store, record, [], moves, outcome, chain_down=chain_down
+        )
 
-    return journal_and_anchor(
-        project, signer, store, record, [], moves, outcome, chain_down=chain_down
-    )
+
+def _check_decision(
+    project: Project, ledger: Ledger, subject: FileEntry, artefact: str, transition: str
+) -> None:
+    """The version must be recorded, of the policy's kind, in a state the transition leaves.
+
+    Raises:
+        InputError: the ledger defines the version's kind otherwise than the policy (exit 2).
+        RefusedError: not a recorded version, or in a state the transition does not leave.
+    """
+    from proml_cli.suggest import allowed_from
+
+    policy = project.policy
+    kind = policy.kind_of(artefact)
+    current = ledger.version(VersionRef(artefact, subject.sha256))
+    if current is not None:
+        # The version's kind as the ledger defines it must be the policy's (exit 2).
+        from proml_cli.consistency import require_same_kind
+
+        onchain_kind = ledger.kind(current.kind)
+        if onchain_kind is not None:
+            require_same_kind(policy, onchain_kind)
+    if current is None:
+        raise RefusedError(
+            f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
+            f"'{artefact}'",
+            ["not a recorded version"],
+            hint=_record_first_hint(project, artefact, has_path_option=True),
+        )
+    if current.state not in kind.transitions[transition].sources:
+        allowed = allowed_from(kind, current.state)
+        needed = " or ".join(f"'{s}'" for s in kind.transitions[transition].sources)
+        raise RefusedError(
+            f"'{artefact}' ({subject.path}) is in state '{current.state}'; "
+            f"'{transition}' fires only from {needed}",
+            [f"wrong state '{current.state}'"],
+            hint=(
+                f"from '{current.state}' the allowed transitions are: {', '.join(allowed)} "
+                f"(`proml transition {artefact} {allowed[0]}`)"
+                if allowed
+                else f"no transition leaves '{current.state}'"
+            ),
+        )
 
 
 def _record_first_hint(project: Project, artefact: str, *, has_path_option: bool) -> str:

@@ -463,6 +463,7 @@ def test_on_anvil_the_node_s_events_match_the_contract_and_the_gate_holds(
 def test_the_index_is_checked_against_the_chain_s_receipts_and_rebuilt(project: Path) -> None:
     from proml_cli.ledger._embedded import EmbeddedLedger
     from proml_cli.project import load_project
+    from proml_cli.settings import Settings
 
     (move,) = _rows_of(project, TRANSITIONED, "model")
     reg = _rows_of(project, REGISTERED, "dataset")[0]
@@ -478,7 +479,7 @@ def test_the_index_is_checked_against_the_chain_s_receipts_and_rebuilt(project: 
         )
     assert proml(project, "log").code == 1
 
-    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+    with load_project(str(project / "proml.yaml"), settings=Settings()).ledger() as ledger:
         assert isinstance(ledger, EmbeddedLedger)
         assert ledger.index_problems() == [
             f"block {move[0]} log {move[1]}: missing from the index",
@@ -496,12 +497,13 @@ def test_an_inserted_row_never_marks_a_pending_record_as_anchored(project: Path)
     from proml_cli.anchoring import _find_anchor
     from proml_cli.content import bytes_cid, cid_to_bytes
     from proml_cli.project import load_project
+    from proml_cli.settings import Settings
 
     pending = bytes_cid(b'{"a pending record":true}')
     reg = _rows_of(project, REGISTERED, "model")[0]
     # The model's registration row again, in a later block, with the pending record's CID.
     data = bytes(reg[6])
-    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+    with load_project(str(project / "proml.yaml"), settings=Settings()).ledger() as ledger:
         (event,) = [
             e for e in ledger.history() if e.name == "Registered" and e.args["artefact"] == "model"
         ]
@@ -515,6 +517,6 @@ def test_an_inserted_row_never_marks_a_pending_record_as_anchored(project: Path)
             "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (10_000, 0, reg[2], reg[3], reg[4], reg[5], forged, reg[7]),
         )
-    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+    with load_project(str(project / "proml.yaml"), settings=Settings()).ledger() as ledger:
         assert any(e.args.get("recordCid") == pending for e in ledger.history())
         assert _find_anchor(ledger, pending) is None

@@ -1,15 +1,27 @@
-"""In-memory fakes of the ledger-reader and content-store protocols, for unit tests."""
+"""In-memory fakes of the ledger and content-store protocols, and a project using them."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from proml_cli.content import bytes_cid
+from proml_cli.content import StoredContent, bytes_cid
 from proml_cli.errors import ContentNotFoundError
-from proml_cli.ledger import ChainEvent, Deployment, Kind, Receipt, VersionRef, VersionState
+from proml_cli.ledger import (
+    ChainEvent,
+    Deployment,
+    Kind,
+    Move,
+    Receipt,
+    Registration,
+    VersionRef,
+    VersionState,
+)
+from proml_cli.project import Project
 
 
 @dataclass
@@ -69,9 +81,16 @@ class FakeReader:
 
 @dataclass
 class FakeStore:
-    """A content store holding raw bytes by CID (single blocks only)."""
+    """A content store holding raw bytes by CID (single blocks; paths are only hashed)."""
 
     blocks: dict[str, bytes] = field(default_factory=dict)
+
+    def put_path(self, path: Path, *, cid_version: int = 1, **_: object) -> StoredContent:
+        """Hash ``path`` for real; its bytes stay where they are."""
+        from proml_cli.content import hash_path
+
+        found = hash_path(path, cid_version=cid_version)
+        return StoredContent(path, found.type, found.size, found.sha256, found.cid, 0, 0)
 
     def put_bytes(self, data: bytes) -> str:
         cid = bytes_cid(data)
@@ -102,3 +121,82 @@ class FakeStore:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FakeLedger(FakeReader):
+    """A :class:`proml_cli.ledger.Ledger` applying submissions to its dictionaries.
+
+    ``submitted`` lists each submission's record CID; ``opens`` counts how often a command
+    opened it (see :class:`FakeProject`).
+    """
+
+    account: str = "0x" + "cc" * 20
+    submitted: list[str] = field(default_factory=list)
+    opens: int = 0
+    block: int = 0
+
+    def with_signer(self, signer: object) -> FakeLedger:
+        return self
+
+    def submit(
+        self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
+    ) -> Receipt:
+        for r in registrations:
+            kind = self.kinds[self.artefacts[r.version.artefact]]
+            key = (r.version.artefact, r.version.digest)
+            self.versions[key] = VersionState(*key, kind.name, kind.initial)
+        for m in moves:
+            key = (m.version.artefact, m.version.digest)
+            current = self.versions[key]
+            target = self.kinds[current.kind].transitions[m.transition].target
+            self.versions[key] = VersionState(*key, current.kind, target)
+        self.submitted.append(record_cid)
+        self.block += 1
+        return Receipt("0x" + f"{self.block:064x}", self.block, 0, 21000)
+
+
+@dataclass(frozen=True)
+class FakeSigner:
+    address: str = "0x" + "cc" * 20
+
+
+@dataclass(frozen=True)
+class FakeProject(Project):
+    """A real project (policy, state directory) whose ledger, store and signer are fakes.
+
+    Each :meth:`ledger` call counts as one open of the chain.
+    """
+
+    fake_ledger: FakeLedger = field(default_factory=FakeLedger)
+    fake_store: FakeStore = field(default_factory=FakeStore)
+
+    @contextmanager
+    def ledger(self, signer: Any = None, **_: Any) -> Iterator[Any]:
+        self.fake_ledger.opens += 1
+        yield self.fake_ledger
+
+    def store(self) -> Any:
+        return self.fake_store
+
+    def signer(self, account: str | None = None) -> Any:
+        return FakeSigner(self.fake_ledger.account)
+
+
+def fake_project(root: Path, policy_text: str) -> FakeProject:
+    """A project in ``root`` with ``policy_text``, its ledger defining what the policy does."""
+    from proml_cli.policy import load_policy
+    from proml_cli.settings import Settings
+
+    (root / "proml.yaml").write_text(policy_text)
+    policy = load_policy(root / "proml.yaml")
+    ledger = FakeLedger(
+        kinds=dict(policy.kinds),
+        artefacts={name: a.kind for name, a in policy.artefacts.items()},
+    )
+    return FakeProject(
+        policy=policy,
+        state_dir=root / ".proml",
+        settings=Settings(user="tester"),
+        fake_ledger=ledger,
+    )
