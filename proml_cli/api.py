@@ -495,13 +495,9 @@ class StepRun:
             self.outcome = outcome
         for message in outcome.messages:
             (logger.warning if outcome.journaled or outcome.deferred else logger.info)(message)
-        if self.require_anchor and outcome.journaled and not outcome.recorded:
-            from proml_cli.errors import BackendUnavailable
-
-            raise BackendUnavailable(
-                f"{outcome.unreachable or 'the chain is unreachable'}; the record "
-                f"{outcome.record_cid} of step '{self.name}' is only journaled, not anchored",
-                hint="anchor it with `proml sync` (or Project.sync) once the chain is reachable",
+        if self.require_anchor:
+            outcome.require_anchored(
+                hint="anchor it with `proml sync` (or Project.sync) once the chain is reachable"
             )
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:

@@ -8,10 +8,10 @@ names the versions it concerns, so anyone holding it can check it belongs to an 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from proml_cli.digest import bare, prefixed
 from proml_cli.errors import ContentError
@@ -166,30 +166,28 @@ class RunRecord:
         Raises:
             ContentError: not a run record, or a field is missing or mistyped.
         """
-        if document.get("type") != cls.TYPE:
-            raise ContentError(f"record {cid} is not a run record")
-        known = set(_RUN_FIELDS)
-        try:
-            return cls(
-                project=str(document["project"]),
-                step=str(document["step"]),
-                command=tuple(str(t) for t in document["command"]),
-                cwd=None if document["cwd"] is None else str(document["cwd"]),
-                started=str(document["started"]),
-                ended=str(document["ended"]),
-                exit_code=int(document["exit_code"]),
-                materials=_entries(document["materials"], cid, "material"),
-                products=_entries(document["products"], cid, "product"),
-                params=tuple(dict(e) for e in document["params"]),
-                metrics=tuple(dict(e) for e in document["metrics"]),
-                policy_digest=str(document["policy_digest"]),
-                actor=str(document["actor"]),
-                extra={k: v for k, v in document.items() if k not in known},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ContentError(
-                f"record {cid}: a run record field is missing or malformed ({exc})"
-            ) from exc
+        return _typed(
+            cls,
+            document,
+            cid,
+            "run",
+            _RUN_FIELDS,
+            lambda d: {
+                "project": str(d["project"]),
+                "step": str(d["step"]),
+                "command": tuple(str(t) for t in d["command"]),
+                "cwd": None if d["cwd"] is None else str(d["cwd"]),
+                "started": str(d["started"]),
+                "ended": str(d["ended"]),
+                "exit_code": int(d["exit_code"]),
+                "materials": _entries(d["materials"], cid, "material"),
+                "products": _entries(d["products"], cid, "product"),
+                "params": tuple(dict(e) for e in d["params"]),
+                "metrics": tuple(dict(e) for e in d["metrics"]),
+                "policy_digest": str(d["policy_digest"]),
+                "actor": str(d["actor"]),
+            },
+        )
 
 
 _RUN_FIELDS = (
@@ -257,34 +255,63 @@ class DecisionRecord:
         Raises:
             ContentError: not a decision record, or a field is missing or mistyped.
         """
-        if document.get("type") != cls.TYPE:
-            raise ContentError(f"record {cid} is not a decision record")
-        known = {
-            "type",
-            "project",
-            "transition",
-            "subject",
-            "note",
-            "decided",
-            "policy_digest",
-            "actor",
-        }
-        try:
-            (subject,) = _entries([document["subject"]], cid, "subject")
-            return cls(
-                project=str(document["project"]),
-                transition=str(document["transition"]),
-                subject=subject,
-                note=None if document["note"] is None else str(document["note"]),
-                decided=str(document["decided"]),
-                policy_digest=str(document["policy_digest"]),
-                actor=str(document["actor"]),
-                extra={k: v for k, v in document.items() if k not in known},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ContentError(
-                f"record {cid}: a decision record field is missing or malformed ({exc})"
-            ) from exc
+        return _typed(
+            cls,
+            document,
+            cid,
+            "decision",
+            _DECISION_FIELDS,
+            lambda d: {
+                "project": str(d["project"]),
+                "transition": str(d["transition"]),
+                "subject": _entries([d["subject"]], cid, "subject")[0],
+                "note": None if d["note"] is None else str(d["note"]),
+                "decided": str(d["decided"]),
+                "policy_digest": str(d["policy_digest"]),
+                "actor": str(d["actor"]),
+            },
+        )
+
+
+_DECISION_FIELDS = (
+    "type",
+    "project",
+    "transition",
+    "subject",
+    "note",
+    "decided",
+    "policy_digest",
+    "actor",
+)
+
+_R = TypeVar("_R", "RunRecord", "DecisionRecord")
+
+
+def _typed(
+    cls: type[_R],
+    document: Mapping[str, Any],
+    cid: str,
+    what: str,
+    fields: tuple[str, ...],
+    values: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> _R:
+    """The typed record ``cls`` from ``document``: its ``fields`` converted by ``values``.
+
+    Every field not in ``fields`` is kept in ``extra``, so the bytes round-trip.
+
+    Raises:
+        ContentError: not a ``what`` record, or a field is missing or mistyped.
+    """
+    if document.get("type") != cls.TYPE:
+        raise ContentError(f"record {cid} is not a {what} record")
+    try:
+        converted = values(document)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContentError(
+            f"record {cid}: a {what} record field is missing or malformed ({exc})"
+        ) from exc
+    extra = {k: v for k, v in document.items() if k not in fields}
+    return cls(**converted, extra=extra)
 
 
 Record = RunRecord | DecisionRecord

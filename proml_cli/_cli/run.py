@@ -89,13 +89,9 @@ def run(
             output.info(f"  {product['artefact']}: {product['path']} → {product['cid']}")
         for move in outcome.transitions:
             output.info(f"  {move['artefact']}: fired '{move['transition']}'")
-    if require_anchor and outcome.journaled and not outcome.recorded:
-        from proml_cli.errors import BackendUnavailable
-
-        raise BackendUnavailable(
-            f"{outcome.unreachable or 'the chain is unreachable'}; the record "
-            f"{outcome.record_cid} of step '{outcome.step}' is only journaled, not anchored, "
-            "and --require-anchor is set",
+    if require_anchor:
+        outcome.require_anchored(
+            why=", and --require-anchor is set",
             hint="run `proml sync` once the chain is reachable",
         )
     raise typer.Exit(outcome.exit_code)

@@ -65,23 +65,20 @@ class _Checker:
 
     def _backends(self) -> None:
         chain = self.doc.chain or _ChainDoc()
-        self._backend_url(
-            ("chain", "url"),
-            chain.url,
-            is_needed=chain.backend == "rpc",
-            wanted="chain.backend is rpc",
-            got=chain.backend,
-            schemes=_URL_SCHEMES_CHAIN,
-        )
         storage = self.doc.storage or _StorageDoc()
-        self._backend_url(
-            ("storage", "ipfs"),
-            storage.ipfs,
-            is_needed=storage.backend == "ipfs",
-            wanted="storage.backend is ipfs",
-            got=storage.backend,
-            schemes=_URL_SCHEMES_IPFS,
-        )
+        # (section, URL key, its URL, the backend chosen, the backend that needs the URL)
+        for section, key, url, backend, needs, schemes in (
+            ("chain", "url", chain.url, chain.backend, "rpc", _URL_SCHEMES_CHAIN),
+            ("storage", "ipfs", storage.ipfs, storage.backend, "ipfs", _URL_SCHEMES_IPFS),
+        ):
+            self._backend_url(
+                (section, key),
+                url,
+                is_needed=backend == needs,
+                wanted=f"{section}.backend is {needs}",
+                got=backend,
+                schemes=schemes,
+            )
 
     def _backend_url(
         self,

@@ -16,7 +16,11 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from proml_cli.ledger import ChainConfig
 
 import httpx
 from _project import POLICY
@@ -62,6 +66,16 @@ def rpc_policy(url: str, *, confirmations: int = 1) -> str:
     assert embedded in POLICY
     chain = f"chain:\n  backend: rpc\n  url: {url}\n  confirmations: {confirmations}\n"
     return POLICY.replace(embedded, chain) + CUT_STEP
+
+
+def rpc_config(url: str, **fields: Any) -> ChainConfig:
+    """An rpc chain at ``url``, nonce locks where ``XDG_CACHE_HOME`` says (as the CLI reads it)."""
+    from proml_cli.ledger import ChainConfig
+    from proml_cli.settings import Settings
+
+    return ChainConfig(
+        backend="rpc", url=url, cache_dir=Settings.from_environ().cache_dir, **fields
+    )
 
 
 def strip_ansi(text: str) -> str:

@@ -326,16 +326,18 @@ def write_project(root: Path, policy: str = POLICY) -> Path:
     return root
 
 
-def build_project(root: Path, *, train: bool = True) -> Path:
+def build_project(
+    root: Path, policy: str = POLICY, *, train: bool = True, note: str = "looked at it"
+) -> Path:
     """An initialised project: dataset prepared and validated; with ``train``, also trained.
 
     With ``train`` the model is registered by ``train`` and moved to ``evaluated`` by
     ``evaluate``, so the model has two steps and one input.
     """
-    write_project(root)
+    write_project(root, policy)
     ok(proml(root, "init"))
     ok(proml(root, "run", "--", "python", "prepare.py"))
-    ok(proml(root, "transition", "dataset", "validate", "--note", "looked at it"))
+    ok(proml(root, "transition", "dataset", "validate", "--note", note))
     if train:
         ok(proml(root, "run", "--", "python", "train.py"))
         ok(proml(root, "run", "--", "python", "evaluate.py"))

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from _chain_helpers import Project, new_account, open_project
+from _network import rpc_policy
+from _project import build_project
 
 from proml_cli.ledger import ChainConfig, Ledger, open_ledger
 
@@ -22,6 +24,21 @@ from proml_cli.ledger import ChainConfig, Ledger, open_ledger
 def ledger_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """The module's shared, deployed project (admin holds every role)."""
     yield from open_project(tmp_path_factory.mktemp("chain"))
+
+
+@pytest.fixture(scope="module")
+def anvil_project(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Path:
+    """A project on the session's anvil: deployed, dataset prepared and validated (per module)."""
+    root = tmp_path_factory.mktemp("on-anvil") / "project"
+    return build_project(root, rpc_policy(anvil_url), train=False, note="checked over RPC")
+
+
+@pytest.fixture
+def nonce_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """proml keeps network nonce locks in the user's cache directory: this test's, not $HOME's."""
+    cache = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
 
 
 @pytest.fixture

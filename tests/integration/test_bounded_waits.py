@@ -20,6 +20,7 @@ import pytest
 from _network import CUT_SCRIPT, Relay, dead_url, rpc_policy
 from _project import (
     POLICY,
+    build_project,
     fork,
     journal_files,
     log_entries,
@@ -97,13 +98,11 @@ def test_the_default_waits_are_20_seconds(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def on_anvil(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Path:
-    """A project on the session's anvil (small timeouts): dataset prepared and validated."""
-    root = tmp_path_factory.mktemp("waits") / "project"
-    write_project(root, with_timeouts(rpc_policy(anvil_url)))
-    ok(proml(root, "init"))
-    ok(proml(root, "run", "--", "python", "prepare.py"))
-    ok(proml(root, "transition", "dataset", "validate"))
+def on_anvil(tmp_path_factory: pytest.TempPathFactory, anvil_project: Path) -> Path:
+    """The module's project on the session's anvil (see conftest), with small timeouts."""
+    root = fork(anvil_project, tmp_path_factory.mktemp("waits") / "project")
+    policy = root / "proml.yaml"
+    policy.write_text(with_timeouts(policy.read_text()))
     return root
 
 
@@ -196,11 +195,7 @@ def test_require_anchor_fails_a_run_whose_record_is_only_journaled(
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project on the embedded chain and store (small timeouts), dataset validated."""
     root = tmp_path_factory.mktemp("waits-embedded") / "project"
-    write_project(root, with_timeouts(POLICY))
-    ok(proml(root, "init"))
-    ok(proml(root, "run", "--", "python", "prepare.py"))
-    ok(proml(root, "transition", "dataset", "validate"))
-    return root
+    return build_project(root, with_timeouts(POLICY), train=False)
 
 
 def test_a_frozen_ipfs_node_exits_3_within_the_policy_timeout(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _network import rpc_policy
+from _network import rpc_config, rpc_policy
 from _project import (
     build_project,
     fork,
@@ -234,13 +234,7 @@ def test_joining_another_ledger_than_the_lock_pins_is_refused(
 # ----------------------------------------------------------------------------- on anvil
 
 
-@pytest.fixture
-def xdg_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # proml keeps its nonce locks in the user's cache directory: keep them out of $HOME.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-
-
-@pytest.mark.usefixtures("xdg_cache")
+@pytest.mark.usefixtures("nonce_cache")
 def test_on_anvil_redirected_and_reset_ledgers_are_refused(tmp_path: Path) -> None:
     from eth_account import Account
     from services import anvil
@@ -254,7 +248,7 @@ def test_on_anvil_redirected_and_reset_ledgers_are_refused(tmp_path: Path) -> No
         lock = _lock(root)
 
         # Redirected: a look-alike deployed by another key on the same chain.
-        with open_ledger(ChainConfig(backend="rpc", url=first), signer=Account.create()) as other:
+        with open_ledger(rpc_config(first), signer=Account.create()) as other:
             look_alike = other.address
         redirected = fork(root, tmp_path / "redirected")
         state = _state(redirected)
@@ -270,7 +264,7 @@ def test_on_anvil_redirected_and_reset_ledgers_are_refused(tmp_path: Path) -> No
     # Reset: a new chain (same chain id), the same deployer's first transaction on it.
     with anvil(tmp_path / "second") as second:
         admin = load_signer(root / ".proml", prompt=False)
-        with open_ledger(ChainConfig(backend="rpc", url=second), signer=admin) as foreign:
+        with open_ledger(rpc_config(second), signer=admin) as foreign:
             assert foreign.address == lock["ledger"]
             assert foreign.chain_id == lock["chain_id"]
         env = {"PROML_CHAIN_URL": second}
@@ -281,7 +275,5 @@ def test_on_anvil_redirected_and_reset_ledgers_are_refused(tmp_path: Path) -> No
             assert "proml.lock" in line
 
         assert journal_files(root)["pending"] == [f"{record}.json"]
-        with open_ledger(
-            ChainConfig(backend="rpc", url=second), signer=None, address=lock["ledger"]
-        ) as foreign:
+        with open_ledger(rpc_config(second), signer=None, address=lock["ledger"]) as foreign:
             assert [e.name for e in foreign.history()] == ["AdminTransferred"]

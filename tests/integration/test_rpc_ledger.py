@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _network import CUT_SCRIPT, Relay, dead_url, files_under, rpc_policy
+from _network import CUT_SCRIPT, Relay, dead_url, files_under, rpc_config, rpc_policy
 from _project import (
     fork,
     journal_files,
@@ -33,7 +33,6 @@ from services import ANVIL_KEY, anvil, rpc
 
 from proml_cli.content import bytes_cid
 from proml_cli.ledger import (
-    ChainConfig,
     Kind,
     Move,
     Registration,
@@ -64,13 +63,9 @@ def _private_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Path:
-    """A project on the session's anvil: deployed, dataset prepared and validated."""
-    root = write_project(tmp_path_factory.mktemp("rpc") / "project", rpc_policy(anvil_url))
-    ok(proml(root, "init"))
-    ok(proml(root, "run", "--", "python", "prepare.py"))
-    ok(proml(root, "transition", "dataset", "validate", "--note", "checked over RPC"))
-    return root
+def project(anvil_project: Path) -> Path:
+    """The module's project on the session's anvil (see conftest)."""
+    return anvil_project
 
 
 def _receipt(url: str, tx_hash: str) -> dict[str, Any]:
@@ -239,7 +234,9 @@ from eth_account import Account
 from proml_cli.ledger import ChainConfig, Registration, VersionRef, open_ledger
 
 url, address, state_dir, ready, go, salt, cid, count = sys.argv[1:]
-config = ChainConfig(backend="rpc", url=url, state_dir=Path(state_dir))
+config = ChainConfig(
+    backend="rpc", url=url, state_dir=Path(state_dir), cache_dir=Path(os.environ["XDG_CACHE_HOME"])
+)
 signer = Account.from_key(os.environ["PROML_PRIVATE_KEY"])
 with open_ledger(config, signer=signer, address=address) as ledger:
     Path(ready).write_text("ready")
@@ -255,7 +252,7 @@ with open_ledger(config, signer=signer, address=address) as ledger:
 
 def _deploy_blob_ledger(url: str, signer: Any, state_dir: Path) -> str:
     """Deploy a ledger with one kind and artefact ('blob'); ``signer`` holds the 'maker' role."""
-    config = ChainConfig(backend="rpc", url=url, state_dir=state_dir)
+    config = rpc_config(url, state_dir=state_dir)
     with open_ledger(config, signer=signer) as ledger:
         ledger.define_roles(["maker"])
         ledger.define_kind(KIND)
@@ -315,7 +312,7 @@ def test_processes_signing_with_one_account_never_reuse_a_nonce(
         assert isinstance(tx, dict)
         nonces.add(int(tx["nonce"], 16))
     assert len(nonces) == 2 * count
-    config = ChainConfig(backend="rpc", url=anvil_url)
+    config = rpc_config(anvil_url)
     with open_ledger(config, signer=None, address=address) as ledger:
         for item in sent:
             assert ledger.version(VersionRef("blob", item["digest"])) is not None
@@ -351,8 +348,8 @@ def test_confirmations_delay_receipts_and_hide_the_newest_block(
     # Set-up on instant mining (evm_setAutomine also stops interval mining): the chain moves
     # only when a transaction arrives or a test mines a block, so the head is known exactly.
     rpc(url, "evm_setAutomine", [True])
-    once = ChainConfig(backend="rpc", url=url, confirmations=1, state_dir=tmp_path / "one")
-    twice = ChainConfig(backend="rpc", url=url, confirmations=2, state_dir=tmp_path / "two")
+    once = rpc_config(url, confirmations=1, state_dir=tmp_path / "one")
+    twice = rpc_config(url, confirmations=2, state_dir=tmp_path / "two")
     first = hashlib.sha256(b"first version").hexdigest()
     second = hashlib.sha256(b"second version").hexdigest()
     record = bytes_cid(b"a record")
@@ -397,7 +394,7 @@ def test_a_deep_confirmation_is_waited_for_with_few_calls(
         return single(self, method, params)
 
     monkeypatch.setattr(_rpc._Provider, "make_request", counting)
-    deep = ChainConfig(backend="rpc", url=url, confirmations=6, state_dir=tmp_path / "deep")
+    deep = rpc_config(url, confirmations=6, state_dir=tmp_path / "deep")
     record = bytes_cid(b"a deep record")
     with open_ledger(deep, signer=signer, address=address) as ledger:
         calls.clear()
@@ -468,7 +465,7 @@ def test_block_times_are_fetched_once_and_kept(
     monkeypatch.setattr(_rpc._Provider, "make_request", counting)
     monkeypatch.setattr(_rpc._Provider, "make_batch_request", counting_batch)
     signer = Account.from_key(ANVIL_KEY)
-    config = ChainConfig(backend="rpc", url=anvil_url, state_dir=tmp_path / "chain")
+    config = rpc_config(anvil_url, state_dir=tmp_path / "chain")
     with open_ledger(config, signer=signer) as ledger:
         address = ledger.address
         ledger.define_roles(["maker"])
