@@ -295,6 +295,29 @@ def load_project(
     )
 
 
+def write_template(policy_path: Path) -> str:
+    """Write the policy template at ``policy_path``; return the project name it was given.
+
+    The project is named after its directory when that makes a valid name, else
+    ``my-project``.
+
+    Raises:
+        InputError: the file cannot be written.
+    """
+    import re
+
+    from proml_cli.policy import name_problem, render_template
+
+    directory = policy_path.resolve().parent.name.lower()
+    guess = re.sub(r"[^a-z0-9._-]+", "-", directory).strip("-._")[:32]
+    project = guess if guess and name_problem(guess) is None else "my-project"
+    try:
+        policy_path.write_text(render_template(project), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{policy_path}: cannot write the policy ({exc.strerror})") from exc
+    return project
+
+
 def _normal(spec: Kind) -> tuple[object, ...]:
     """A kind in a comparable form (the contract returns roles and sources in its own order)."""
     return (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
@@ -53,32 +53,12 @@ def create(
     Prints the anchor block (NUMBER:HASH) on stdout: the block to compare with a source you
     trust and to pass to `proml bundle verify --trusted-block`.
     """
-    from proml_cli import history, identity
     from proml_cli._cli.project import open_context
-    from proml_cli.bundle import create as creating
+    from proml_cli.bundle.create import create_for_project
     from proml_cli.bundle.format import dump
 
     project = open_context(policy, announce=False)
-    store = project.store()
-    lock = identity.read_lock(project.root)
-    with project.ledger() as ledger:
-        hist = history.read(ledger)
-        deployment: tuple[str, int] | None = None
-        if lock is not None:
-            deployment = (lock.deploy_tx, lock.deploy_block)
-        else:
-            found = ledger.deployment()
-            deployment = (found.tx_hash, found.block) if found else None
-        document = creating.create(
-            cast("creating.RawChain", ledger),
-            hist,
-            store,
-            spec=what,
-            deep=deep,
-            with_content=with_content,
-            identity=lock,
-            deployment=deployment,
-        )
+    document = create_for_project(project, what, deep=deep, with_content=with_content)
     size = dump(document, out)
     anchor = document["anchor"]
     output.info(

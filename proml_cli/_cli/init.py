@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -73,18 +72,10 @@ def init(
 ) -> None:
     """Initialise a project."""
     from proml_cli._cli.project import settings
-    from proml_cli.errors import InputError
-    from proml_cli.policy import name_problem, render_template
-    from proml_cli.project import initialise
+    from proml_cli.project import initialise, write_template
 
     if not policy.exists():
-        # Name the project after its directory when that is a valid name.
-        guess = re.sub(r"[^a-z0-9._-]+", "-", policy.resolve().parent.name.lower()).strip("-._")
-        project = guess[:32] if guess and name_problem(guess[:32]) is None else "my-project"
-        try:
-            policy.write_text(render_template(project), encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{policy}: cannot write the policy ({exc.strerror})") from exc
+        project = write_template(policy)
         again = "proml init" if policy == Path("proml.yaml") else f"proml init --policy {policy}"
         if as_json:
             output.emit_json({"policy": str(policy), "policy_created": True, "project": project})

@@ -30,18 +30,10 @@ def register(app: typer.Typer) -> None:
 def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
     """Finish journaled work."""
     from proml_cli._cli.project import open_context
-    from proml_cli.anchoring import sync as sync_journal
-    from proml_cli.errors import BackendUnavailable, ContentError
+    from proml_cli.anchoring import sync_all
 
-    project = open_context(policy)
-    # The journal first: anchoring needs only the chain, so an unreachable or misbehaving IPFS
-    # node does not hold the ledger back. Content the node did not take stays queued locally.
-    results = sync_journal(project, account=account)
-    problem: ContentError | BackendUnavailable | None = None
-    try:
-        pushed = project.store().flush()
-    except (ContentError, BackendUnavailable) as exc:
-        pushed, problem = [], exc
+    report = sync_all(open_context(policy), account=account)
+    results, pushed, problem = report.entries, report.pushed, report.problem
     if as_json:
         if problem is None:  # on error stdout stays empty; the anchored entries are in `log`
             output.emit_json({"entries": results, "pushed": pushed})
@@ -56,15 +48,10 @@ def sync(policy: PolicyOpt = None, account: AccountOpt = None, as_json: JsonOpt 
             output.info(
                 f"{r['record_cid']}: {r['status']} {r.get('tx_hash') or r.get('reason', '')}"
             )
-    set_aside = [r for r in results if r["status"] == "quarantined"]
-    if set_aside:
-        from proml_cli.errors import InputError
-
-        if problem is not None:
-            output.warn(problem.diagnosis)
-        more = f" (and {len(set_aside) - 1} more)" if len(set_aside) > 1 else ""
-        raise InputError(f"{set_aside[0]['reason']}{more}", hint="proml fsck")
-    if problem is not None:
-        raise problem
-    if any(r["status"] == "refused" for r in results):
+    error = report.error()
+    if error is not None:
+        if problem is not None and error is not problem:
+            output.warn(problem.diagnosis)  # the error line names the quarantined entry
+        raise error
+    if report.refused:
         raise typer.Exit(1)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from proml_cli.content import ContentStore
     from proml_cli.history import History, VersionHistory
     from proml_cli.identity import LedgerIdentity
+    from proml_cli.project import Project
 
 logger = logging.getLogger(__name__)
 
@@ -249,3 +250,39 @@ def create(
         "records": records,
         "content": content,
     }
+
+
+def create_for_project(
+    project: Project, spec: str, *, deep: bool = False, with_content: bool = False
+) -> dict[str, Any]:
+    """The bundle document for version ``spec`` of ``project`` (write it with ``format.dump``).
+
+    The ledger is opened once; the deployment is the one ``proml.lock`` pins, else the one the
+    chain reports for the ledger.
+
+    Raises:
+        InputError: no such artefact or version; LedgerError: the history does not check.
+    """
+    from typing import cast
+
+    from proml_cli import history, identity
+
+    store = project.store()
+    lock = identity.read_lock(project.root)
+    with project.ledger() as ledger:
+        deployment: tuple[str, int] | None = None
+        if lock is not None:
+            deployment = (lock.deploy_tx, lock.deploy_block)
+        else:
+            found = ledger.deployment()
+            deployment = (found.tx_hash, found.block) if found else None
+        return create(
+            cast("RawChain", ledger),
+            history.read(ledger),
+            store,
+            spec=spec,
+            deep=deep,
+            with_content=with_content,
+            identity=lock,
+            deployment=deployment,
+        )
