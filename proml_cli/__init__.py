@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from proml_cli.capture import RunOutcome
     from proml_cli.content import ContentStore
     from proml_cli.history import History, HistoryStep, VersionHistory
-    from proml_cli.ledger import LedgerReader
+    from proml_cli.ledger import Kind, LedgerReader, Transition
     from proml_cli.queries import ArtefactStatus, RoleHolders
     from proml_cli.record import DecisionRecord, FileEntry, RunRecord
     from proml_cli.verify import Verdict
@@ -53,6 +53,8 @@ _LAZY = {
     "FileEntry": ("proml_cli.record", "FileEntry"),
     "RunRecord": ("proml_cli.record", "RunRecord"),
     "History": ("proml_cli.history", "History"),
+    "Kind": ("proml_cli.ledger", "Kind"),
+    "Transition": ("proml_cli.ledger", "Transition"),
     "HistoryStep": ("proml_cli.history", "HistoryStep"),
     "LedgerReader": ("proml_cli.ledger", "LedgerReader"),
     "RoleHolders": ("proml_cli.queries", "RoleHolders"),
@@ -84,6 +86,7 @@ __all__ = [
     "HistoryStep",
     "InputError",
     "JournalError",
+    "Kind",
     "LedgerError",
     "LedgerReader",
     "PolicyError",
@@ -95,6 +98,7 @@ __all__ = [
     "RunRecord",
     "Settings",
     "StepRun",
+    "Transition",
     "Verdict",
     "VerificationFailed",
     "VersionHistory",
