@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import JsonOpt, PolicyOpt, environment
 
 if TYPE_CHECKING:
     from proml_cli.project import Project
@@ -33,7 +33,7 @@ def _project(policy: str | None) -> Project:
     return open_context(policy, announce=False)
 
 
-@account_app.command("new", epilog=EPILOG)
+@account_app.command("new", epilog=EPILOG + environment("PROML_KEYSTORE_PASSWORD"))
 def new(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
     policy: PolicyOpt = None,
@@ -68,7 +68,7 @@ def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
         output.emit_line(f"{a.name} {a.address}")
 
 
-@account_app.command("import", epilog=EPILOG)
+@account_app.command("import", epilog=EPILOG + environment("PROML_KEYSTORE_PASSWORD"))
 def import_(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
     keystore: Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import CHAIN_ENV, STORE_ENV, JsonOpt, PolicyOpt, environment
 
 CREATE_EPILOG = (
     "Exit codes: 0 written; 1 the chain's answers do not match their roots or the contract; "
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bundle_app, name="bundle")
 
 
-@bundle_app.command("create", epilog=CREATE_EPILOG)
+@bundle_app.command("create", epilog=CREATE_EPILOG + environment(*CHAIN_ENV, *STORE_ENV))
 def create(
     what: Annotated[
         str,

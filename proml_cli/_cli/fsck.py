@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import JsonOpt, PolicyOpt, environment
 
 HELP = """Check the project's local state: project.json, keystores (shape and mode), journal
 entries, the content store (every block, every pack and its index, orphan packs left by an
@@ -33,7 +33,7 @@ Exit codes: 0 nothing wrong (or everything found was repaired); 1 problems found
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("fsck", help=HELP)(fsck)
+    app.command("fsck", help=HELP + environment("PROML_LOCK_TIMEOUT"))(fsck)
 
 
 def fsck(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import AccountOpt, JsonOpt
+from proml_cli._cli.options import CHAIN_ENV, SIGNER_ENV, AccountOpt, JsonOpt, environment
 
 HELP = """Set up a project in two steps.
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
         "init",
-        help=HELP,
+        help=HELP + environment(*CHAIN_ENV, *SIGNER_ENV),
         short_help="Write the template, or deploy the ledger and define the policy.",
     )(init)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import CHAIN_ENV, STORE_ENV, JsonOpt, PolicyOpt, environment
 
 HELP = """Show registrations and transitions, newest first: time, who (address and the role
 that allowed it), artefact, version (short CID), from → to, step or decision, record CID.
@@ -24,7 +24,9 @@ Exit codes: 0 ok; 2 bad usage or unknown artefact; 3 chain unreachable."""
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
-        "log", help=HELP, short_help="History of registrations and transitions, newest first."
+        "log",
+        help=HELP + environment(*CHAIN_ENV, *STORE_ENV),
+        short_help="History of registrations and transitions, newest first.",
     )(log)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import CHAIN_ENV, STORE_ENV, JsonOpt, PolicyOpt, environment
 
 PUSH_HELP = """Send every version and record the ledger anchors, from the local store to the
 configured IPFS node (storage.ipfs / PROML_IPFS_URL), with the same CIDs. Content the node
@@ -33,9 +33,12 @@ Exit codes: 0 written; 1 the content does not match the ledger; 2 bad usage or P
 
 def register(app: typer.Typer) -> None:
     """Attach the commands to ``app``."""
-    app.command("push", help=PUSH_HELP, short_help="Send recorded content to the IPFS node.")(push)
+    env = environment(*CHAIN_ENV, *STORE_ENV)
+    app.command("push", help=PUSH_HELP + env, short_help="Send recorded content to the IPFS node.")(
+        push
+    )
     app.command(
-        "pull", help=PULL_HELP, short_help="Fetch a recorded version, verify it, write it."
+        "pull", help=PULL_HELP + env, short_help="Fetch a recorded version, verify it, write it."
     )(pull)
 
 

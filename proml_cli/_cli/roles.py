@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
+from proml_cli._cli.options import (
+    CHAIN_ENV,
+    SIGNER_ENV,
+    AccountOpt,
+    JsonOpt,
+    PolicyOpt,
+    environment,
+)
 
 CHANGE_EPILOG = (
     "Exit codes: 0 done; 1 the ledger refused (only the admin may grant or revoke; unknown "
@@ -29,7 +36,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(roles_app, name="roles")
 
 
-@roles_app.command("grant", epilog=CHANGE_EPILOG)
+@roles_app.command("grant", epilog=CHANGE_EPILOG + environment(*CHAIN_ENV, *SIGNER_ENV))
 def grant(
     role: RoleArg,
     who: WhoArg,
@@ -40,7 +47,7 @@ def grant(
     _change(role, who, policy, account, grant=True)
 
 
-@roles_app.command("revoke", epilog=CHANGE_EPILOG)
+@roles_app.command("revoke", epilog=CHANGE_EPILOG + environment(*CHAIN_ENV, *SIGNER_ENV))
 def revoke(
     role: RoleArg,
     who: WhoArg,
@@ -60,7 +67,7 @@ def _change(role: str, who: str, policy: str | None, account: str | None, *, gra
     output.info(f"{verb} '{role}' {'to' if grant else 'from'} {address} (tx {receipt.tx_hash})")
 
 
-@roles_app.command("list", epilog=LIST_EPILOG)
+@roles_app.command("list", epilog=LIST_EPILOG + environment(*CHAIN_ENV))
 def list_(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """List every role holder, as the ledger contract holds them."""
     from proml_cli._cli.project import open_cli_project

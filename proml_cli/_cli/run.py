@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import AccountOpt, PolicyOpt
+from proml_cli._cli.options import (
+    CHAIN_ENV,
+    SIGNER_ENV,
+    STORE_ENV,
+    AccountOpt,
+    PolicyOpt,
+    environment,
+)
 
 HELP = """Run CMD under the capture policy.
 
@@ -38,7 +45,7 @@ def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
         "run",
-        help=HELP,
+        help=HELP + environment(*CHAIN_ENV, *STORE_ENV, *SIGNER_ENV),
         short_help="Run a command under the capture policy and record it.",
         context_settings={"ignore_unknown_options": True},
     )(run)

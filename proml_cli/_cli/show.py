@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import CHAIN_ENV, STORE_ENV, JsonOpt, PolicyOpt, environment
 
 HELP = """Show one version in full: kind, state, inputs (lineage, one level), the versions that
 used it, every transition with who and when, and its provenance record. WHAT is an artefact
@@ -26,7 +26,9 @@ Exit codes: 0 ok; 2 nothing matches WHAT; 3 chain unreachable."""
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
-        "show", help=HELP, short_help="One version (or record) in full: lineage, users, steps."
+        "show",
+        help=HELP + environment(*CHAIN_ENV, *STORE_ENV),
+        short_help="One version (or record) in full: lineage, users, steps.",
     )(show)
 
 

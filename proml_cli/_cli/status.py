@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import CHAIN_ENV, JsonOpt, PolicyOpt, environment
 
 HELP = """For each artefact in the policy: is its current file the last recorded version
 (unchanged), a different one (modified), never recorded (new), or absent (missing); and the
@@ -18,7 +18,9 @@ Exit codes: 0 ok; 2 bad policy; 3 chain unreachable."""
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
-        "status", help=HELP, short_help="Each artefact's files against its last recorded version."
+        "status",
+        help=HELP + environment(*CHAIN_ENV),
+        short_help="Each artefact's files against its last recorded version.",
     )(status)
 
 

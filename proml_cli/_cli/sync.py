@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
+from proml_cli._cli.options import (
+    CHAIN_ENV,
+    SIGNER_ENV,
+    STORE_ENV,
+    AccountOpt,
+    JsonOpt,
+    PolicyOpt,
+    environment,
+)
 
 HELP = """Submit every pending journal entry, then send the content kept locally while the
 IPFS node was unreachable or misbehaved. An entry whose record is already anchored on the
@@ -23,7 +31,9 @@ or an entry was damaged and set aside; 3 still unreachable."""
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
-        "sync", help=HELP, short_help="Anchor journaled records (each once), send deferred content."
+        "sync",
+        help=HELP + environment(*CHAIN_ENV, *STORE_ENV, *SIGNER_ENV),
+        short_help="Anchor journaled records (each once), send deferred content.",
     )(sync)
 
 

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import AccountOpt, JsonOpt, PolicyOpt
+from proml_cli._cli.options import (
+    CHAIN_ENV,
+    SIGNER_ENV,
+    STORE_ENV,
+    AccountOpt,
+    JsonOpt,
+    PolicyOpt,
+    environment,
+)
 
 HELP = """Fire TRANSITION on the version of ARTEFACT whose bytes are at --path (default: the
 artefact's own path in the policy). The contract checks the state and the signer's role.
@@ -28,7 +36,7 @@ def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
     app.command(
         "transition",
-        help=HELP,
+        help=HELP + environment(*CHAIN_ENV, *STORE_ENV, *SIGNER_ENV),
         short_help="Record a human decision (validate, approve...) on a version.",
     )(transition)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from proml_cli._cli import output
-from proml_cli._cli.options import JsonOpt, PolicyOpt
+from proml_cli._cli.options import CHAIN_ENV, STORE_ENV, JsonOpt, PolicyOpt, environment
 
 HELP = """Verify that the bytes at PATH are a recorded version of the artefact (--artefact, else
 the artefact whose path in the policy PATH is), that its current state is accepted (--state,
@@ -29,7 +29,7 @@ from the ledger's; 3 chain unreachable."""
 
 def register(app: typer.Typer) -> None:
     """Attach the command to ``app``."""
-    app.command("verify", help=HELP)(verify)
+    app.command("verify", help=HELP + environment(*CHAIN_ENV, *STORE_ENV))(verify)
 
 
 def verify(

@@ -80,3 +80,20 @@ def test_the_top_level_help_lists_every_variable_proml_reads() -> None:
     assert "Environment" in text
     missing = sorted(name for name in used if name not in text)
     assert missing == []
+
+
+def test_each_library_variable_is_shown_by_the_commands_that_read_it() -> None:
+    from proml_cli.settings import VARIABLES
+
+    shown = {
+        name
+        for path, _ in COMMANDS
+        if path
+        for name in re.findall(r"PROML_[A-Z_]+[A-Z]", help_text(path))
+    }
+    declared = {name for name in VARIABLES if name.startswith("PROML_")}
+    assert declared <= shown, declared - shown
+    for path in (("run",), ("transition",), ("sync",)):
+        text = help_text(path)
+        for name in ("PROML_CHAIN_URL", "PROML_IPFS_URL", "PROML_PRIVATE_KEY"):
+            assert name in text, (path, name)
