@@ -125,8 +125,11 @@ def sha256(data: bytes) -> str:
 
 @dataclass
 class FakeLedger(FakeReader):
-    """A :class:`proml_cli.ledger.Ledger` applying submissions to its dictionaries.
+    """A :class:`proml_cli.ledger.Ledger` that applies submissions as the contract would.
 
+    Each registration and move becomes a ``Registered`` / ``Transitioned`` event, and each
+    version's storage word commits to its events with the contract's step chain, so
+    :func:`proml_cli.history.read` (and every check built on it) accepts what it wrote.
     ``submitted`` lists each submission's record CID; ``opens`` counts how often a command
     opened it (see :class:`FakeProject`).
     """
@@ -139,21 +142,113 @@ class FakeLedger(FakeReader):
     def with_signer(self, signer: object) -> FakeLedger:
         return self
 
+    def version_words(self, refs: Sequence[VersionRef]) -> list[int]:
+        words = []
+        for ref in refs:
+            state = self.versions.get((ref.artefact, ref.digest))
+            if state is None or not state.head:
+                words.append(0)
+                continue
+            kind = self.kinds[state.kind]
+            index = list(self.kinds).index(state.kind) + 1
+            head = int(state.head, 16)
+            words.append(head | state.steps << 24 | kind.states.index(state.state) << 16 | index)
+        return words
+
     def submit(
         self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
     ) -> Receipt:
+        from proml_cli.ledger._client import cid_bytes, name32
+
+        self.block += 1
+        receipt = Receipt("0x" + f"{self.block:064x}", self.block, 0, 21000)
+        common = {"actor": self.account, "recordCid": record_cid}
+        raw_common = {"actor": self.account, "recordCid": cid_bytes(record_cid)}
         for r in registrations:
             kind = self.kinds[self.artefacts[r.version.artefact]]
-            key = (r.version.artefact, r.version.digest)
-            self.versions[key] = VersionState(*key, kind.name, kind.initial)
+            roles = self._mask(kind.register)
+            inputs = [{"artefact": i.artefact, "digest": i.digest} for i in r.inputs]
+            self._emit(
+                receipt,
+                "Registered",
+                r.version,
+                dict(
+                    common,
+                    artefact=r.version.artefact,
+                    digest=r.version.digest,
+                    cid=r.cid,
+                    inputs=inputs,
+                    roles=roles,
+                ),
+                dict(
+                    raw_common,
+                    cid=cid_bytes(r.cid),
+                    roles=roles,
+                    inputs=[name32(f"{i.artefact}:{i.digest[:20]}") for i in r.inputs],
+                ),
+                kind.name,
+                kind.initial,
+            )
         for m in moves:
-            key = (m.version.artefact, m.version.digest)
-            current = self.versions[key]
-            target = self.kinds[current.kind].transitions[m.transition].target
-            self.versions[key] = VersionState(*key, current.kind, target)
+            current = self.versions[(m.version.artefact, m.version.digest)]
+            kind = self.kinds[current.kind]
+            rule = kind.transitions[m.transition]
+            roles = self._mask(rule.roles)
+            source, target = kind.states.index(current.state), kind.states.index(rule.target)
+            self._emit(
+                receipt,
+                "Transitioned",
+                m.version,
+                dict(
+                    common,
+                    artefact=m.version.artefact,
+                    digest=m.version.digest,
+                    transition=m.transition,
+                    source=source,
+                    target=target,
+                    roles=roles,
+                ),
+                dict(
+                    raw_common,
+                    transition=name32(m.transition),
+                    source=source,
+                    target=target,
+                    roles=roles,
+                ),
+                kind.name,
+                rule.target,
+            )
         self.submitted.append(record_cid)
-        self.block += 1
-        return Receipt("0x" + f"{self.block:064x}", self.block, 0, 21000)
+        return receipt
+
+    def _mask(self, allowed: Sequence[str]) -> int:
+        held = set(self.roles.get(self.account, ())) & set(allowed)
+        return sum(1 << i for i, name in enumerate(self.role_list) if name in held)
+
+    def _emit(
+        self,
+        receipt: Receipt,
+        name: str,
+        ref: VersionRef,
+        args: dict[str, object],
+        raw: dict[str, object],
+        kind: str,
+        state: str,
+    ) -> None:
+        from proml_cli.ledger import step_chain
+
+        event = ChainEvent(name, receipt.block, 0, receipt.tx_hash, len(self.events), args, raw)
+        self.events.append(event)
+        mine = [
+            e
+            for e in self.events
+            if (e.args.get("artefact"), e.args.get("digest")) == (ref.artefact, ref.digest)
+        ]
+        initial = self.kinds[kind].states.index(self.kinds[kind].initial)
+        steps, head = step_chain(mine, initial)
+        self.versions[(ref.artefact, ref.digest)] = VersionState(
+            ref.artefact, ref.digest, kind, state, steps, head
+        )
 
 
 @dataclass(frozen=True)
@@ -193,7 +288,9 @@ def fake_project(root: Path, policy_text: str) -> FakeProject:
     ledger = FakeLedger(
         kinds=dict(policy.kinds),
         artefacts={name: a.kind for name, a in policy.artefacts.items()},
+        role_list=policy.roles,
     )
+    ledger.roles[ledger.account] = policy.roles
     return FakeProject(
         policy=policy,
         state_dir=root / ".proml",
