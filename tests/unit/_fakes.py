@@ -138,6 +138,8 @@ class FakeLedger(FakeReader):
     submitted: list[str] = field(default_factory=list)
     opens: int = 0
     block: int = 0
+    #: While True, opening it fails as an unreachable chain does.
+    down: bool = False
 
     def with_signer(self, signer: object) -> FakeLedger:
         return self
@@ -268,7 +270,11 @@ class FakeProject(Project):
 
     @contextmanager
     def ledger(self, signer: Any = None, **_: Any) -> Iterator[Any]:
+        from proml_cli.errors import BackendUnavailable
+
         self.fake_ledger.opens += 1
+        if self.fake_ledger.down:
+            raise BackendUnavailable("the chain at fake://chain is unreachable")
         yield self.fake_ledger
 
     def store(self) -> Any:

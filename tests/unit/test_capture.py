@@ -170,3 +170,47 @@ def test_a_decision_on_bytes_the_ledger_never_saw_is_refused(project: FakeProjec
         decide(project, "data", "accept")
     assert project.fake_ledger.submitted == []
     assert Journal(project.state_dir / "journal").pending() == []
+
+
+def test_a_decision_with_the_chain_down_is_journaled_and_sync_anchors_it_with_one_open(
+    project: FakeProject,
+) -> None:
+    from proml_cli.anchoring import sync
+    from proml_cli.content import hash_path
+
+    digest = hash_path(project.root / "data.csv").sha256
+    project.fake_ledger.versions[("data", digest)] = VersionState("data", digest, "table", "raw")
+    project.fake_ledger.down = True
+
+    outcome = decide(project, "data", "accept")
+
+    assert outcome.journaled
+    assert not outcome.recorded
+    assert outcome.unreachable == "the chain at fake://chain is unreachable"
+    assert project.fake_ledger.opens == 1
+    (pending,) = Journal(project.state_dir / "journal").pending()
+    assert pending.record_cid == outcome.record_cid
+
+    project.fake_ledger.down = False
+    project.fake_ledger.opens = 0
+    results = sync(project)
+
+    assert [(r["record_cid"], r["status"]) for r in results] == [(outcome.record_cid, "anchored")]
+    assert project.fake_ledger.opens == 1
+    assert project.fake_ledger.versions[("data", digest)].state == "ok"
+    assert Journal(project.state_dir / "journal").pending() == []
+
+
+def test_a_run_with_the_chain_down_after_the_work_is_journaled(project: FakeProject) -> None:
+    _accept_data(project)
+    prepared = prepare(project, _argv())
+    (project.root / "model.bin").write_text("weights")
+    project.fake_ledger.down = True
+
+    outcome = record_run(project, prepared, command=_argv(), started=utc_now(), ended=utc_now())
+
+    assert outcome.journaled
+    assert not outcome.recorded
+    (pending,) = Journal(project.state_dir / "journal").pending()
+    assert [r.version.artefact for r in pending.registrations] == ["model"]
+    assert project.fake_ledger.submitted == []
