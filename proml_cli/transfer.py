@@ -45,8 +45,15 @@ def recorded_cids(history: History) -> list[str]:
     return list(seen)
 
 
-def push(project: Project, history: History) -> dict[str, list[str]]:
-    """Send every recorded CID held locally to the node (same CIDs); skip what it pins."""
+def push(project: Project, history: History | None = None) -> dict[str, list[str]]:
+    """Send every recorded CID held locally to the node (same CIDs); skip what it pins.
+
+    ``history`` defaults to the project's, read (and checked) from its ledger.
+    """
+    if history is None:
+        from proml_cli.history import load
+
+        history = load(project)
     store = _network_store(project)
     result: dict[str, list[str]] = {"pushed": [], "already_pinned": [], "not_local": []}
     for cid in recorded_cids(history):
@@ -94,8 +101,12 @@ def resolve_version(history: History, spec: str) -> VersionHistory:
     return matches[0]
 
 
-def pull(project: Project, history: History, spec: str, out: Path | None) -> Pulled:
+def pull(
+    project: Project, spec: str, out: Path | None, *, history: History | None = None
+) -> Pulled:
     """Fetch a recorded version, check its bytes against the ledger, then write it to ``out``.
+
+    ``history`` defaults to the project's, read (and checked) from its ledger.
 
     Raises:
         InputError: bad spec, ``out`` exists, or it resolves outside the project.
@@ -104,6 +115,10 @@ def pull(project: Project, history: History, spec: str, out: Path | None) -> Pul
     from proml_cli.capture import contained
     from proml_cli.content import hash_path
 
+    if history is None:
+        from proml_cli.history import load
+
+        history = load(project)
     version = resolve_version(history, spec)
     target = out or project.policy.artefact_path(version.artefact)
     # Resolved before anything is written: a symlinked parent must not lead the write outside.

@@ -44,11 +44,10 @@ def register(app: typer.Typer) -> None:
 
 def push(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """Push recorded content to the IPFS node."""
-    from proml_cli import history, transfer
+    from proml_cli import transfer
     from proml_cli._cli.project import open_context
 
-    project = open_context(policy, announce=False)
-    result = transfer.push(project, history.load(project))
+    result = transfer.push(open_context(policy, announce=False))
     if as_json:
         output.emit_json(result)
         return
@@ -65,12 +64,11 @@ def pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch and verify a recorded version."""
-    from proml_cli import history, transfer
+    from proml_cli import transfer
     from proml_cli._cli.project import open_context
     from proml_cli.digest import prefixed
 
-    project = open_context(policy, announce=False)
-    pulled = transfer.pull(project, history.load(project), spec, out)
+    pulled = transfer.pull(open_context(policy, announce=False), spec, out)
     if as_json:
         output.emit_json(
             {
