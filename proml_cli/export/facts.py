@@ -249,6 +249,17 @@ class Facts:
                     found.setdefault(key, change.action)
         return list(found.items())
 
+    def uses_of(self, version: Version) -> list[tuple[VersionKey, str]]:
+        """Like :meth:`materials_of`, but a version used by several actions once per action."""
+        found: list[tuple[VersionKey, str]] = [(key, "register") for key in version.inputs]
+        for change in version.changes:
+            run = self.runs.get(change.record_cid)
+            for entry in run.record.materials if run is not None else ():
+                use = ((entry.artefact or "", entry.sha256), change.action)
+                if entry.artefact and use[0] != version.key and use not in found:
+                    found.append(use)
+        return found
+
     def last_time(self) -> str | None:
         """The time of the newest state change in scope (a deterministic document time)."""
         times = [c.time for v in self.versions for c in v.changes]

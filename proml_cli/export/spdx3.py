@@ -111,7 +111,7 @@ def _relationships(
 ) -> list[Any]:
     found = []
     by_type: dict[str, list[Any]] = {}
-    for key, via in facts.materials_of(version):
+    for key, via in facts.uses_of(version):
         upstream = packages.get(key)
         if upstream is None:
             continue
@@ -119,7 +119,8 @@ def _relationships(
             kind = "trainedOn" if via == "register" else "testedOn"
         else:
             kind = "hasInput"
-        by_type.setdefault(kind, []).append(upstream)
+        if upstream not in by_type.setdefault(kind, []):
+            by_type[kind].append(upstream)
     for kind in sorted(by_type):
         found.append(
             spdx.Relationship(

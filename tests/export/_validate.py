@@ -27,7 +27,16 @@ def in_toto_statement(document: dict[str, Any]) -> Any:
         "https://slsa.dev/verification_summary/v1": vsa_pb2.VerificationSummary,
     }
     message = predicates[document["predicateType"]]()
-    json_format.ParseDict(document["predicate"], message, ignore_unknown_fields=False)
+    predicate = dict(document["predicate"])
+    if document["predicateType"] == "https://slsa.dev/verification_summary/v1":
+        # The spec makes verifiedLevels an array; the library's VSA v1 proto still has a single
+        # string (https://github.com/in-toto/attestation/issues/425): each level must parse.
+        levels = predicate.pop("verifiedLevels")
+        assert isinstance(levels, list), levels
+        assert levels
+        for level in levels:
+            json_format.ParseDict({"verifiedLevels": level}, vsa_pb2.VerificationSummary())
+    json_format.ParseDict(predicate, message, ignore_unknown_fields=False)
     if document["predicateType"] == "https://slsa.dev/provenance/v1":
         for dependency in message.build_definition.resolved_dependencies:
             ResourceDescriptor.copy_from_pb(dependency).validate()
