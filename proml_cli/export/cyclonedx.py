@@ -121,12 +121,15 @@ def _component(facts: Facts, version: Version) -> dict[str, Any]:
 
 
 def _pedigree_note(facts: Facts, version: Version) -> str:
-    parts = []
-    for key, via in facts.materials_of(version):
-        parts.append(f"{_ref(key)} ({'registration' if via == 'register' else via})")
     run = facts.run_of(version)
-    step = f"step '{run.record.step}'" if run else "a decision"
-    return f"produced by {step} from " + ", ".join(parts)
+    registered = f"step '{run.record.step}'" if run else "a decision"
+    parts = [
+        f"{_ref(key)} ("
+        + (f"input of {registered}" if via == "register" else f"used by {via}")
+        + ")"
+        for key, via in facts.materials_of(version)
+    ]
+    return "upstream versions: " + ", ".join(parts)
 
 
 def _model_card(facts: Facts, version: Version) -> dict[str, Any]:

@@ -202,6 +202,23 @@ def test_dsse_envelope_verifies_offline_against_the_signer_only(facts) -> None:
         dsse.verify({"payload": "x"}, signer.address)
 
 
+def test_the_documented_consumer_recipe_needs_only_eth_account(facts) -> None:
+    """docs/export.md's check with eth-account alone, on an envelope proml signed."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    signer = Account.from_key("0x" + "42" * 32)
+    envelope = json.loads(json.dumps(dsse.sign(render(slsa.statements(facts)[0]), signer)))
+
+    payload = base64.b64decode(envelope["payload"])
+    kind = envelope["payloadType"].encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    signature = base64.b64decode(envelope["signatures"][0]["sig"])
+    assert Account.recover_message(encode_defunct(primitive=pae), signature=signature) == (
+        signer.address
+    )
+
+
 def test_vsa_passed_and_failed_are_valid_statements() -> None:
     verdict = Verdict(
         path="out/model.bin",
