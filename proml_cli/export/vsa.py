@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 VSA_TYPE = "https://slsa.dev/verification_summary/v1"
 VERIFIER_ID = "https://proml.dev/verifier/v1"
 #: The level a passed gate reaches (custom levels may not start with ``SLSA_``).
-LEVEL = "PROML_VERIFIED"
-LEVEL_DEEP = "PROML_VERIFIED_LINEAGE"
+LEVEL = "VERIFIED_BY_PROML"
+LEVEL_DEEP = "LINEAGE_VERIFIED_BY_PROML"
 
 
 def summary(

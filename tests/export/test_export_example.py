@@ -146,7 +146,7 @@ def test_verify_attest_writes_a_vsa_for_passed_and_failed(workspace: Path, tmp_p
     _validate.in_toto_statement(vsa)
 
     assert vsa["predicate"]["verificationResult"] == "PASSED"
-    assert vsa["predicate"]["dependencyLevels"] == {"PROML_VERIFIED_LINEAGE": 2}
+    assert vsa["predicate"]["dependencyLevels"] == {"LINEAGE_VERIFIED_BY_PROML": 2}
     log = ok(proml(workspace, "log", "--json")).json()["entries"]
     assert {a["uri"] for a in vsa["predicate"]["inputAttestations"]} == {
         f"ipfs://{e['record_cid']}" for e in log

@@ -238,7 +238,7 @@ def test_vsa_passed_and_failed_are_valid_statements() -> None:
     )
     _, predicate = _validate.in_toto_statement(passed)
     assert predicate.verification_result == "PASSED"
-    assert passed["predicate"]["verifiedLevels"] == ["PROML_VERIFIED_LINEAGE"]
+    assert passed["predicate"]["verifiedLevels"] == ["LINEAGE_VERIFIED_BY_PROML"]
     assert passed["predicate"]["inputAttestations"][0]["uri"] == "ipfs://bafkreirecord"
 
     failed = vsa.summary(
