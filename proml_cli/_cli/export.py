@@ -86,7 +86,7 @@ def export(
     """Export provenance."""
     from proml_cli._cli.project import open_cli_project
     from proml_cli.errors import InputError
-    from proml_cli.export import builder, export, gather, render, render_lines, select
+    from proml_cli.export import builder, export, export_signed, gather, select
 
     builder(format_name)  # an unknown format or a missing extra fails before any chain read
     if sign and format_name != "slsa":
@@ -96,11 +96,7 @@ def export(
     project = open_cli_project(policy, account)
     facts = select(gather(project, models=models or None), ref, deep=deep)
     if sign:
-        from proml_cli.export import canonical, dsse, slsa
-
-        signer = project.context.signer(account)
-        envelopes = [dsse.sign(canonical(s), signer) for s in slsa.statements(facts)]
-        data = render(envelopes[0]) if len(envelopes) == 1 else render_lines(envelopes)
+        data = export_signed(facts, project.context.signer(account))
     else:
         data = export(facts, format_name)
     if out is None:

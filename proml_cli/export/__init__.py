@@ -107,6 +107,18 @@ def export(facts: Facts, name: str) -> bytes:
     return render(built[0] if found.per_version else built)
 
 
+def export_signed(facts: Facts, signer: Any) -> bytes:
+    """The ``slsa`` statements of ``facts``, each in a DSSE envelope signed by ``signer``.
+
+    One envelope for one version, JSON Lines of envelopes for several. The payload is the
+    statement's :func:`canonical` bytes; see :mod:`proml_cli.export.dsse` for the check.
+    """
+    from proml_cli.export import dsse, slsa
+
+    envelopes = [dsse.sign(canonical(s), signer) for s in slsa.statements(facts)]
+    return render(envelopes[0]) if len(envelopes) == 1 else render_lines(envelopes)
+
+
 def render(document: Any) -> bytes:
     """One JSON document: sorted keys, two-space indent, UTF-8, a final newline."""
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
@@ -131,6 +143,7 @@ __all__ = [
     "canonical",
     "collect",
     "export",
+    "export_signed",
     "gather",
     "render",
     "render_lines",
