@@ -432,7 +432,7 @@ def resolve(facts: Facts, ref: str) -> Version:
     if not wanted:
         return candidates[-1]
     hex_prefix = bare(wanted).lower()
-    matches = [v for v in candidates if wanted in (v.cid, v.ref)]
+    matches = [v for v in candidates if wanted in (v.cid, prefixed(v.sha256))]
     if not matches and len(hex_prefix) >= 6:
         matches = [v for v in candidates if v.sha256.startswith(hex_prefix)]
     if len(matches) == 1:
