@@ -10,7 +10,7 @@ TOOLS := tools/node_modules/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,examples]'
+	$(PY) -m pip install --quiet -e '.[dev,examples,export]'
 	touch $@
 
 $(TOOLS): tools/package.json tools/package-lock.json

@@ -10,6 +10,7 @@ def register(app: typer.Typer) -> None:
     from proml_cli._cli import (
         account,
         bundle,
+        export,
         fsck,
         hash,
         init,
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
         log,
         show,
         verify,
+        export,
         status,
         sync,
         push,

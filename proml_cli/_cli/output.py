@@ -26,6 +26,13 @@ def emit_line(text: str) -> None:
     print(text)  # noqa: T201
 
 
+def emit_bytes(data: bytes) -> None:
+    """Write bytes of data (an exported document) to stdout unchanged."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def stdout_console() -> Console:
     """Return a console for human tables on stdout (data), honouring NO_COLOR and pipes."""
     console = Console(file=sys.stdout, highlight=False)

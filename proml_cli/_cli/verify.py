@@ -15,11 +15,14 @@ the artefact whose path in the policy PATH is), that its current state is accept
 else the kind's consumable states on the ledger), that every step on it was made by an account
 holding an allowed role, and that every provenance record is intact. Every answer comes from the
 ledger contract. --deep repeats the checks for every input of every record in its history.
+--attest FILE also writes the verdict, PASSED or FAILED, as an in-toto Verification Summary
+Attestation (VSA v1) for the next stage of a pipeline.
 
 \b
 Examples:
   proml verify models/model.pkl
   proml verify models/model.pkl --artefact fraud-model --state approved --deep --json
+  proml verify models/model.pkl --deep --attest model.vsa.json
 
 \b
 Exit codes: 0 verified; 1 not verified (reasons on stderr, or in the JSON); 2 bad usage, a
@@ -47,15 +50,32 @@ def verify(
     deep: Annotated[
         bool, typer.Option("--deep", help="Verify the whole upstream lineage.")
     ] = False,
+    attest: Annotated[
+        Path | None,
+        typer.Option(
+            "--attest",
+            metavar="FILE",
+            help="Also write the verdict as an in-toto VSA v1 statement to FILE.",
+        ),
+    ] = None,
     policy: PolicyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an asset."""
     from proml_cli._cli.project import open_cli_project
 
-    verdict = open_cli_project(policy).verify(
-        path, artefact=artefact, states=state or (), deep=deep
-    )
+    if attest is not None and not attest.parent.is_dir():
+        from proml_cli.errors import InputError
+
+        raise InputError(f"{attest.parent}: no such directory (for --attest)")
+    project = open_cli_project(policy)
+    verdict = project.verify(path, artefact=artefact, states=state or (), deep=deep)
+    if attest is not None:
+        from proml_cli.export import render
+        from proml_cli.export.vsa import attest as summarise
+
+        attest.write_bytes(render(summarise(project, verdict, deep=deep)))
+        output.info(f"wrote the verification summary to {attest}")
     if as_json:
         output.emit_json(verdict.to_json())
     elif verdict.verified:
