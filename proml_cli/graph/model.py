@@ -222,7 +222,10 @@ def build_graph(history: History, records: Mapping[str, Record | None]) -> Graph
 
 
 def select(graph: Graph, seeds: Iterable[str], direction: Direction) -> Graph:
-    """The part of ``graph`` reachable from ``seeds`` against (upstream) or along the edges."""
+    """The part of ``graph`` reachable from ``seeds`` against (upstream) or along the edges.
+
+    Every activity that moved a kept version is kept too (its timeline), without its inputs.
+    """
     seeds = tuple(seeds)
     forward: dict[str, list[str]] = {}
     backward: dict[str, list[str]] = {}
@@ -245,6 +248,8 @@ def select(graph: Graph, seeds: Iterable[str], direction: Direction) -> Graph:
                     seen.add(other)
                     pending.append(other)
         keep |= seen
+    # A kept version keeps its own timeline: the runs and decisions that moved it.
+    keep |= {e.source for e in graph.edges if e.relation == "transitioned" and e.target in keep}
     return Graph(
         tuple(v for v in graph.versions if v.id in keep),
         tuple(a for a in graph.activities if a.id in keep),
