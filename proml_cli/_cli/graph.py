@@ -17,7 +17,7 @@ sha256 prefix): --upstream (what it came from), --downstream (what came from it)
 (both, the default). The same history always gives the same text.
 
 \b
-mermaid renders on GitHub inside a ```mermaid block; dot is Graphviz input
+mermaid renders on GitHub inside a mermaid code block; dot is Graphviz input
 (dot -Tsvg); json is one document with schema_version, nodes and edges.
 
 \b
