@@ -72,8 +72,11 @@ def _verdicts(
     policy: Policy, ledger: Ledger, history: History, store: ContentStore
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """The gate (checks 1 to 5) on every version's recorded content, as ``proml verify`` runs it."""
+    from typing import cast
+
     from proml_cli.verify import verify_content
 
+    gate = cast("Ledger", _Prefetched(ledger, history))
     found = {}
     for version in history.versions.values():
         label = f"{version.artefact}@{version.cid}"
@@ -84,7 +87,7 @@ def _verdicts(
                 cid=version.cid,
                 cid_version=0 if version.cid.startswith("Qm") else 1,
                 artefact=version.artefact,
-                ledger=ledger,
+                ledger=gate,
                 history=history,
                 store=store,
                 policy=policy,
@@ -102,6 +105,43 @@ def _verdicts(
             "reasons": verdict.reasons,
         }
     return found
+
+
+class _Prefetched:
+    """The ledger, with each version's ``version()`` answered from the checked history.
+
+    ``verify`` asks the contract for one version per call (``versionOf``); for thousands of
+    versions that was most of a report's time (4,284 calls: 225 of 265 s at 10,000 events).
+    :func:`proml_cli.history.read`, on the same ledger a moment before, read every version's
+    storage word in a few batched calls and kept a version only when its kind, state, step
+    count and step-chain head are the contract's: the same answers. A version it could not
+    vouch for (``problem``) is asked of the contract itself.
+    """
+
+    def __init__(self, ledger: Ledger, history: History) -> None:
+        from proml_cli.ledger import VersionState
+
+        self._ledger = ledger
+        self._states: dict[tuple[str, str], VersionState] = {}
+        if not history.checked:
+            return
+        for key, version in history.versions.items():
+            if version.problem is None:
+                self._states[key] = VersionState(
+                    version.artefact,
+                    version.digest,
+                    version.kind,
+                    version.state,
+                    steps=len(version.steps),
+                )
+
+    def version(self, ref: Any) -> Any:
+        """The version's state, as checked against storage; else the contract's answer."""
+        key = (ref.artefact, ref.digest)
+        return self._states[key] if key in self._states else self._ledger.version(ref)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
 
 
 def _blobs(store: ContentStore, records: dict[str, Record | None]) -> dict[str, str]:
