@@ -120,3 +120,48 @@ def test_filter_box_narrows_graph_and_tables(browser: Any, page: Path) -> None:
         lambda b: b.find_element(By.ID, "matches").text == "0 of 3 versions match"
     )
     assert not any(s.is_displayed() for s in sections)
+
+
+#: A note that would fetch and run script if the page ever parsed data as HTML.
+HOSTILE = "<img src=https://example.org/x.png onerror=\"document.title='pwned'\">"
+
+
+def test_long_history_is_paged_and_hostile_text_stays_text(browser: Any, tmp_path: Path) -> None:
+    from _history import Chain
+
+    from proml_cli.graph import build_graph
+    from proml_cli.graph.report import render_html, report_data
+
+    chain = Chain()
+    chain.kind("dataset", ["received", "validated"], {"validate": ("received", "validated")})
+    chain.emit("ArtefactDefined", artefact="data", kind="dataset")
+    for n in range(60):
+        chain.run("prepare", [("data", f"d{n}")])
+        chain.decide("data", f"d{n}", "validate", HOSTILE)
+    history = chain.history()
+    graph = build_graph(history, chain.records)
+    page = tmp_path / "long.html"
+    page.write_text(render_html(report_data("p", history, graph, chain.records, {}, {}), graph))
+
+    browser.get(page.as_uri())
+
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#lineage .node.version")) == 60
+    section = browser.find_element(By.CSS_SELECTOR, "section.artefact")
+    rows = section.find_elements(By.CSS_SELECTOR, "table.versions-table tbody tr")
+    assert len(rows) == 25
+    assert rows[0].text.startswith("data #60")  # newest first
+    pager = section.find_element(By.CSS_SELECTOR, ".versions .pager")
+    assert "page 1 of 3 (60)" in pager.text
+    pager.find_elements(By.TAG_NAME, "button")[1].click()
+    pager = section.find_element(By.CSS_SELECTOR, ".versions .pager")
+    assert "page 2 of 3 (60)" in pager.text
+    first = section.find_element(By.CSS_SELECTOR, "table.versions-table tbody tr")
+    assert first.text.startswith("data #35")
+    # The timeline: 120 steps in pages of 25.
+    assert "page 1 of 5 (120)" in section.find_element(By.CSS_SELECTOR, ".timeline-box").text
+    # The note is shown as text, never parsed: no image, no request, no script ran.
+    browser.find_element(By.CSS_SELECTOR, "#node-v1").click()
+    assert HOSTILE in browser.find_element(By.ID, "details").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#details img") == []
+    assert browser.title == "proml report: p"
+    assert network_requests(browser) == [page.as_uri()]
