@@ -19,7 +19,7 @@ from proml_cli.errors import ProMLError
 if TYPE_CHECKING:
     from proml_cli.api import Project
     from proml_cli.content import ContentStore
-    from proml_cli.graph.model import Graph
+    from proml_cli.graph.model import Graph, VersionNode
     from proml_cli.history import History, VersionHistory
     from proml_cli.ledger import Ledger
     from proml_cli.policy import Policy
@@ -199,7 +199,7 @@ def _version_entry(
     graph_links: tuple[list[str], list[str]],
     records: dict[str, Record | None],
     verdict: dict[str, Any],
-    node: Any,
+    node: VersionNode,
 ) -> dict[str, Any]:
     from proml_cli.record import DecisionRecord, RunRecord, from_timestamp
 
