@@ -22,7 +22,7 @@ from proml_cli.errors import InputError, ProMLError
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
     from proml_cli.history import History, VersionHistory
-    from proml_cli.ledger import KindSpec
+    from proml_cli.ledger import Kind
     from proml_cli.record import Record
 
 Direction = Literal["upstream", "downstream", "all"]
@@ -92,7 +92,7 @@ class Graph:
         return [v.id for v in self.versions] + [a.id for a in self.activities]
 
 
-def category(state: str, kind: KindSpec | None) -> Category:
+def category(state: str, kind: Kind | None) -> Category:
     """How ``state`` is drawn for a version of ``kind``."""
     if kind is not None and state in kind.consumable:
         return "consumable"
