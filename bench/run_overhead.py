@@ -72,6 +72,9 @@ with open("out.bin", "rb", buffering=0) as stream:
 """
 
 
+_DD = ["dd", "bs=4M", "oflag=direct", "status=none"]
+
+
 def _unlink(path: Path) -> float:
     """Remove a floor's copy (untimed: deleting is not part of what a copy costs)."""
     path.unlink()
@@ -109,23 +112,14 @@ def measure(
         "bare": lambda: run(command, project, env),
         "proml": lambda: run([*PROML, "run", "--", *command], project, env),
     }
+
+    def in_toto(argv: list[str]) -> list[str]:
+        assert intoto is not None  # noqa: S101 - only called when found
+        signed = ["-n", "make", "-p", "out.bin", "--signing-key", str(key), *LONG]
+        return [intoto, *signed, "--", *argv]
+
     if intoto:
-        trials["in_toto"] = lambda: run(
-            [
-                intoto,
-                "-n",
-                "make",
-                "-p",
-                "out.bin",
-                "--signing-key",
-                str(key),
-                *LONG,
-                "--",
-                *command,
-            ],
-            project,
-            env,
-        )
+        trials["in_toto"] = lambda: run(in_toto(command), project, env)
     if dvc:
         trials["dvc_add"] = lambda: (
             run(command, project, env) + run([dvc, "add", "-q", "out.bin"], project, env)
@@ -144,14 +138,35 @@ def measure(
             + run(["cp", "--reflink=auto", "out.bin", "copy.bin"], project, env)
             + _unlink(project / "copy.bin")
         )
+        # The same copy with direct I/O (as proml writes a large file's pack): no page cache.
+        trials["direct_copy_floor"] = lambda: (
+            run(command, project, env)
+            + run([*_DD, "if=out.bin", "of=copy.bin"], project, env)
+            + _unlink(project / "copy.bin")
+        )
+        # The same step writing 16 bytes, in the same project: each tool's fixed costs, so
+        # that what the bytes themselves cost each tool can be told apart.
+        small = ["python", "make.py", "16"]
+        trials["bare_small"] = lambda: run(small, project, env)
+        trials["proml_small"] = lambda: run([*PROML, "run", "--", *small], project, env)
+        if intoto:
+            trials["in_toto_small"] = lambda: run(in_toto(small), project, env)
     trials["proml_help"] = lambda: run([*PROML, "--help"], project, env)
     trials["python"] = lambda: run([sys.executable, "-c", "pass"], project, env)
     times = interleaved(trials, rounds)
     medians = {name: median(values) for name, values in times.items()}
     bare = medians["bare"]
-    over = {
+    over: dict[str, float] = {
         name: round(medians[name] - bare, 4)
-        for name in ("proml", "proml_compare", "in_toto", "dvc_add", "sha256_floor", "copy_floor")
+        for name in (
+            "proml",
+            "proml_compare",
+            "in_toto",
+            "dvc_add",
+            "sha256_floor",
+            "copy_floor",
+            "direct_copy_floor",
+        )
         if name in medians
     }
     report: dict[str, object] = {
@@ -160,6 +175,17 @@ def measure(
         "overhead_seconds": over,
         "runs": times,
     }
+    if "proml_small" in medians:
+        fixed = {
+            tool: round(medians[f"{tool}_small"] - medians["bare_small"], 4)
+            for tool in ("proml", "in_toto")
+            if f"{tool}_small" in medians
+        }
+        report["fixed_overhead_seconds"] = fixed
+        data = {tool: round(over[tool] - fixed[tool], 4) for tool in fixed}
+        report["data_overhead_seconds"] = data
+        if "in_toto" in data:
+            report["proml_data_overhead_vs_in_toto"] = ratio(data["proml"], data["in_toto"])
     if "in_toto" in over:
         report["proml_overhead_vs_in_toto"] = ratio(over["proml"], over["in_toto"])
     if "proml_compare" in over:
