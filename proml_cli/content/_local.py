@@ -12,9 +12,16 @@ are kept once. Large blocks (file chunks, 64 KiB and more) go to one pack file p
 creating one file per 256 KiB chunk cost three times the hashing on the filesystems measured
 (bench/hash.py), appending to one file costs almost nothing. A pack's index entry is appended
 only after the block's bytes, and an import writes its root (a small block file) last, after
-every pack entry: a root that is present means the whole DAG under it is findable. Nothing is
-fsynced block by block; a block damaged by a power loss is caught instead, because every read
-rehashes the block against its CID, and a damaged block is replaced by the next put or fetch.
+every pack entry: a root that is present means the whole DAG under it is findable.
+
+A single large file (CIDv1, :data:`COPY_MIN` and up) gets a pack of its own holding its bytes
+at their offsets in the file: a copy-on-write clone where the filesystem offers one (FICLONE),
+else written while it is hashed (``copy_file``: one read; leaves the store already holds leave
+holes), with direct I/O, so that a big product is not throttled as dirty page cache on a busy
+machine (bench/run_overhead.py). Durability: such a pack and its index are flushed (one
+fdatasync each) before the file's root is written. Other blocks are not fsynced one by one; a
+block damaged by a power loss is caught instead, because every read rehashes the block against
+its CID, and a damaged block is replaced by the next put or fetch.
 """
 
 from __future__ import annotations

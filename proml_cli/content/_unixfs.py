@@ -972,8 +972,11 @@ class _Leaves:
         return items
 
 
-#: Buffers in flight between the reader, the chunk hasher and the writer of ``copy_file``.
+#: Buffers in flight between the reader, the chunk hasher and the writer of ``copy_file``, and
+#: their size at most: 8 MiB in all, as the two 4 MiB buffers of ``hash_file`` (1, 2 and 4 MiB
+#: buffers measured alike; bench/memory.py keeps a 4 GiB run's peak RSS in its limit).
 COPY_BUFFERS = 4
+COPY_BUFFER_SIZE = 2 * 1024 * 1024
 
 _Blocks = list[tuple[bytes, Sequence[bytes | memoryview]]]
 #: buffer slot, byte count, file offset, its raw leaves, the blocks built meanwhile
@@ -1012,7 +1015,8 @@ def copy_file(
         if os.path.islink(path):
             raise _symlink_refused(display) from exc
         raise _os_error(display, exc) from exc
-    size = layout.read_size()
+    chunk = layout.chunk_size
+    size = max(1, min(layout.buffer_size, COPY_BUFFER_SIZE) // chunk) * chunk
     views = [memoryview(mmap.mmap(-1, size)) for _ in range(COPY_BUFFERS)]
     free: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     hashed: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
@@ -1054,7 +1058,6 @@ def copy_file(
     leaves = _Leaves()
     batch = _Batch()
     dag = FileDag(1, batch, layout, leaves)
-    chunk = layout.chunk_size
     counter = _Progress(progress)
     total = 0
     try:

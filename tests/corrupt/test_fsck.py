@@ -177,7 +177,7 @@ def test_packs_of_a_killed_import_are_reclaimed(damageable: Path, tmp_path: Path
     left = set(packs.iterdir()) - before
     assert left, "the killed import left nothing to reclaim"
     leftover = sum(p.stat().st_size for p in left)
-    assert leftover >= big.stat().st_size // 4  # the leaves written before the kill
+    assert leftover >= 262144  # at least the leaves written before the kill
 
     code, document = _fsck(root)
     assert code == 0, document  # changed just now: maybe still in use, so left alone

@@ -71,7 +71,7 @@ def test_copy_gives_the_hash_of_one_pass_and_every_byte(tmp_path: Path, size: in
 
 
 def test_a_real_size_file_matches_hash_path(tmp_path: Path) -> None:
-    data = _pattern(5 * 4 * 1024 * 1024 + 262144 + 3)  # several 4 MiB buffers and a tail
+    data = _pattern(5 * 4 * 1024 * 1024 + 262144 + 3)  # many buffers and a tail
     target = tmp_path / "f"
     target.write_bytes(data)
     expected = _unixfs.import_path(target, 1)
