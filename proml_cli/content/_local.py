@@ -54,6 +54,7 @@ from proml_cli.content._unixfs import (
     FileDigest,
     PBNode,
     UnixFSData,
+    _Progress,
     copy_file,
     dag_for_bytes,
     decode_pb_node,
@@ -148,10 +149,14 @@ class _Pack:
         Raises:
             InputError: the file changed while it was cloned, or cannot be read.
         """
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             before = os.stat(path, follow_symlinks=False)
-            with open(path, "rb") as source:
-                fcntl.ioctl(self._data, _FICLONE, source.fileno())
+            source = os.open(path, flags)
+            try:
+                fcntl.ioctl(self._data, _FICLONE, source)
+            finally:
+                os.close(source)
         except OSError as exc:
             if exc.errno in _NO_CLONE:
                 return False
@@ -235,6 +240,23 @@ class _BlockWriter:
                 self.blocks += 1
                 self.bytes += size
 
+    def put_large_file(
+        self, path: bytes, display: str, on_bytes: Callable[[int], None]
+    ) -> FileDigest | None:
+        """Store a large file of a directory in a pack of its own (see ``_put_large_file``)."""
+        try:
+            size = os.stat(path, follow_symlinks=False).st_size
+        except OSError:
+            return None  # the importer reports it
+        if size < COPY_MIN:
+            return None
+        with _LARGE_AT_ONCE:  # each uses both cores and 8 MiB: memory stays flat in their number
+            digest, blocks, added = self._store.put_large_file(path, display, on_bytes)
+        with self._lock:
+            self.blocks += blocks
+            self.bytes += added
+        return digest
+
     def _pack_for_import(self) -> _Pack:
         with self._lock:
             if self._pack is None:
@@ -244,6 +266,10 @@ class _BlockWriter:
     def close(self) -> None:
         if self._pack is not None:
             self._pack.close()
+
+
+#: Large files of one directory are stored one at a time (small ones go on meanwhile).
+_LARGE_AT_ONCE = threading.Lock()
 
 
 class _CopiedFileWriter(_BlockWriter):
@@ -526,7 +552,11 @@ class EmbeddedStore:
         is_large_file = not path.is_symlink() and path.is_file() and path.stat().st_size >= COPY_MIN
         self._refresh_indexes()
         if cid_version == 1 and is_large_file:
-            return self._put_large_file(path, progress)
+            counter = _Progress(progress)
+            digest, blocks, added = self.put_large_file(os.fsencode(path), str(path), counter.add)
+            return StoredContent(
+                path, "file", digest.size, digest.sha256, str(digest.root.cid), blocks, added
+            )
         writer = _BlockWriter(self)
         try:
             result = import_path(
@@ -544,7 +574,9 @@ class EmbeddedStore:
             writer.bytes,
         )
 
-    def _put_large_file(self, path: Path, progress: ProgressCallback | None) -> StoredContent:
+    def put_large_file(
+        self, path: bytes, display: str, on_bytes: Callable[[int], None] | None = None
+    ) -> tuple[FileDigest, int, int]:
         """Store a large file whole in a pack of its own, its raw leaves indexed in place.
 
         Where the filesystem can clone (FICLONE), the pack shares the file's extents and is
@@ -553,6 +585,13 @@ class EmbeddedStore:
         threads, the pack written with direct I/O. Durability: the pack and its index are
         flushed (one fdatasync each) before the root block is written, so a root that is
         present names leaves that are on disk; block files stay unsynced, as elsewhere.
+
+        Returns:
+            The file's digest, and the blocks and bytes this added to the store.
+
+        Raises:
+            InputError: the file is missing, unreadable, not a regular file, or changed.
+            ContentError: the store cannot be written.
         """
         try:
             pack = _Pack(str(self.root / "packs"))
@@ -560,30 +599,29 @@ class EmbeddedStore:
             raise self.write_error(exc) from exc
         is_kept = False
         try:
-            if pack.clone_from(path):
+            if pack.clone_from(Path(os.fsdecode(path))):
                 cloned = _CopiedFileWriter(self, pack)
                 writer: _BlockWriter = cloned
-                result = import_path(Path(pack.path), 1, sink=cloned, progress=progress)
+                done = [0]
+
+                def step(total: int) -> None:  # import_path reports running totals
+                    if on_bytes is not None:
+                        on_bytes(total - done[0])
+                    done[0] = total
+
+                result = import_path(Path(pack.path), 1, sink=cloned, progress=step)
                 digest = FileDigest(result.sha256, result.size, result.root)
                 is_kept = cloned.leaves_added > 0
             else:
                 streamed = _StreamedFileWriter(self, pack)
                 writer = streamed
-                digest = copy_file(os.fsencode(path), str(path), streamed, progress=progress)
+                digest = copy_file(path, display, streamed, on_bytes=on_bytes)
                 is_kept = streamed.leaves_added > 0
         finally:
             pack.close()
             if not is_kept:
                 pack.remove()  # every chunk was stored already: the copy is not needed
-        return StoredContent(
-            path,
-            "file",
-            digest.size,
-            digest.sha256,
-            str(digest.root.cid),
-            writer.blocks,
-            writer.bytes,
-        )
+        return digest, writer.blocks, writer.bytes
 
     def put_bytes(self, data: bytes) -> str:
         """Store a small document as ``ipfs add --cid-version 1`` would; return its CID.

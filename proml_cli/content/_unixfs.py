@@ -955,6 +955,16 @@ class FileCopySink(BlockSink, Protocol):
         """Called once every leaf is kept, before the root block is put."""
 
 
+@runtime_checkable
+class LargeFileSink(BlockSink, Protocol):
+    """A sink that stores large files of a directory by a path of its own (see ``copy_file``)."""
+
+    def put_large_file(
+        self, path: bytes, display: str, on_bytes: Callable[[int], None]
+    ) -> FileDigest | None:
+        """Store the CIDv1 file at ``path`` whole; None to have it imported block by block."""
+
+
 class _Leaves:
     """Collects the raw leaves one buffer holds, for the writer to keep after its bytes."""
 
@@ -988,7 +998,7 @@ def copy_file(
     display: str,
     sink: FileCopySink,
     *,
-    progress: ProgressCallback | None = None,
+    on_bytes: Callable[[int], None] | None = None,
     layout: Layout = DEFAULT_LAYOUT,
 ) -> FileDigest:
     """Read a regular file once: its sha256, its CIDv1 DAG, and its bytes handed to ``sink``.
@@ -1000,6 +1010,7 @@ def copy_file(
     writes release the GIL, so on two cores this costs about one sha256 pass. The bytes the
     sink keeps are the bytes that were hashed (the same buffer); the root block is put last,
     after ``sink.settle()``. Memory is the ring, whatever the file size. Symlinks are refused.
+    ``on_bytes`` is called with the size of each buffer hashed (not a running total).
 
     Raises:
         InputError: the file is missing, unreadable, not a regular file, or changed meanwhile.
@@ -1058,7 +1069,6 @@ def copy_file(
     leaves = _Leaves()
     batch = _Batch()
     dag = FileDag(1, batch, layout, leaves)
-    counter = _Progress(progress)
     total = 0
     try:
         with (
@@ -1078,7 +1088,8 @@ def copy_file(
                         dag.add_chunk(data[start : start + chunk])
                     to_write.put((slot, count, offset, leaves.take(), batch.take()))
                     total += count
-                    counter.add(count)
+                    if on_bytes is not None:
+                        on_bytes(count)
             finally:
                 stop.set()  # the reader ends at its next buffer, if it has not yet
                 free.put(None)  # and wakes if it waits for one
@@ -1235,8 +1246,14 @@ def _import_tree(
     found: list[bytes] = []
     _walk(root, b"", tree, allow_symlinks, found)
 
+    large = sink if cid_version == 1 and isinstance(sink, LargeFileSink) else None
+
     def one(relpath: bytes) -> FileDigest:
         full = os.path.join(root, relpath)
+        if large is not None:
+            stored = large.put_large_file(full, os.fsdecode(full), counter.add)
+            if stored is not None:
+                return stored
         return hash_file(
             full, os.fsdecode(full), cid_version, sink=sink, progress=counter, layout=layout
         )

@@ -462,3 +462,29 @@ def test_a_large_file_changed_while_stored_is_refused_and_leaves_no_pack(
     with pytest.raises(InputError, match="changed while"):
         open_store("embedded", root=root).put_path(source, progress=append_once)
     assert _kept(root) == []
+
+
+def test_large_files_of_a_directory_get_packs_of_their_own(tmp_path: Path) -> None:
+    tree = tmp_path / "model"
+    (tree / "shards").mkdir(parents=True)
+    (tree / "config.json").write_bytes(b'{"layers": 2}\n')
+    big = [_random(9 * 1024 * 1024 + 11 * i, seed=20 + i) for i in range(3)]
+    for i, data in enumerate(big):
+        (tree / "shards" / f"{i}.bin").write_bytes(data)
+    (tree / "shards" / "small.bin").write_bytes(_random(300 * 1024, seed=30))
+    root = tmp_path / "store"
+    seen: list[int] = []
+    stored = open_store("embedded", root=root).put_path(tree, progress=seen.append)
+    expected = hash_path(tree)
+    assert (stored.cid, stored.sha256) == (expected.cid, expected.sha256)
+    assert stored.size == expected.size
+    assert seen[-1] == expected.size
+    sizes = sorted(p.stat().st_size for p in (root / "packs").glob("*.pack"))
+    assert [len(data) for data in big] == sizes[-3:]  # each large file whole, in its own pack
+    fresh = open_store("embedded", root=root)
+    fresh.check(stored.cid)
+    fresh.get(stored.cid, tmp_path / "back")
+    for i, data in enumerate(big):
+        assert (tmp_path / "back" / "shards" / f"{i}.bin").read_bytes() == data
+    again = fresh.put_path(tree)
+    assert (again.cid, again.blocks_added) == (stored.cid, 0)

@@ -92,7 +92,7 @@ def test_a_file_changed_while_copied_is_an_error(tmp_path: Path) -> None:
 
     sink = RecordingSink(None)  # the bytes change under it
     with pytest.raises(InputError, match="changed while it was being hashed"):
-        _unixfs.copy_file(bytes(target), str(target), sink, progress=append_once, layout=TINY)
+        _unixfs.copy_file(bytes(target), str(target), sink, on_bytes=append_once, layout=TINY)
 
 
 def test_a_sink_error_stops_the_copy_and_is_raised_as_is(tmp_path: Path) -> None:
