@@ -363,25 +363,41 @@ class EmbeddedStore:
         self._damaged: set[bytes] = set()
 
     def _load_indexes(self) -> None:
-        """Read what is new in the pack indexes (other processes may have added packs)."""
-        directory = self.root / "packs"
+        """Read what is new in the pack indexes (other processes may have added packs).
+
+        Plain ``os`` calls, not pathlib: a store of 1,000 packs is read in a third of the time,
+        which with large files stored at a pass of sha256 was what a full store cost over an
+        empty one (bench/store_packs.py).
+        """
+        directory = os.path.join(self.root, "packs")
         self._is_scanned = True
-        if not directory.is_dir():
+        try:
+            with os.scandir(directory) as listing:
+                names = sorted(entry.name for entry in listing if entry.name.endswith(".idx"))
+        except (FileNotFoundError, NotADirectoryError):
             return
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         with self._index_lock:
-            for index in sorted(directory.glob("*.idx")):
-                done = self._loaded.get(index.name, 0)
-                if index.stat().st_size - done < _INDEX_ENTRY.size:
-                    continue
-                with index.open("rb") as handle:
-                    handle.seek(done)
-                    data = handle.read()
-                pack = str(index.with_suffix(".pack"))
+            for name in names:
+                done = self._loaded.get(name, 0)
+                index = os.path.join(directory, name)
+                try:
+                    size = os.stat(index).st_size
+                    if size - done < _INDEX_ENTRY.size:
+                        continue
+                    fd = os.open(index, flags)
+                except FileNotFoundError:
+                    continue  # removed since it was listed (fsck --repair)
+                try:
+                    data = os.pread(fd, size - done, done)
+                finally:
+                    os.close(fd)
+                pack = index.removesuffix(".idx") + ".pack"
                 # A torn last entry (a crash mid-write) is left for later: never half-read.
                 usable = len(data) - len(data) % _INDEX_ENTRY.size
                 for digest, offset, length in _INDEX_ENTRY.iter_unpack(data[:usable]):
                     self._packed[digest] = (pack, offset, length)
-                self._loaded[index.name] = done + usable
+                self._loaded[name] = done + usable
 
     def _pack_entry(self, digest: bytes, *, is_fresh: bool = True) -> tuple[str, int, int] | None:
         """Where a packed block is; None if it is not in any pack index.
