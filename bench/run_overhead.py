@@ -1,6 +1,7 @@
 """What `proml run` adds to a step, against in-toto-run and `dvc add` on the same step.
 
-Usage: ``python bench/run_overhead.py [--rounds 5] [--large-mib 1024] [--quick]``.
+Usage: ``python bench/run_overhead.py [--rounds 5] [--large-mib 1024] [--quick]
+[--no-large | --large-only] [--compare TREE]``.
 
 Two steps, each in its own project on the embedded default (a fresh temporary directory):
 
@@ -13,6 +14,11 @@ Per round, interleaved (a busy neighbour slows all alike), each step runs bare, 
 bare followed by ``dvc add`` (hashes and copies the file into DVC's cache). Overheads are
 medians minus the bare median; ratios compare overheads. ``proml --help`` and ``python -c
 pass`` are timed alongside as floors. Prints one JSON object; progress goes to stderr.
+
+The large step also times, in the same rounds, what any tool must pay for its bytes: one
+sha256 pass (hashlib), a copy (``cp``) and a direct-I/O copy (``dd oflag=direct``); and the
+same step writing 16 bytes in the same project under each tool, whose overhead is the tool's
+fixed cost: ``data_overhead_seconds`` is the large step's overhead minus it, per tool.
 """
 
 from __future__ import annotations
