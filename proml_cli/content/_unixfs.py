@@ -936,6 +936,188 @@ def _pipeline(
     return total
 
 
+# ------------------------------------------------------------------- hashing while copying
+
+
+class FileCopySink(BlockSink, Protocol):
+    """A sink that keeps the file's bytes itself: raw leaves are kept where they lie in the file."""
+
+    def write_leaves(
+        self, data: memoryview, offset: int, leaves: Sequence[tuple[bytes, int, int]]
+    ) -> None:
+        """Keep the raw leaves listed (digest, file offset, size), all inside ``data``.
+
+        ``data`` is the file's bytes from ``offset``, a whole number of chunks but at the end.
+        Calls come in file order, from one thread, each before the blocks built over it.
+        """
+
+    def settle(self) -> None:
+        """Called once every leaf is kept, before the root block is put."""
+
+
+@runtime_checkable
+class LargeFileSink(BlockSink, Protocol):
+    """A sink that stores large files of a directory by a path of its own (see ``copy_file``)."""
+
+    def put_large_file(
+        self, path: bytes, display: str, on_bytes: Callable[[int], None]
+    ) -> FileDigest | None:
+        """Store the CIDv1 file at ``path`` whole; None to have it imported block by block."""
+
+
+class _Leaves:
+    """Collects the raw leaves one buffer holds, for the writer to keep after its bytes."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[bytes, int, int]] = []
+
+    def put(self, digest: bytes, parts: Sequence[bytes | memoryview]) -> None:
+        raise AssertionError("raw leaves are recorded by offset")  # pragma: no cover
+
+    def put_leaf(self, digest: bytes, offset: int, size: int) -> None:
+        self.items.append((digest, offset, size))
+
+    def take(self) -> list[tuple[bytes, int, int]]:
+        items, self.items = self.items, []
+        return items
+
+
+#: Buffers in flight between the reader, the chunk hasher and the writer of ``copy_file``, and
+#: their size at most: 8 MiB in all, as the two 4 MiB buffers of ``hash_file`` (1, 2 and 4 MiB
+#: buffers measured alike; bench/memory.py keeps a 4 GiB run's peak RSS in its limit).
+COPY_BUFFERS = 4
+COPY_BUFFER_SIZE = 2 * 1024 * 1024
+
+_Blocks = list[tuple[bytes, Sequence[bytes | memoryview]]]
+#: buffer slot, byte count, file offset, its raw leaves, the blocks built meanwhile
+_Written = tuple[int, int, int, list[tuple[bytes, int, int]], _Blocks]
+
+
+def copy_file(
+    path: bytes,
+    display: str,
+    sink: FileCopySink,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
+) -> FileDigest:
+    """Read a regular file once: its sha256, its CIDv1 DAG, and its bytes handed to ``sink``.
+
+    Three threads share a ring of :data:`COPY_BUFFERS` page-aligned buffers (aligned, so a
+    sink may write them with direct I/O). One reads each buffer and adds it to the file's
+    sha256; the calling thread hashes its 256 KiB chunks (the raw leaves) and builds the DAG;
+    one hands the buffer to the sink and gives it back to the reader. hashlib, reads and
+    writes release the GIL, so on two cores this costs about one sha256 pass. The bytes the
+    sink keeps are the bytes that were hashed (the same buffer); the root block is put last,
+    after ``sink.settle()``. Memory is the ring, whatever the file size. Symlinks are refused.
+    ``on_bytes`` is called with the size of each buffer hashed (not a running total).
+
+    Raises:
+        InputError: the file is missing, unreadable, not a regular file, or changed meanwhile.
+        ContentError: the sink could not keep the bytes (as the sink raised it).
+    """
+    import mmap
+    import queue
+
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise _symlink_refused(display) from exc
+        raise _os_error(display, exc) from exc
+    chunk = layout.chunk_size
+    size = max(1, min(layout.buffer_size, COPY_BUFFER_SIZE) // chunk) * chunk
+    views = [memoryview(mmap.mmap(-1, size)) for _ in range(COPY_BUFFERS)]
+    free: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    hashed: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
+    to_write: queue.SimpleQueue[_Written | None] = queue.SimpleQueue()
+    for slot in range(COPY_BUFFERS):
+        free.put(slot)
+    stop = threading.Event()
+    sha = hashlib.sha256()
+
+    def read(stream: FileIO) -> None:
+        offset = 0
+        try:
+            while (slot := free.get()) is not None and not stop.is_set():
+                count = _fill(stream, views[slot])
+                if count:
+                    sha.update(views[slot][:count])
+                    hashed.put((slot, count, offset))
+                    offset += count
+                if count < size:
+                    return
+        finally:
+            hashed.put(None)  # the end, or a failure (raised by the future)
+
+    def write() -> None:
+        is_done = False
+        try:
+            while (work := to_write.get()) is not None:
+                slot, count, offset, leaves, blocks = work
+                sink.write_leaves(views[slot][:count], offset, leaves)
+                for digest, parts in blocks:
+                    sink.put(digest, parts)
+                free.put(slot)
+            is_done = True
+        finally:
+            if not is_done:  # a failure (raised by the future): stop the reader
+                stop.set()
+                free.put(None)
+
+    leaves = _Leaves()
+    batch = _Batch()
+    dag = FileDag(1, batch, layout, leaves)
+    total = 0
+    try:
+        with (
+            os.fdopen(fd, "rb", buffering=0) as stream,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="proml-copy") as pool,
+        ):
+            before = os.fstat(stream.fileno())
+            if not stat.S_ISREG(before.st_mode):
+                raise InputError(f"{display} is not a regular file or directory")
+            reading = pool.submit(read, stream)
+            writing = pool.submit(write)
+            try:
+                while (work := hashed.get()) is not None:
+                    slot, count, offset = work
+                    data = views[slot][:count]
+                    for start in range(0, count, chunk):
+                        dag.add_chunk(data[start : start + chunk])
+                    to_write.put((slot, count, offset, leaves.take(), batch.take()))
+                    total += count
+                    if on_bytes is not None:
+                        on_bytes(count)
+            finally:
+                stop.set()  # the reader ends at its next buffer, if it has not yet
+                free.put(None)  # and wakes if it waits for one
+                to_write.put(None)
+            writing.result()  # the sink's error, as it raised it
+            reading.result()  # an OSError: a read error, below
+            after = os.fstat(stream.fileno())
+    except OSError as exc:
+        raise _os_error(display, exc) from exc
+    if (
+        total != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+    ):
+        raise _changed(display)
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except OSError:
+        raise _changed(display) from None
+    if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
+        raise _changed(display)
+    root = dag.finish()
+    sink.settle()
+    for digest, parts in batch.take():  # the nodes closed by finish(), the root last
+        sink.put(digest, parts)
+    return FileDigest(sha.hexdigest(), total, root)
+
+
 # ---------------------------------------------------------------------------- whole-path import
 
 
@@ -1064,8 +1246,14 @@ def _import_tree(
     found: list[bytes] = []
     _walk(root, b"", tree, allow_symlinks, found)
 
+    large = sink if cid_version == 1 and isinstance(sink, LargeFileSink) else None
+
     def one(relpath: bytes) -> FileDigest:
         full = os.path.join(root, relpath)
+        if large is not None:
+            stored = large.put_large_file(full, os.fsdecode(full), counter.add)
+            if stored is not None:
+                return stored
         return hash_file(
             full, os.fsdecode(full), cid_version, sink=sink, progress=counter, layout=layout
         )

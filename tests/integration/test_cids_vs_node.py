@@ -85,3 +85,16 @@ def test_empty_directory_cid_equals_the_nodes(ipfs_url: str, tmp_path: Path, ver
     root.mkdir()
     ours = hash_path(root, cid_version=version).cid
     assert Cid.parse(ours) == _node_cid(ipfs_url, root, version)
+
+
+@pytest.mark.parametrize("size", [8 * 1024 * 1024, 174 * CHUNK + 1])
+def test_a_stored_large_file_cid_equals_the_nodes(ipfs_url: str, tmp_path: Path, size: int) -> None:
+    """A large file is stored by its own path (read once, copied while hashed): same CID."""
+    from proml_cli.content import open_store
+
+    path = tmp_path / f"f{size}.bin"
+    path.write_bytes(_pattern(size))
+    store = open_store("embedded", root=tmp_path / "store")
+    stored = store.put_path(path)
+    assert Cid.parse(stored.cid) == _node_cid(ipfs_url, path, 1)
+    store.check(stored.cid)  # every chunk is the same: one leaf, kept once

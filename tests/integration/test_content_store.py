@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -347,3 +348,143 @@ def test_a_block_packed_by_another_store_is_found_by_a_read(tmp_path: Path) -> N
     assert reader.has(stored.cid)
     reader.check(stored.cid)
     assert reader.cat(stored.cid) == (tmp_path / "b.bin").read_bytes()
+
+
+def _kept(store_root: Path) -> list[str]:
+    return sorted(p.name for p in (store_root / "packs").iterdir())
+
+
+def test_a_large_file_sharing_leaves_writes_only_the_new_ones(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    chunk = 262144
+    first = _random(40 * chunk, seed=7)
+    (tmp_path / "a.bin").write_bytes(first)
+    store = open_store("embedded", root=root)
+    store.put_path(tmp_path / "a.bin")
+    # The same leaves at the same places, and 20 new ones between and after them.
+    second = first[: 10 * chunk] + _random(10 * chunk, seed=8) + first[20 * chunk :]
+    second += _random(10 * chunk + 99, seed=9)
+    (tmp_path / "b.bin").write_bytes(second)
+    stored = store.put_path(tmp_path / "b.bin")
+    assert stored.cid == hash_path(tmp_path / "b.bin").cid
+    new_leaves = 21  # 10 in the middle, 11 at the end (the last one short)
+    assert stored.bytes_added >= 20 * chunk + 99
+    assert stored.blocks_added == new_leaves + 1  # and the root
+    packs = [root / "packs" / name for name in _kept(root) if name.endswith(".pack")]
+    newest = max(packs, key=lambda p: p.name)
+    assert newest.stat().st_blocks * 512 < len(second)  # the shared leaves are holes
+    fresh = open_store("embedded", root=root)
+    fresh.check(stored.cid)
+    fresh.get(stored.cid, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == second
+
+
+def test_a_large_file_is_stored_without_direct_io(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem refusing a direct write (EINVAL) gets buffered writes, same bytes."""
+    from proml_cli.content import _local
+
+    original = _local._pwrite_all
+    refused: list[int] = []
+
+    def refuse_direct(fd: int, data: memoryview, offset: int) -> None:
+        if not refused:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        original(fd, data, offset)
+
+    monkeypatch.setattr(_local, "_pwrite_all", refuse_direct)
+    source = tmp_path / "model.bin"
+    source.write_bytes(_random(9 * 1024 * 1024 + 5, seed=3))
+    store = open_store("embedded", root=tmp_path / "store")
+    stored = store.put_path(source)
+    assert refused
+    assert stored.cid == hash_path(source).cid
+    store.get(stored.cid, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
+
+
+def test_a_large_file_is_cloned_where_the_filesystem_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FICLONE (emulated here by a copy: this filesystem may not clone) is hashed in place."""
+    from proml_cli.content import _local
+
+    def clone(fd: int, request: int, source: int) -> int:
+        assert request == _local._FICLONE
+        os.lseek(source, 0, os.SEEK_SET)
+        while piece := os.read(source, 1 << 20):
+            os.write(fd, piece)
+        return 0
+
+    monkeypatch.setattr(_local.fcntl, "ioctl", clone)
+    monkeypatch.setattr(_local, "copy_file", None)  # never streamed
+    source = tmp_path / "model.bin"
+    source.write_bytes(_random(9 * 1024 * 1024 + 5, seed=4))
+    root = tmp_path / "store"
+    stored = open_store("embedded", root=root).put_path(source)
+    assert stored.cid == hash_path(source).cid
+    pack = next(p for p in (root / "packs").iterdir() if p.name.endswith(".pack"))
+    assert pack.read_bytes() == source.read_bytes()
+    open_store("embedded", root=root).check(stored.cid)
+
+
+def test_a_large_file_that_cannot_be_written_leaves_no_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proml_cli.content import _local
+
+    def full(self: object, data: memoryview, offset: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_local._Pack, "write_at", full)
+    source = tmp_path / "model.bin"
+    source.write_bytes(_random(9 * 1024 * 1024 + 5, seed=5))
+    root = tmp_path / "store"
+    with pytest.raises(ContentError, match=r"cannot write to the content store.*No space left"):
+        open_store("embedded", root=root).put_path(source)
+    assert _kept(root) == []
+
+
+def test_a_large_file_changed_while_stored_is_refused_and_leaves_no_pack(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(_random(9 * 1024 * 1024 + 5, seed=6))
+
+    def append_once(done: int) -> None:
+        if done == 4 * 1024 * 1024:
+            with source.open("ab") as extra:
+                extra.write(b"more")
+
+    root = tmp_path / "store"
+    with pytest.raises(InputError, match="changed while"):
+        open_store("embedded", root=root).put_path(source, progress=append_once)
+    assert _kept(root) == []
+
+
+def test_large_files_of_a_directory_get_packs_of_their_own(tmp_path: Path) -> None:
+    tree = tmp_path / "model"
+    (tree / "shards").mkdir(parents=True)
+    (tree / "config.json").write_bytes(b'{"layers": 2}\n')
+    big = [_random(9 * 1024 * 1024 + 11 * i, seed=20 + i) for i in range(3)]
+    for i, data in enumerate(big):
+        (tree / "shards" / f"{i}.bin").write_bytes(data)
+    (tree / "shards" / "small.bin").write_bytes(_random(300 * 1024, seed=30))
+    root = tmp_path / "store"
+    seen: list[int] = []
+    stored = open_store("embedded", root=root).put_path(tree, progress=seen.append)
+    expected = hash_path(tree)
+    assert (stored.cid, stored.sha256) == (expected.cid, expected.sha256)
+    assert stored.size == expected.size
+    assert seen[-1] == expected.size
+    sizes = sorted(p.stat().st_size for p in (root / "packs").glob("*.pack"))
+    assert [len(data) for data in big] == sizes[-3:]  # each large file whole, in its own pack
+    fresh = open_store("embedded", root=root)
+    fresh.check(stored.cid)
+    fresh.get(stored.cid, tmp_path / "back")
+    for i, data in enumerate(big):
+        assert (tmp_path / "back" / "shards" / f"{i}.bin").read_bytes() == data
+    again = fresh.put_path(tree)
+    assert (again.cid, again.blocks_added) == (stored.cid, 0)
