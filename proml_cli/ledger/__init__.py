@@ -11,9 +11,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from proml_cli.errors import InputError
+
+if TYPE_CHECKING:
+    from proml_cli.ledger._index import HistoryIndex
 
 __all__ = [
     "NO_HEAD",
@@ -200,6 +203,14 @@ class LedgerReader(Protocol):
 
     def history(self, from_block: int = 0) -> list[ChainEvent]:
         """Every event of the ledger from ``from_block`` on, oldest first."""
+        ...
+
+    def history_index(self, *, rebuild: bool = False) -> HistoryIndex:
+        """The decoded history index, up to the newest (confirmed) block.
+
+        ``rebuild`` drops it and decodes every event again. Untrusted: :mod:`proml_cli.history`
+        checks what it serves against contract storage.
+        """
         ...
 
     def tx_status(self, tx_hash: str) -> Receipt | None:

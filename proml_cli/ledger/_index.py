@@ -1,0 +1,386 @@
+"""The decoded history index: each step event decoded once, kept in SQLite as blocks come.
+
+Reading the history used to decode every event of the ledger in every process, so each read
+and each write grew with the history. This index keeps each ``Registered`` / ``Transitioned``
+event as one row (version key, artefact, digest, CIDs, action, states, actor, roles bitmap,
+block time and the raw fields the step-chain head is recomputed from), indexed by version,
+artefact, content CID and record CID; the few other events (kinds, roles, admin) are kept with
+their decoded arguments. A command reads the rows it needs and no others.
+
+It is a local file anyone with write access to ``.proml/`` can edit, exactly like the event
+index it is built from, so nothing it holds is believed on its own: :mod:`proml_cli.history`
+recomputes every served version's step-chain head from its rows and compares it with the
+contract's storage, and rebuilds the index from the chain once when they differ. What keeps
+the index in step with the chain:
+
+* it names the ledger it was built for (chain id and contract address): another project's
+  index is dropped;
+* it remembers the newest block it holds and that block's hash: when the chain's block at that
+  height has another hash (a reorganisation, a reset development chain) it is rebuilt;
+* on the embedded chain, triggers count every change to the event-index table; a count that
+  does not match the rows appended since means rows were edited, removed or inserted there,
+  and the index is rebuilt from it (so such edits are found as they were before).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from proml_cli.ledger import ChainEvent
+
+if TYPE_CHECKING:
+    from proml_cli.ledger._client import ContractLedger
+
+#: Bumped whenever the rows' meaning changes: an index of another schema is rebuilt.
+SCHEMA = "1"
+#: Where ``_plain`` puts the names of a Registered event's fields.
+STEP_EVENTS = ("Registered", "Transitioned")
+#: The ``source`` of a registration step.
+NO_STATE = 255
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS hist_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hist_steps (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+    time INTEGER NOT NULL, vkey BLOB NOT NULL, artefact TEXT NOT NULL, digest TEXT NOT NULL,
+    cid TEXT, record_cid TEXT NOT NULL, action TEXT NOT NULL, source INTEGER NOT NULL,
+    target INTEGER NOT NULL, actor TEXT NOT NULL, roles TEXT NOT NULL, action_raw BLOB NOT NULL,
+    record_raw BLOB NOT NULL, cid_raw BLOB, input_keys BLOB,
+    PRIMARY KEY (block, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hist_steps_vkey ON hist_steps (vkey);
+CREATE INDEX IF NOT EXISTS hist_steps_artefact ON hist_steps (artefact, block, log_index);
+CREATE INDEX IF NOT EXISTS hist_steps_cid ON hist_steps (cid);
+CREATE INDEX IF NOT EXISTS hist_steps_record ON hist_steps (record_cid);
+CREATE INDEX IF NOT EXISTS hist_steps_digest ON hist_steps (digest);
+CREATE TABLE IF NOT EXISTS hist_inputs (
+    input_key BLOB NOT NULL, vkey BLOB NOT NULL, PRIMARY KEY (input_key, vkey)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hist_other (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+    time INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
+    PRIMARY KEY (block, log_index)
+) WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "block, log_index, tx_hash, time, vkey, artefact, digest, cid, record_cid, action, source, "
+    "target, actor, roles, action_raw, record_raw, cid_raw, input_keys"
+)
+
+
+class HistoryIndex:
+    """The decoded step rows of one ledger in a SQLite connection (see the module docstring).
+
+    The connection is the caller's: the embedded chain's own database, or a file beside the
+    JSON-RPC block-time cache. ``commit`` is called after each change.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, commit: Any) -> None:
+        self._conn = conn
+        self._commit = commit
+        _create(conn)
+        self.rebuilt = 0
+
+    # ------------------------------------------------------------------ keeping up
+
+    def _meta(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._conn.execute("SELECT key, value FROM hist_meta")}
+
+    def _clear(self, ledger_id: str) -> None:
+        for table in ("hist_steps", "hist_inputs", "hist_other", "hist_meta"):
+            self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        self._conn.executemany(
+            "INSERT INTO hist_meta VALUES (?, ?)", [("schema", SCHEMA), ("ledger", ledger_id)]
+        )
+
+    def sync(self, ledger: ContractLedger, *, rebuild: bool = False) -> None:
+        """Append the events of blocks newer than the index's; rebuild it when it is stale."""
+        ledger_id = f"{ledger.chain_id}:{ledger.address}"
+        meta = self._meta()
+        tip = int(meta.get("tip", "-1"))
+        stale = rebuild or meta.get("schema") != SCHEMA or meta.get("ledger") != ledger_id
+        if not stale and tip >= 0 and ledger.block_hash(tip) != meta.get("tip_hash"):
+            stale = True  # a reorganised or reset chain: its blocks are not the ones indexed
+        changes = ledger._index_changes(tip)
+        if not stale and changes is not None and "changes" in meta:
+            # Appending n rows above the tip adds n to both; any other edit does not.
+            counter, above = changes
+            expected = int(meta.get("above", "0")) + counter - int(meta["changes"])
+            stale = above != expected  # the event index was edited below the indexed tip
+        if stale:
+            self._clear(ledger_id)
+            self.rebuilt += 1
+            tip = -1
+        head, head_hash = ledger.head()
+        grown = changes is not None and changes[1] > int(meta.get("above", "0"))
+        if head > tip or stale or grown:
+            self._append(ledger.events_between(tip + 1, head))
+        if head > tip:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
+                [("tip", str(head)), ("tip_hash", head_hash)],
+            )
+        after = ledger._index_changes(max(head, tip))
+        if after is not None:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
+                [("changes", str(after[0])), ("above", str(after[1]))],
+            )
+        self._commit()
+
+    def _append(self, events: Sequence[ChainEvent]) -> None:
+        steps: list[tuple[Any, ...]] = []
+        inputs: list[tuple[bytes, bytes]] = []
+        others: list[tuple[Any, ...]] = []
+        for e in events:
+            if e.name in STEP_EVENTS:
+                row = _step_row(e)
+                steps.append(row)
+                if e.name == "Registered":
+                    inputs.extend((bytes(k), row[4]) for k in e.raw["inputs"])  # type: ignore[attr-defined]
+            else:
+                others.append(
+                    (e.block, e.log_index, e.tx_hash, e.timestamp, e.name, json.dumps(e.args))
+                )
+        self._conn.executemany(
+            f"INSERT OR REPLACE INTO hist_steps VALUES ({','.join('?' * 18)})",  # noqa: S608
+            steps,
+        )
+        self._conn.executemany("INSERT OR IGNORE INTO hist_inputs VALUES (?, ?)", inputs)
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO hist_other VALUES (?, ?, ?, ?, ?, ?)", others
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def keys(
+        self,
+        *,
+        artefact: str | None = None,
+        cid: str | None = None,
+        record_cid: str | None = None,
+        digest: str | None = None,
+        newest: int | None = None,
+    ) -> list[tuple[str, str]]:
+        """Version keys (artefact, digest) of registrations matching the filters, oldest first.
+
+        ``newest``: only the newest N (by registration).
+        """
+        where = ["action = 'register'"] if record_cid is None else []
+        args: list[object] = []
+        for column, value in (
+            ("artefact", artefact),
+            ("cid", cid),
+            ("record_cid", record_cid),
+            ("digest", digest),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT DISTINCT artefact, digest, block, log_index FROM hist_steps"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY block DESC, log_index DESC"
+        if newest is not None:
+            sql += f" LIMIT {int(newest)}"
+        found = dict.fromkeys(
+            (str(a), str(d)) for a, d, _, _ in self._conn.execute(sql, args).fetchall()
+        )
+        return list(reversed(found))
+
+    def count(self, artefact: str) -> int:
+        """How many registrations of ``artefact`` the index holds."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM hist_steps WHERE artefact = ? AND action = 'register'",
+            (artefact,),
+        ).fetchone()
+        return int(row[0])
+
+    def users(self, key: bytes) -> list[tuple[str, str]]:
+        """Versions registered with version key ``key`` among their inputs."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT s.artefact, s.digest FROM hist_inputs i JOIN hist_steps s "
+            "ON s.vkey = i.vkey AND s.action = 'register' WHERE i.input_key = ? "
+            "ORDER BY s.block, s.log_index",
+            (key,),
+        )
+        return [(str(a), str(d)) for a, d in rows]
+
+    def newest_steps(self, limit: int, artefact: str | None = None) -> list[tuple[str, str]]:
+        """The versions of the newest ``limit`` steps (of ``artefact``), newest step first."""
+        sql = "SELECT artefact, digest FROM hist_steps"
+        args: list[object] = []
+        if artefact is not None:
+            sql += " WHERE artefact = ?"
+            args.append(artefact)
+        sql += " ORDER BY block DESC, log_index DESC LIMIT ?"
+        args.append(int(limit))
+        return [(str(a), str(d)) for a, d in self._conn.execute(sql, args)]
+
+    def all_keys(self) -> list[tuple[str, str]]:
+        """Every registered version, in registration order."""
+        rows = self._conn.execute(
+            "SELECT artefact, digest FROM hist_steps WHERE action = 'register' "
+            "ORDER BY block, log_index"
+        )
+        return list(dict.fromkeys((str(a), str(d)) for a, d in rows))
+
+    def events(self, keys: Iterable[bytes] | None = None) -> list[ChainEvent]:
+        """The step events of the versions with these version keys, in chain order.
+
+        ``keys`` None: every event, the other events too. A registration's inputs are resolved
+        where the index holds their registration (else None, as the full decode gives).
+        """
+        if keys is None:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM hist_steps ORDER BY block, log_index"  # noqa: S608
+            ).fetchall()
+        else:
+            wanted = list(dict.fromkeys(keys))
+            rows = []
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows.extend(
+                    self._conn.execute(
+                        f"SELECT {_COLUMNS} FROM hist_steps WHERE vkey IN ({marks})",  # noqa: S608
+                        part,
+                    ).fetchall()
+                )
+            rows.sort(key=lambda r: (r[0], r[1]))
+        needed = {
+            bytes(r[17][i : i + 32])
+            for r in rows
+            if r[9] == "register" and r[17]
+            for i in range(0, len(r[17]), 32)
+        }
+        refs = self._refs(needed)
+        events = [_event(r, refs) for r in rows]
+        if keys is None:
+            others = [
+                ChainEvent(str(n), int(b), int(t), str(h), int(i), json.loads(a))
+                for b, i, h, t, n, a in self._conn.execute(
+                    "SELECT block, log_index, tx_hash, time, name, args FROM hist_other"
+                )
+            ]
+            events = sorted([*events, *others], key=lambda e: (e.block, e.log_index))
+        return events
+
+    def _refs(self, keys: set[bytes]) -> dict[bytes, dict[str, str]]:
+        found: dict[bytes, dict[str, str]] = {}
+        wanted = sorted(keys)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._conn.execute(
+                "SELECT vkey, artefact, digest FROM hist_steps WHERE action = 'register' "  # noqa: S608
+                f"AND vkey IN ({marks}) ORDER BY block DESC, log_index DESC",
+                part,
+            )
+            for vkey, artefact, digest in rows:
+                found[bytes(vkey)] = {"artefact": str(artefact), "digest": str(digest)}
+        return found
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    for statement in _TABLES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def version_key_of(artefact_raw: bytes, digest_raw: bytes) -> bytes:
+    """The contract's version key from the event's raw artefact and digest words."""
+    from eth_utils.crypto import keccak
+
+    return bytes(keccak(bytes(artefact_raw) + bytes(digest_raw)))
+
+
+def _raw(value: object) -> bytes:
+    assert isinstance(value, bytes | bytearray)  # noqa: S101 - eth_abi decodes bytes as bytes
+    return bytes(value)
+
+
+def _step_row(e: ChainEvent) -> tuple[Any, ...]:
+    a, r = e.args, e.raw
+    vkey = version_key_of(_raw(r["artefact"]), _raw(r["digest"]))
+    if e.name == "Registered":
+        action, source, target = "register", NO_STATE, -1
+        action_raw = b"register".ljust(32, b"\0")
+        cid: str | None = str(a["cid"])
+        cid_raw: bytes | None = _raw(r["cid"])
+        input_keys: bytes | None = b"".join(bytes(k) for k in r["inputs"])  # type: ignore[attr-defined]
+    else:
+        action, source, target = str(a["transition"]), int(r["source"]), int(r["target"])  # type: ignore[call-overload]
+        action_raw = _raw(r["transition"])
+        cid = cid_raw = input_keys = None
+    return (
+        e.block,
+        e.log_index,
+        e.tx_hash,
+        e.timestamp,
+        vkey,
+        str(a["artefact"]),
+        str(a["digest"]),
+        cid,
+        str(a["recordCid"]),
+        action,
+        source,
+        target,
+        str(a["actor"]),
+        str(int(r["roles"])),  # type: ignore[call-overload]
+        action_raw,
+        _raw(r["recordCid"]),
+        cid_raw,
+        input_keys,
+    )
+
+
+def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent:
+    """A step row as the :class:`ChainEvent` a full decode gives (args and raw)."""
+    (
+        block,
+        log_index,
+        tx_hash,
+        stamp,
+        _vkey,
+        artefact,
+        digest,
+        cid,
+        record_cid,
+        action,
+        source,
+        target,
+        actor,
+        roles,
+        action_raw,
+        record_raw,
+        cid_raw,
+        input_keys,
+    ) = row
+    roles_int = int(roles)
+    raw: dict[str, object] = {
+        "actor": actor,
+        "roles": roles_int,
+        "recordCid": bytes(record_raw),
+    }
+    args: dict[str, object] = {
+        "artefact": artefact,
+        "digest": digest,
+        "actor": actor,
+        "roles": roles_int,
+        "recordCid": record_cid,
+    }
+    if action == "register":
+        name = "Registered"
+        keys = [bytes(input_keys[i : i + 32]) for i in range(0, len(input_keys or b""), 32)]
+        raw.update(cid=bytes(cid_raw), inputs=keys)
+        args.update(cid=cid, inputs=[refs.get(k) for k in keys])
+    else:
+        name = "Transitioned"
+        raw.update(transition=bytes(action_raw), source=int(source), target=int(target))
+        args.update(transition=action, source=int(source), target=int(target))
+    return ChainEvent(name, int(block), int(stamp), str(tx_hash), int(log_index), args, raw)
