@@ -37,7 +37,17 @@ from proml_cli.settings import Settings
 if TYPE_CHECKING:
     from proml_cli.capture import RunOutcome
     from proml_cli.content import ContentStore
-    from proml_cli.history import History, HistoryStep, VersionHistory
+    from proml_cli.history import (
+        History,
+        HistoryStep,
+        InputVersion,
+        LogEntry,
+        RecordDetail,
+        StepDetail,
+        UsedBy,
+        VersionDetail,
+        VersionHistory,
+    )
     from proml_cli.ledger import LedgerReader
     from proml_cli.queries import ArtefactStatus, RoleHolders
     from proml_cli.record import DecisionRecord, FileEntry, RunRecord
@@ -54,6 +64,12 @@ _LAZY = {
     "RunRecord": ("proml_cli.record", "RunRecord"),
     "History": ("proml_cli.history", "History"),
     "HistoryStep": ("proml_cli.history", "HistoryStep"),
+    "InputVersion": ("proml_cli.history", "InputVersion"),
+    "LogEntry": ("proml_cli.history", "LogEntry"),
+    "RecordDetail": ("proml_cli.history", "RecordDetail"),
+    "StepDetail": ("proml_cli.history", "StepDetail"),
+    "UsedBy": ("proml_cli.history", "UsedBy"),
+    "VersionDetail": ("proml_cli.history", "VersionDetail"),
     "LedgerReader": ("proml_cli.ledger", "LedgerReader"),
     "RoleHolders": ("proml_cli.queries", "RoleHolders"),
     "RunOutcome": ("proml_cli.capture", "RunOutcome"),
@@ -83,20 +99,26 @@ __all__ = [
     "History",
     "HistoryStep",
     "InputError",
+    "InputVersion",
     "JournalError",
     "LedgerError",
     "LedgerReader",
+    "LogEntry",
     "PolicyError",
     "ProMLError",
     "Project",
+    "RecordDetail",
     "RefusedError",
     "RoleHolders",
     "RunOutcome",
     "RunRecord",
     "Settings",
+    "StepDetail",
     "StepRun",
+    "UsedBy",
     "Verdict",
     "VerificationFailed",
+    "VersionDetail",
     "VersionHistory",
     "__version__",
     "current_step",

@@ -213,6 +213,12 @@ class EmbeddedLedger(ContractLedger):
         """
         return self._decoded(self._logs(first))
 
+    def _indexed_events(self) -> int:
+        row = self._query(
+            "SELECT count(*) FROM logs WHERE address = ?", (self._contract.address,)
+        ).fetchone()
+        return int(row[0])
+
     def head(self) -> tuple[int, str]:
         """The canonical head's number and hash."""
         header = self._tester.backend.chain.get_canonical_head()

@@ -29,13 +29,14 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from proml_cli.errors import ProMLError
 from proml_cli.ledger import ChainEvent
 
 if TYPE_CHECKING:
     from proml_cli.ledger._client import ContractLedger
 
 #: Bumped whenever the rows' meaning changes: an index of another schema is rebuilt.
-SCHEMA = "1"
+SCHEMA = "2"
 #: Where ``_plain`` puts the names of a Registered event's fields.
 STEP_EVENTS = ("Registered", "Transitioned")
 #: The ``source`` of a registration step.
@@ -53,8 +54,8 @@ CREATE TABLE IF NOT EXISTS hist_steps (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hist_steps_vkey ON hist_steps (vkey);
 CREATE INDEX IF NOT EXISTS hist_steps_artefact ON hist_steps (artefact, block, log_index);
-CREATE INDEX IF NOT EXISTS hist_steps_cid ON hist_steps (cid);
-CREATE INDEX IF NOT EXISTS hist_steps_record ON hist_steps (record_cid);
+CREATE INDEX IF NOT EXISTS hist_steps_cid ON hist_steps (cid_raw);
+CREATE INDEX IF NOT EXISTS hist_steps_record ON hist_steps (record_raw);
 CREATE INDEX IF NOT EXISTS hist_steps_digest ON hist_steps (digest);
 CREATE TABLE IF NOT EXISTS hist_inputs (
     input_key BLOB NOT NULL, vkey BLOB NOT NULL, PRIMARY KEY (input_key, vkey)
@@ -124,6 +125,16 @@ class HistoryIndex:
                 "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
                 [("tip", str(head)), ("tip_hash", head_hash)],
             )
+        counted = ledger._indexed_events()
+        if counted is not None and counted != self._rows() and not stale:
+            # Rows removed from (or added to) this index: build it again from the events.
+            self._clear(ledger_id)
+            self.rebuilt += 1
+            self._append(ledger.events_between(0, head))
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
+                [("tip", str(head)), ("tip_hash", head_hash)],
+            )
         after = ledger._index_changes(max(head, tip))
         if after is not None:
             self._conn.executemany(
@@ -131,6 +142,11 @@ class HistoryIndex:
                 [("changes", str(after[0])), ("above", str(after[1]))],
             )
         self._commit()
+
+    def _rows(self) -> int:
+        steps = self._conn.execute("SELECT count(*) FROM hist_steps").fetchone()[0]
+        others = self._conn.execute("SELECT count(*) FROM hist_other").fetchone()[0]
+        return int(steps) + int(others)
 
     def _append(self, events: Sequence[ChainEvent]) -> None:
         steps: list[tuple[Any, ...]] = []
@@ -172,10 +188,15 @@ class HistoryIndex:
         """
         where = ["action = 'register'"] if record_cid is None else []
         args: list[object] = []
+        try:
+            cid_raw = _cid_bytes(cid)
+            record_raw = _cid_bytes(record_cid)
+        except ProMLError:
+            return []  # not a CID: nothing was anchored with it
         for column, value in (
             ("artefact", artefact),
-            ("cid", cid),
-            ("record_cid", record_cid),
+            ("cid_raw", cid_raw),
+            ("record_raw", record_raw),
             ("digest", digest),
         ):
             if value is not None:
@@ -259,7 +280,7 @@ class HistoryIndex:
             for i in range(0, len(r[17]), 32)
         }
         refs = self._refs(needed)
-        events = [_event(r, refs) for r in rows]
+        events = [e for e in (_event(r, refs) for r in rows) if e is not None]
         if keys is None:
             others = [
                 ChainEvent(str(n), int(b), int(t), str(h), int(i), json.loads(a))
@@ -278,11 +299,12 @@ class HistoryIndex:
             marks = ",".join("?" * len(part))
             rows = self._conn.execute(
                 "SELECT vkey, artefact, digest FROM hist_steps WHERE action = 'register' "  # noqa: S608
-                f"AND vkey IN ({marks}) ORDER BY block DESC, log_index DESC",
+                f"AND vkey IN ({marks}) ORDER BY block, log_index",
                 part,
             )
             for vkey, artefact, digest in rows:
-                found[bytes(vkey)] = {"artefact": str(artefact), "digest": str(digest)}
+                if _matches(vkey, str(artefact), str(digest)):
+                    found[bytes(vkey)] = {"artefact": str(artefact), "digest": str(digest)}
         return found
 
 
@@ -339,18 +361,45 @@ def _step_row(e: ChainEvent) -> tuple[Any, ...]:
     )
 
 
-def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent:
-    """A step row as the :class:`ChainEvent` a full decode gives (args and raw)."""
+def _cid_bytes(cid: str | None) -> bytes | None:
+    """A CID's binary form (what rows are looked up by: the text is never served)."""
+    if cid is None:
+        return None
+    from proml_cli.content import cid_to_bytes
+
+    return cid_to_bytes(cid)
+
+
+def _matches(vkey: bytes, artefact: str, digest: str) -> bool:
+    """Whether a row's artefact and digest are the ones its version key was made from."""
+    from proml_cli.errors import InputError
+    from proml_cli.ledger._client import digest32, name32
+
+    try:
+        return version_key_of(name32(artefact), digest32(digest)) == bytes(vkey)
+    except InputError:
+        return False
+
+
+def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent | None:
+    """A step row as the :class:`ChainEvent` a full decode gives (args and raw).
+
+    What is shown is derived from the fields the step-chain head covers (CIDs from their
+    binary form, a transition's name from its word); a row whose artefact and digest are not
+    those of its version key is not served (None).
+    """
+    from proml_cli.ledger._client import cid_text, text32
+
     (
         block,
         log_index,
         tx_hash,
         stamp,
-        _vkey,
+        vkey,
         artefact,
         digest,
-        cid,
-        record_cid,
+        _cid,
+        _record_cid,
         action,
         source,
         target,
@@ -361,6 +410,13 @@ def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent:
         cid_raw,
         input_keys,
     ) = row
+    if not _matches(vkey, str(artefact), str(digest)):
+        return None
+    try:
+        record_text = cid_text(bytes(record_raw))
+        cid_text_ = cid_text(bytes(cid_raw)) if action == "register" else ""
+    except ProMLError:
+        return None  # not a CID: no event of the contract has it
     roles_int = int(roles)
     raw: dict[str, object] = {
         "actor": actor,
@@ -372,15 +428,15 @@ def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent:
         "digest": digest,
         "actor": actor,
         "roles": roles_int,
-        "recordCid": record_cid,
+        "recordCid": record_text,
     }
     if action == "register":
         name = "Registered"
         keys = [bytes(input_keys[i : i + 32]) for i in range(0, len(input_keys or b""), 32)]
-        raw.update(cid=bytes(cid_raw), inputs=keys)
-        args.update(cid=cid, inputs=[refs.get(k) for k in keys])
+        raw.update(cid=bytes(cid_raw or b""), inputs=keys)
+        args.update(cid=cid_text_, inputs=[refs.get(k) for k in keys])
     else:
         name = "Transitioned"
         raw.update(transition=bytes(action_raw), source=int(source), target=int(target))
-        args.update(transition=action, source=int(source), target=int(target))
+        args.update(transition=text32(bytes(action_raw)), source=int(source), target=int(target))
     return ChainEvent(name, int(block), int(stamp), str(tx_hash), int(log_index), args, raw)

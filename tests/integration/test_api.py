@@ -70,7 +70,8 @@ def test_a_step_records_its_products_params_and_metrics_like_run(root: Path) -> 
     assert record["logged_params"] == {"epochs": 3, "lr": 0.1}
     assert record["logged_metrics"] == {"accuracy": 0.93}
     assert [m["artefact"] for m in record["materials"]] == ["dataset"]
-    assert shown["inputs"][0]["artefact"] == "dataset"
+    assert isinstance(shown, proml.VersionDetail)
+    assert shown.inputs[0].artefact == "dataset"
     typed = project.record(str(outcome.record_cid))
     assert isinstance(typed, proml.RunRecord)
     assert typed.logged_metrics == {"accuracy": 0.93}
