@@ -14,9 +14,14 @@ processes:
   ``status``, ``verify out.bin``, ``show out``;
 * baselines: ``proml --help`` and ``git log`` over as many commits as the project has events.
 
+Then in-process (library calls in one process per size, imports and the first opening of the
+ledger excluded): ``Project.log(limit=10)``, ``log()`` (every entry), ``status()``,
+``show("out")``, ``verify("out.bin")``, and the history lookup every write makes (whether its
+record is anchored already, ``anchoring._find_anchor``), each the median of ``--rounds`` calls.
+
 Prints one JSON object with the medians and the ratios the speed requirements name: each read
 against ``proml --help``, ``log --json`` against ``git log``, and every command at the largest
-size against the smallest. Progress goes to stderr.
+size against the smallest, by CLI and in-process. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -56,6 +61,52 @@ COMMANDS = {
 }
 READS = ("log", "log_limit_10", "status", "verify", "show")
 
+#: Library calls timed in one process (``project``: the opened Project).
+IN_PROCESS = {
+    "log_limit_10": "project.log(limit=10)",
+    "log_all": "project.log()",
+    "status": "project.status()",
+    "show": "project.show('out')",
+    "verify": "project.verify('out.bin')",
+    "anchor_lookup": "_anchor_lookup()",
+}
+
+IN_PROCESS_SCRIPT = """
+import json, statistics, sys, time
+import proml_cli
+from proml_cli.anchoring import _find_anchor
+project = proml_cli.open_project(".")
+def _anchor_lookup():
+    with project.context.ledger() as ledger:
+        return _find_anchor(ledger, "bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+project.status()  # imports, keystore, first sync of the index: not what is measured
+calls = json.loads(sys.argv[1])
+rounds = int(sys.argv[2])
+times = {name: [] for name in calls}
+for _ in range(rounds):
+    for name, code in calls.items():
+        start = time.perf_counter()
+        eval(code)
+        times[name].append(time.perf_counter() - start)
+print(json.dumps({name: round(statistics.median(v), 5) for name, v in times.items()}))
+"""
+
+
+def in_process(project: Path, env: dict[str, str], rounds: int) -> dict[str, float]:
+    """Median seconds of each library call in :data:`IN_PROCESS`, in a fresh process."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_SCRIPT, json.dumps(IN_PROCESS), str(rounds)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    found: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
 
 def main() -> int:
     """Build, measure, print the JSON report."""
@@ -91,6 +142,8 @@ def main() -> int:
         trials["help"] = partial(run, [*PROML, "--help"], base, env)
         print(f"history_scale: measuring, {rounds} rounds", file=sys.stderr)
         times = interleaved(trials, rounds)
+        print("history_scale: in-process library calls", file=sys.stderr)
+        library = {size: in_process(projects[size], env, max(rounds, 3)) for size in sizes}
     medians = {name: median(values) for name, values in times.items()}
     small, large = sizes[0], sizes[-1]
     help_ = medians["help"]
@@ -102,6 +155,10 @@ def main() -> int:
     report["largest_vs_smallest"] = {
         name: ratio(medians[f"{name}@{large}"], medians[f"{name}@{small}"])
         for name in (*COMMANDS, "git_log")
+    }
+    report["in_process_seconds"] = {str(size): library[size] for size in sizes}
+    report["in_process_largest_vs_smallest"] = {
+        name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
     }
     report["targets"] = {
         "reads_vs_help": 2.0,

@@ -259,6 +259,13 @@ class RpcLedger(ContractLedger):
         """The newest confirmed block (what history is read up to)."""
         return int(self._w3.eth.block_number) - max(self._config.confirmations, 1) + 1
 
+    def head(self) -> tuple[int, str]:
+        """The newest confirmed block and its hash (one call when a block confirms itself)."""
+        if self._config.confirmations > 1:
+            return super().head()
+        block = self._w3.eth.get_block("latest")
+        return int(block["number"]), "0x" + bytes(block["hash"]).hex().removeprefix("0x")
+
     def _index_connection(self) -> tuple[sqlite3.Connection, Any]:
         # Beside the block-time cache; without a state directory, in memory for this process.
         where = ":memory:"
@@ -272,9 +279,8 @@ class RpcLedger(ContractLedger):
         return conn, conn.commit
 
     def _logs(self, from_block: int, to_block: int | None = None) -> list[dict[str, Any]]:
-        confirmed = self._w3.eth.block_number - max(self._config.confirmations, 1) + 1
-        if to_block is not None:
-            confirmed = min(confirmed, to_block)
+        # ``to_block`` is a confirmed block the caller read already (one call fewer).
+        confirmed = to_block if to_block is not None else self.head_number()
         if confirmed < from_block:
             return []
         logs: list[dict[str, Any]] = [
