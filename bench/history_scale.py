@@ -108,6 +108,12 @@ def in_process(project: Path, env: dict[str, str], rounds: int) -> dict[str, flo
     return found
 
 
+def _transition(project: Path, env: dict[str, str]) -> float:
+    """``transition out approve`` on a fresh version (made first, untimed): any trial order."""
+    run([*PROML, *COMMANDS["run"]], project, env)
+    return run([*PROML, *COMMANDS["transition"]], project, env)
+
+
 def main() -> int:
     """Build, measure, print the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -138,6 +144,7 @@ def main() -> int:
         for size in sizes:
             for name, argv in COMMANDS.items():
                 trials[f"{name}@{size}"] = partial(run, [*PROML, *argv], projects[size], env)
+            trials[f"transition@{size}"] = partial(_transition, projects[size], env)
             trials[f"git_log@{size}"] = partial(run, ["git", "log"], repos[size], env)
         trials["help"] = partial(run, [*PROML, "--help"], base, env)
         print(f"history_scale: measuring, {rounds} rounds", file=sys.stderr)

@@ -1,9 +1,11 @@
 """History rebuilt from the ledger's events, checked against the contract's storage.
 
 The events come from wherever the backend keeps them: a JSON-RPC node's ``eth_getLogs``, or on
-the embedded chain a local index (the ``logs`` table of ``.proml/chain/chain.sqlite``) that is
-fast to read but that anyone with write access to ``.proml/`` can edit without a key. So no
-answer is taken from the events alone:
+the embedded chain a local index (the ``logs`` table of ``.proml/chain/chain.sqlite``), decoded
+once into the history index (:mod:`proml_cli.ledger._index`: tables ``hist_*`` beside it, or
+``.proml/chain/history.sqlite`` for a JSON-RPC chain), which is fast to read but which anyone
+with write access to ``.proml/`` can edit without a key. So no answer is taken from the events
+alone:
 
 * a version's kind, current state, step count and step-chain head are read from contract
   storage (``versionWords`` / ``versionOf``); the version's events must recompute the same head
@@ -13,7 +15,11 @@ answer is taken from the events alone:
 * the roles that authorised each step are the ones its event carries, which the head covers:
   role grant/revoke events are never replayed to decide anything.
 
-:func:`build` is the plain fold (tests, tools); :func:`read` is the checked one every command uses.
+:func:`build` is the plain fold (tests, tools); :func:`read` is the checked whole history;
+:func:`view` loads and checks only the versions a question needs (``log --limit``, ``show``,
+``status``, ``verify``, a write's anchor lookup), so their cost does not grow with the history.
+When what the history index served disagrees with the contract, it is rebuilt from the chain
+once; what still disagrees is the chain's own event record, and is refused as before.
 """
 
 from __future__ import annotations
@@ -442,8 +448,9 @@ def require_consistent(history: History) -> History:
     raise LedgerError(
         f"the ledger's event index disagrees with the contract for {len(bad)} version(s): "
         f"{named}{more}",
-        hint="nothing it says about them is used; the chain's storage is intact, the index "
-        "(.proml/chain/chain.sqlite, table logs) was altered",
+        hint="nothing it says about them is used; the chain's storage is intact, the event "
+        "index (.proml/chain/chain.sqlite, table logs; rebuilt once already from it: the "
+        "decoded tables hist_*) was altered; `proml fsck` compares it with the chain",
     )
 
 
@@ -668,10 +675,12 @@ def log_rows(
     found.sort(key=lambda vs: (vs[1].event.block, vs[1].event.log_index), reverse=True)
     if limit:
         found = found[:limit]
-    return [
-        log_entry(v, s, _record_step(store, s.record_cid) if store is not None else None)
-        for v, s in found
-    ]
+    by: dict[str, str | None] = {}  # a record anchors many steps: read it once
+    if store is not None:
+        for _, s in found:
+            if s.record_cid not in by:
+                by[s.record_cid] = _record_step(store, s.record_cid)
+    return [log_entry(v, s, by.get(s.record_cid)) for v, s in found]
 
 
 def describe(history: History, version: VersionHistory, store: Any = None) -> VersionDetail:

@@ -550,10 +550,6 @@ class ContractLedger:
         """
         return None
 
-    def _indexed_events(self) -> int | None:
-        """How many events a local event index holds for this ledger (None: no such index)."""
-        return None
-
     def tx_status(self, tx_hash: str) -> Receipt | None:
         """A transaction's receipt, or None when the chain does not know it."""
         from web3.exceptions import TransactionNotFound

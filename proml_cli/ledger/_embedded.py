@@ -233,12 +233,6 @@ class EmbeddedLedger(ContractLedger):
             for r in refs
         ]
 
-    def _indexed_events(self) -> int:
-        row = self._query(
-            "SELECT count(*) FROM logs WHERE address = ?", (self._contract.address,)
-        ).fetchone()
-        return int(row[0])
-
     def head(self) -> tuple[int, str]:
         """The canonical head's number and hash."""
         header = self._tester.backend.chain.get_canonical_head()

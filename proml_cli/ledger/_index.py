@@ -19,7 +19,9 @@ the index in step with the chain:
   height has another hash (a reorganisation, a reset development chain) it is rebuilt;
 * on the embedded chain, triggers count every change to the event-index table; a count that
   does not match the rows appended since means rows were edited, removed or inserted there,
-  and the index is rebuilt from it (so such edits are found as they were before).
+  and the index is rebuilt from it (so such edits are found as they were before);
+* triggers count every change to its own tables too; a change it did not make itself (a row
+  edited, removed or added by hand) rebuilds it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import ProMLError
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from proml_cli.ledger._client import ContractLedger
 
 #: Bumped whenever the rows' meaning changes: an index of another schema is rebuilt.
-SCHEMA = "2"
+SCHEMA = "3"
 #: Where ``_plain`` puts the names of a Registered event's fields.
 STEP_EVENTS = ("Registered", "Transitioned")
 #: The ``source`` of a registration step.
@@ -65,6 +68,34 @@ CREATE TABLE IF NOT EXISTS hist_other (
     time INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
     PRIMARY KEY (block, log_index)
 ) WITHOUT ROWID;
+INSERT OR IGNORE INTO hist_meta VALUES ('edits', '0');
+CREATE TRIGGER IF NOT EXISTS hist_steps_i AFTER INSERT ON hist_steps BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_steps_u AFTER UPDATE ON hist_steps BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_steps_d AFTER DELETE ON hist_steps BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_inputs_i AFTER INSERT ON hist_inputs BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_inputs_u AFTER UPDATE ON hist_inputs BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_inputs_d AFTER DELETE ON hist_inputs BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_other_i AFTER INSERT ON hist_other BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_other_u AFTER UPDATE ON hist_other BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
+CREATE TRIGGER IF NOT EXISTS hist_other_d AFTER DELETE ON hist_other BEGIN
+    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
+END;
 """
 
 _COLUMNS = (
@@ -95,7 +126,8 @@ class HistoryIndex:
         for table in ("hist_steps", "hist_inputs", "hist_other", "hist_meta"):
             self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
         self._conn.executemany(
-            "INSERT INTO hist_meta VALUES (?, ?)", [("schema", SCHEMA), ("ledger", ledger_id)]
+            "INSERT INTO hist_meta VALUES (?, ?)",
+            [("schema", SCHEMA), ("ledger", ledger_id), ("edits", "0")],
         )
 
     def sync(self, ledger: ContractLedger, *, rebuild: bool = False) -> None:
@@ -104,6 +136,8 @@ class HistoryIndex:
         meta = self._meta()
         tip = int(meta.get("tip", "-1"))
         stale = rebuild or meta.get("schema") != SCHEMA or meta.get("ledger") != ledger_id
+        if meta.get("edits") != meta.get("edits_seen"):
+            stale = True  # rows of this index were edited, removed or added behind its back
         if not stale and tip >= 0 and ledger.block_hash(tip) != meta.get("tip_hash"):
             stale = True  # a reorganised or reset chain: its blocks are not the ones indexed
         changes = ledger._index_changes(tip)
@@ -125,28 +159,18 @@ class HistoryIndex:
                 "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
                 [("tip", str(head)), ("tip_hash", head_hash)],
             )
-        counted = ledger._indexed_events()
-        if counted is not None and counted != self._rows() and not stale:
-            # Rows removed from (or added to) this index: build it again from the events.
-            self._clear(ledger_id)
-            self.rebuilt += 1
-            self._append(ledger.events_between(0, head))
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
-                [("tip", str(head)), ("tip_hash", head_hash)],
-            )
         after = ledger._index_changes(max(head, tip))
         if after is not None:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
                 [("changes", str(after[0])), ("above", str(after[1]))],
             )
+        # The triggers counted this sync's own writes too: they are seen.
+        self._conn.execute(
+            "INSERT OR REPLACE INTO hist_meta SELECT 'edits_seen', value FROM hist_meta "
+            "WHERE key = 'edits'"
+        )
         self._commit()
-
-    def _rows(self) -> int:
-        steps = self._conn.execute("SELECT count(*) FROM hist_steps").fetchone()[0]
-        others = self._conn.execute("SELECT count(*) FROM hist_other").fetchone()[0]
-        return int(steps) + int(others)
 
     def _append(self, events: Sequence[ChainEvent]) -> None:
         steps: list[tuple[Any, ...]] = []
@@ -309,9 +333,13 @@ class HistoryIndex:
 
 
 def _create(conn: sqlite3.Connection) -> None:
-    for statement in _TABLES.split(";"):
-        if statement.strip():
+    """Run the schema one statement at a time (``executescript`` commits the caller's work)."""
+    statement = ""
+    for line in _TABLES.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
             conn.execute(statement)
+            statement = ""
 
 
 def version_key_of(artefact_raw: bytes, digest_raw: bytes) -> bytes:
@@ -361,6 +389,14 @@ def _step_row(e: ChainEvent) -> tuple[Any, ...]:
     )
 
 
+@lru_cache(maxsize=1 << 16)
+def _cid_text(raw: bytes) -> str:
+    """A binary CID's text (many rows share a record: each is converted once)."""
+    from proml_cli.ledger._client import cid_text
+
+    return cid_text(raw)
+
+
 def _cid_bytes(cid: str | None) -> bytes | None:
     """A CID's binary form (what rows are looked up by: the text is never served)."""
     if cid is None:
@@ -388,7 +424,7 @@ def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent 
     binary form, a transition's name from its word); a row whose artefact and digest are not
     those of its version key is not served (None).
     """
-    from proml_cli.ledger._client import cid_text, text32
+    from proml_cli.ledger._client import text32
 
     (
         block,
@@ -413,8 +449,8 @@ def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent 
     if not _matches(vkey, str(artefact), str(digest)):
         return None
     try:
-        record_text = cid_text(bytes(record_raw))
-        cid_text_ = cid_text(bytes(cid_raw)) if action == "register" else ""
+        record_text = _cid_text(bytes(record_raw))
+        cid_text_ = _cid_text(bytes(cid_raw)) if action == "register" else ""
     except ProMLError:
         return None  # not a CID: no event of the contract has it
     roles_int = int(roles)
