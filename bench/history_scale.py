@@ -114,6 +114,21 @@ def _transition(project: Path, env: dict[str, str]) -> float:
     return run([*PROML, *COMMANDS["transition"]], project, env)
 
 
+def interleaved_in_process(
+    projects: dict[int, Path], env: dict[str, str], rounds: int
+) -> dict[int, dict[str, float]]:
+    """:func:`in_process` per size, one process per size and round, sizes alternating."""
+    runs: dict[int, list[dict[str, float]]] = {size: [] for size in projects}
+    order = list(projects)
+    for number in range(rounds):
+        for size in reversed(order) if number % 2 else order:
+            runs[size].append(in_process(projects[size], env, 3))
+    return {
+        size: {name: median([r[name] for r in found]) for name in IN_PROCESS}
+        for size, found in runs.items()
+    }
+
+
 def main() -> int:
     """Build, measure, print the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -121,6 +136,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="sizes 100 and 1000, 2 rounds")
     parser.add_argument("--keep", type=Path, default=None, help="build (or reuse) projects here")
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="only the library calls (needs --keep)"
+    )
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     rounds = 2 if args.quick else args.rounds
@@ -140,6 +158,16 @@ def main() -> int:
             repos[size] = base / f"git-{size}"
             if not (repos[size] / ".git").exists():
                 git_repo(repos[size], size, env)
+        small, large = sizes[0], sizes[-1]
+        if args.in_process_only:
+            library = interleaved_in_process(projects, env, max(rounds, 3))
+            report["in_process_seconds"] = {str(size): library[size] for size in sizes}
+            report["in_process_largest_vs_smallest"] = {
+                name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
+            }
+            report["load_average_after"] = load_average()
+            print(json.dumps(report, indent=1))
+            return 0
         trials: dict[str, Callable[[], float]] = {}
         for size in sizes:
             for name, argv in COMMANDS.items():
@@ -150,9 +178,8 @@ def main() -> int:
         print(f"history_scale: measuring, {rounds} rounds", file=sys.stderr)
         times = interleaved(trials, rounds)
         print("history_scale: in-process library calls", file=sys.stderr)
-        library = {size: in_process(projects[size], env, max(rounds, 3)) for size in sizes}
+        library = interleaved_in_process(projects, env, max(rounds, 3))
     medians = {name: median(values) for name, values in times.items()}
-    small, large = sizes[0], sizes[-1]
     help_ = medians["help"]
     report["median_seconds"] = medians
     report["reads_vs_help_at_largest"] = {r: ratio(medians[f"{r}@{large}"], help_) for r in READS}

@@ -152,8 +152,14 @@ class HistoryIndex:
             tip = -1
         head, head_hash = ledger.head()
         grown = changes is not None and changes[1] > int(meta.get("above", "0"))
-        if head > tip or stale or grown:
-            self._append(ledger.events_between(tip + 1, head))
+        if not (head > tip or stale or grown):
+            after = ledger._index_changes(tip)
+            if after is None or (str(after[0]), str(after[1])) == (
+                meta.get("changes"),
+                meta.get("above"),
+            ):
+                return  # nothing new: a read writes nothing (no commit, no fsync)
+        self._append(ledger.events_between(tip + 1, head))
         if head > tip:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO hist_meta VALUES (?, ?)",
