@@ -498,3 +498,57 @@ def test_block_times_are_fetched_once_and_kept(
         assert [(e.block, e.timestamp) for e in ledger.history()] == first
     # Without the caches every block is fetched again, in one batch, and gives the same times.
     assert calls.count("eth_getBlockByNumber") == len({b for b, _ in first or []}) + 1
+
+
+def test_a_tampered_history_index_on_a_network_chain_is_rebuilt(
+    anvil_url: str, tmp_path: Path
+) -> None:
+    """history.sqlite with a tip that is not the chain's block, or another ledger's: rebuilt."""
+    import sqlite3
+
+    from eth_account import Account
+
+    from proml_cli.ledger import _rpc
+
+    signer = Account.from_key(ANVIL_KEY)
+    config = ChainConfig(backend="rpc", url=anvil_url, state_dir=tmp_path / "chain")
+    record = bytes_cid(b"a record")
+    with open_ledger(config, signer=signer) as ledger:
+        address = ledger.address
+        ledger.define_roles(["maker"])
+        ledger.define_kind(KIND)
+        ledger.define_artefacts({"blob": "blob"})
+        ledger.grant_role("maker", signer.address)
+        digest = hashlib.sha256(b"one").hexdigest()
+        ledger.submit(record, [Registration(VersionRef("blob", digest), record)], [])
+        ledger.submit(record, [], [Move(VersionRef("blob", digest), "check")])
+        before = ledger.history()
+    assert [e.name for e in before][-2:] == ["Registered", "Transitioned"]
+
+    def tamper(*statements: tuple[str, tuple[object, ...]]) -> None:
+        db = sqlite3.connect(tmp_path / "chain" / _rpc.INDEX_NAME)
+        for sql, args in statements:
+            db.execute(sql, args)
+        db.commit()
+        db.close()
+
+    # The trigger that would report the edit is gone: only the tip's hash gives it away.
+    tamper(
+        ("DROP TRIGGER hist_other_u", ()),
+        ("UPDATE hist_other SET args = '{}'", ()),
+        ("UPDATE hist_meta SET value = ? WHERE key = 'tip_hash'", ("0x" + "ab" * 32,)),
+    )
+    with open_ledger(config, signer=None, address=address) as ledger:
+        assert ledger.history() == before
+    # Another ledger's index, its edits passed off as its own: the ledger it names gives it away.
+    tamper(
+        ("UPDATE hist_steps SET roles = '0'", ()),
+        (
+            "UPDATE hist_meta SET value = (SELECT value FROM hist_meta WHERE key = 'edits') "
+            "WHERE key = 'edits_seen'",
+            (),
+        ),
+        ("UPDATE hist_meta SET value = '1:0x' || hex(randomblob(20)) WHERE key = 'ledger'", ()),
+    )
+    with open_ledger(config, signer=None, address=address) as ledger:
+        assert ledger.history() == before
