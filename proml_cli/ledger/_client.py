@@ -533,10 +533,11 @@ class ContractLedger:
         """
         return self._decoded(self._logs(first, last))
 
-    def head(self) -> tuple[int, str]:
-        """The newest block history is read up to, and its hash."""
+    def head_block(self) -> tuple[int, str, str]:
+        """The newest block history is read up to: its number, hash and parent's hash."""
         number = self.head_number()
-        return number, self.block_hash(number) or ""
+        block = self._w3.eth.get_block(number)
+        return number, _hash_text(block["hash"]), _hash_text(block["parentHash"])
 
     def _index_connection(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
         """Where the decoded history index lives (backends keep it beside their chain data)."""

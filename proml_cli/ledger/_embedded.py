@@ -233,10 +233,14 @@ class EmbeddedLedger(ContractLedger):
             for r in refs
         ]
 
-    def head(self) -> tuple[int, str]:
-        """The canonical head's number and hash."""
+    def head_block(self) -> tuple[int, str, str]:
+        """The canonical head's number, hash and parent's hash."""
         header = self._tester.backend.chain.get_canonical_head()
-        return int(header.block_number), "0x" + bytes(header.hash).hex()
+        return (
+            int(header.block_number),
+            "0x" + bytes(header.hash).hex(),
+            "0x" + bytes(header.parent_hash).hex(),
+        )
 
     def block_hash(self, number: int) -> str | None:
         """The hash of the canonical block ``number`` (None past the head)."""

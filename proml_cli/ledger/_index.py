@@ -138,8 +138,17 @@ class HistoryIndex:
         stale = rebuild or meta.get("schema") != SCHEMA or meta.get("ledger") != ledger_id
         if meta.get("edits") != meta.get("edits_seen"):
             stale = True  # rows of this index were edited, removed or added behind its back
-        if not stale and tip >= 0 and ledger.block_hash(tip) != meta.get("tip_hash"):
-            stale = True  # a reorganised or reset chain: its blocks are not the ones indexed
+        head, head_hash, parent_hash = ledger.head_block()
+        if not stale and tip >= 0:
+            # Is the indexed tip still the chain's block? The head (or its parent) says so
+            # without another call when the index is one block behind or up to date.
+            if head == tip:
+                known = head_hash
+            elif head == tip + 1:
+                known = parent_hash
+            else:
+                known = ledger.block_hash(tip) or ""
+            stale = known != meta.get("tip_hash")  # a reorganised or reset chain
         changes = ledger._index_changes(tip)
         if not stale and changes is not None and "changes" in meta:
             # Appending n rows above the tip adds n to both; any other edit does not.
@@ -150,7 +159,6 @@ class HistoryIndex:
             self._clear(ledger_id)
             self.rebuilt += 1
             tip = -1
-        head, head_hash = ledger.head()
         grown = changes is not None and changes[1] > int(meta.get("above", "0"))
         if not (head > tip or stale or grown):
             after = ledger._index_changes(tip)

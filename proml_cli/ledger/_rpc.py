@@ -259,12 +259,16 @@ class RpcLedger(ContractLedger):
         """The newest confirmed block (what history is read up to)."""
         return int(self._w3.eth.block_number) - max(self._config.confirmations, 1) + 1
 
-    def head(self) -> tuple[int, str]:
-        """The newest confirmed block and its hash (one call when a block confirms itself)."""
+    def head_block(self) -> tuple[int, str, str]:
+        """The newest confirmed block: number, hash, parent's hash (one call at 1 confirmation)."""
         if self._config.confirmations > 1:
-            return super().head()
+            return super().head_block()
         block = self._w3.eth.get_block("latest")
-        return int(block["number"]), "0x" + bytes(block["hash"]).hex().removeprefix("0x")
+        return (
+            int(block["number"]),
+            "0x" + bytes(block["hash"]).hex().removeprefix("0x"),
+            "0x" + bytes(block["parentHash"]).hex().removeprefix("0x"),
+        )
 
     def _index_connection(self) -> tuple[sqlite3.Connection, Any]:
         # Beside the block-time cache; without a state directory, in memory for this process.
