@@ -14,9 +14,14 @@ processes:
   ``status``, ``verify out.bin``, ``show out``;
 * baselines: ``proml --help`` and ``git log`` over as many commits as the project has events.
 
+Then in-process (library calls in one process per size, imports and the first opening of the
+ledger excluded): ``Project.log(limit=10)``, ``log()`` (every entry), ``status()``,
+``show("out")``, ``verify("out.bin")``, and the history lookup every write makes (whether its
+record is anchored already, ``anchoring._find_anchor``), each the median of ``--rounds`` calls.
+
 Prints one JSON object with the medians and the ratios the speed requirements name: each read
 against ``proml --help``, ``log --json`` against ``git log``, and every command at the largest
-size against the smallest. Progress goes to stderr.
+size against the smallest, by CLI and in-process. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -56,6 +61,73 @@ COMMANDS = {
 }
 READS = ("log", "log_limit_10", "status", "verify", "show")
 
+#: Library calls timed in one process (``project``: the opened Project).
+IN_PROCESS = {
+    "log_limit_10": "project.log(limit=10)",
+    "log_all": "project.log()",
+    "status": "project.status()",
+    "show": "project.show('out')",
+    "verify": "project.verify('out.bin')",
+    "anchor_lookup": "_anchor_lookup()",
+}
+
+IN_PROCESS_SCRIPT = """
+import json, statistics, sys, time
+import proml_cli
+from proml_cli.anchoring import _find_anchor
+project = proml_cli.open_project(".")
+def _anchor_lookup():
+    with project.context.ledger() as ledger:
+        return _find_anchor(ledger, "bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+project.status()  # imports, keystore, first sync of the index: not what is measured
+calls = json.loads(sys.argv[1])
+rounds = int(sys.argv[2])
+times = {name: [] for name in calls}
+for _ in range(rounds):
+    for name, code in calls.items():
+        start = time.perf_counter()
+        eval(code)
+        times[name].append(time.perf_counter() - start)
+print(json.dumps({name: round(statistics.median(v), 5) for name, v in times.items()}))
+"""
+
+
+def in_process(project: Path, env: dict[str, str], rounds: int) -> dict[str, float]:
+    """Median seconds of each library call in :data:`IN_PROCESS`, in a fresh process."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_SCRIPT, json.dumps(IN_PROCESS), str(rounds)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    found: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def _transition(project: Path, env: dict[str, str]) -> float:
+    """``transition out approve`` on a fresh version (made first, untimed): any trial order."""
+    run([*PROML, *COMMANDS["run"]], project, env)
+    return run([*PROML, *COMMANDS["transition"]], project, env)
+
+
+def interleaved_in_process(
+    projects: dict[int, Path], env: dict[str, str], rounds: int
+) -> dict[int, dict[str, float]]:
+    """:func:`in_process` per size, one process per size and round, sizes alternating."""
+    runs: dict[int, list[dict[str, float]]] = {size: [] for size in projects}
+    order = list(projects)
+    for number in range(rounds):
+        for size in reversed(order) if number % 2 else order:
+            runs[size].append(in_process(projects[size], env, 3))
+    return {
+        size: {name: median([r[name] for r in found]) for name in IN_PROCESS}
+        for size, found in runs.items()
+    }
+
 
 def main() -> int:
     """Build, measure, print the JSON report."""
@@ -64,6 +136,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="sizes 100 and 1000, 2 rounds")
     parser.add_argument("--keep", type=Path, default=None, help="build (or reuse) projects here")
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="only the library calls (needs --keep)"
+    )
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     rounds = 2 if args.quick else args.rounds
@@ -83,16 +158,28 @@ def main() -> int:
             repos[size] = base / f"git-{size}"
             if not (repos[size] / ".git").exists():
                 git_repo(repos[size], size, env)
+        small, large = sizes[0], sizes[-1]
+        if args.in_process_only:
+            library = interleaved_in_process(projects, env, max(rounds, 3))
+            report["in_process_seconds"] = {str(size): library[size] for size in sizes}
+            report["in_process_largest_vs_smallest"] = {
+                name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
+            }
+            report["load_average_after"] = load_average()
+            print(json.dumps(report, indent=1))
+            return 0
         trials: dict[str, Callable[[], float]] = {}
         for size in sizes:
             for name, argv in COMMANDS.items():
                 trials[f"{name}@{size}"] = partial(run, [*PROML, *argv], projects[size], env)
+            trials[f"transition@{size}"] = partial(_transition, projects[size], env)
             trials[f"git_log@{size}"] = partial(run, ["git", "log"], repos[size], env)
         trials["help"] = partial(run, [*PROML, "--help"], base, env)
         print(f"history_scale: measuring, {rounds} rounds", file=sys.stderr)
         times = interleaved(trials, rounds)
+        print("history_scale: in-process library calls", file=sys.stderr)
+        library = interleaved_in_process(projects, env, max(rounds, 3))
     medians = {name: median(values) for name, values in times.items()}
-    small, large = sizes[0], sizes[-1]
     help_ = medians["help"]
     report["median_seconds"] = medians
     report["reads_vs_help_at_largest"] = {r: ratio(medians[f"{r}@{large}"], help_) for r in READS}
@@ -102,6 +189,10 @@ def main() -> int:
     report["largest_vs_smallest"] = {
         name: ratio(medians[f"{name}@{large}"], medians[f"{name}@{small}"])
         for name in (*COMMANDS, "git_log")
+    }
+    report["in_process_seconds"] = {str(size): library[size] for size in sizes}
+    report["in_process_largest_vs_smallest"] = {
+        name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
     }
     report["targets"] = {
         "reads_vs_help": 2.0,

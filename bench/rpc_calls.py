@@ -68,6 +68,7 @@ def main() -> int:
         )
         project = make_project(Path(tmp) / "project", env)
         cache = project / ".proml" / "chain" / "rpc-cache.sqlite"
+        index = project / ".proml" / "chain" / "history.sqlite"
         events = 0
         for size in sizes:
             if size > events:
@@ -76,12 +77,15 @@ def main() -> int:
             figures = {}
             for label in ("", "_again", "_cold_cache"):
                 if label == "_cold_cache":
-                    cache.unlink(missing_ok=True)  # as on a fresh clone: every block time unknown
+                    # As on a fresh clone: every block time unknown, no history index.
+                    cache.unlink(missing_ok=True)
+                    index.unlink(missing_ok=True)
                 figures[f"run{label}"] = _count(
                     proxy, [*PROML, "run", "--", "python", "make.py"], project, env
                 )
                 if label == "_cold_cache":
                     cache.unlink(missing_ok=True)
+                    index.unlink(missing_ok=True)
                 figures[f"transition{label}"] = _count(
                     proxy, [*PROML, "transition", "out", "approve"], project, env
                 )

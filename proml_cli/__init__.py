@@ -37,7 +37,17 @@ from proml_cli.settings import Settings
 if TYPE_CHECKING:
     from proml_cli.capture import RunOutcome
     from proml_cli.content import ContentStore
-    from proml_cli.history import History, HistoryStep, VersionHistory
+    from proml_cli.history import (
+        History,
+        HistoryStep,
+        InputVersion,
+        LogEntry,
+        RecordDetail,
+        StepDetail,
+        UsedBy,
+        VersionDetail,
+        VersionHistory,
+    )
     from proml_cli.ledger import Kind, LedgerReader, Transition
     from proml_cli.queries import ArtefactStatus, RoleHolders
     from proml_cli.record import DecisionRecord, FileEntry, RunRecord
@@ -56,6 +66,12 @@ _LAZY = {
     "Kind": ("proml_cli.ledger", "Kind"),
     "Transition": ("proml_cli.ledger", "Transition"),
     "HistoryStep": ("proml_cli.history", "HistoryStep"),
+    "InputVersion": ("proml_cli.history", "InputVersion"),
+    "LogEntry": ("proml_cli.history", "LogEntry"),
+    "RecordDetail": ("proml_cli.history", "RecordDetail"),
+    "StepDetail": ("proml_cli.history", "StepDetail"),
+    "UsedBy": ("proml_cli.history", "UsedBy"),
+    "VersionDetail": ("proml_cli.history", "VersionDetail"),
     "LedgerReader": ("proml_cli.ledger", "LedgerReader"),
     "RoleHolders": ("proml_cli.queries", "RoleHolders"),
     "RunOutcome": ("proml_cli.capture", "RunOutcome"),
@@ -85,22 +101,28 @@ __all__ = [
     "History",
     "HistoryStep",
     "InputError",
+    "InputVersion",
     "JournalError",
     "Kind",
     "LedgerError",
     "LedgerReader",
+    "LogEntry",
     "PolicyError",
     "ProMLError",
     "Project",
+    "RecordDetail",
     "RefusedError",
     "RoleHolders",
     "RunOutcome",
     "RunRecord",
     "Settings",
+    "StepDetail",
     "StepRun",
     "Transition",
+    "UsedBy",
     "Verdict",
     "VerificationFailed",
+    "VersionDetail",
     "VersionHistory",
     "__version__",
     "current_step",

@@ -122,12 +122,13 @@ def _find_anchor(ledger: Ledger, record_cid: str) -> Receipt | None:
     Only steps of versions whose events match the contract count: a row added to a local
     event index must not mark a pending record as anchored.
     """
-    from proml_cli.history import read
+    from proml_cli.history import view
     from proml_cli.ledger import Receipt
 
+    # An index lookup by record CID: only the versions anchored with it are read and checked.
     found = [
         step.event
-        for version in read(ledger).versions.values()
+        for version in view(ledger, strict=False).by_record(record_cid)
         if not version.problem
         for step in version.steps
         if step.record_cid == record_cid

@@ -32,7 +32,7 @@ from proml_cli.settings import Settings
 if TYPE_CHECKING:
     from proml_cli.capture import Prepared, RunOutcome
     from proml_cli.content import ContentStore
-    from proml_cli.history import History
+    from proml_cli.history import History, LogEntry, RecordDetail, VersionDetail
     from proml_cli.ledger import LedgerReader, Receipt
     from proml_cli.policy import Policy
     from proml_cli.project import Project as _Context
@@ -223,7 +223,7 @@ class Project:
                 cid_version=cid_version,
                 artefact=name,
                 ledger=ledger,
-                history=history.read(ledger),
+                history=history.view(ledger, strict=False),
                 store=store,
                 policy=policy,
                 states=states,
@@ -287,17 +287,18 @@ class Project:
         store.check(cid)
         return read_record(store.cat(cid), cid=cid)
 
-    def log(self, artefact: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
-        """Registrations and transitions, newest first (the rows of ``proml log --json``).
+    def log(self, artefact: str | None = None, *, limit: int | None = None) -> list[LogEntry]:
+        """Registrations and transitions, newest first (``proml log --json``'s entries).
 
-        Each row: ``time``, ``block``, ``log_index``, ``tx_hash``, ``actor``, ``roles``,
-        ``artefact``, ``sha256``, ``cid``, ``action``, ``from``, ``to``, ``record_cid``,
-        ``by`` (the step or decision the record describes).
+        With ``limit`` only the newest ``limit`` steps are read, and only the versions they
+        show are checked against the contract; records are read (for ``by``) only for the
+        entries returned.
 
         Raises:
             InputError: ``artefact`` is not in the policy.
+            LedgerError: what the index says disagrees with the contract.
         """
-        from proml_cli.history import log_rows
+        from proml_cli import history
 
         if artefact is not None and artefact not in self.policy.artefacts:
             from proml_cli.suggest import did_you_mean
@@ -305,26 +306,39 @@ class Project:
             raise InputError(
                 f"unknown artefact '{artefact}'{did_you_mean(artefact, self.policy.artefacts)}"
             )
-        return log_rows(self.history(), artefact=artefact, limit=limit, store=self._context.store())
+        store = self._context.store()
+        with self._context.ledger() as ledger:
+            if limit:
+                seen = history.view(ledger)
+                assert seen.source is not None  # noqa: S101 - a view has a source
+                seen._want(seen.source.index.newest_steps(limit, artefact))
+            else:
+                seen = history.require_consistent(history.read(ledger))
+            return history.log_rows(seen, artefact=artefact, limit=limit, store=store)
 
-    def show(self, ref: str) -> dict[str, Any]:
+    def show(self, ref: str) -> VersionDetail | RecordDetail:
         """One version (by artefact name: its latest; or content CID) or one record, in full.
 
-        A version: ``artefact``, ``kind``, ``sha256``, ``cid``, ``state``, ``inputs``,
-        ``used_by``, ``steps``, ``record``; a record CID: ``record_cid`` and ``record``.
+        Only the versions ``ref`` names, their inputs and their users are read and checked.
 
         Raises:
             InputError: nothing matches ``ref``.
+            LedgerError: what the index says disagrees with the contract.
         """
+        from proml_cli.history import view
         from proml_cli.queries import describe_ref
 
-        return describe_ref(self.policy, self.history(), self._context.store(), ref)
+        store = self._context.store()
+        with self._context.ledger() as ledger:
+            return describe_ref(self.policy, view(ledger), store, ref)
 
     def status(self) -> list[ArtefactStatus]:
         """Each artefact's current file against its last recorded version."""
+        from proml_cli.history import view
         from proml_cli.queries import artefact_status
 
-        return artefact_status(self.policy, self.history())
+        with self._context.ledger() as ledger:
+            return artefact_status(self.policy, view(ledger))
 
     def roles(self) -> RoleHolders:
         """Who holds which role now, as contract storage says."""

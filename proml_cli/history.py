@@ -1,9 +1,11 @@
 """History rebuilt from the ledger's events, checked against the contract's storage.
 
 The events come from wherever the backend keeps them: a JSON-RPC node's ``eth_getLogs``, or on
-the embedded chain a local index (the ``logs`` table of ``.proml/chain/chain.sqlite``) that is
-fast to read but that anyone with write access to ``.proml/`` can edit without a key. So no
-answer is taken from the events alone:
+the embedded chain a local index (the ``logs`` table of ``.proml/chain/chain.sqlite``), decoded
+once into the history index (:mod:`proml_cli.ledger._index`: tables ``hist_*`` beside it, or
+``.proml/chain/history.sqlite`` for a JSON-RPC chain), which is fast to read but which anyone
+with write access to ``.proml/`` can edit without a key. So no answer is taken from the events
+alone:
 
 * a version's kind, current state, step count and step-chain head are read from contract
   storage (``versionWords`` / ``versionOf``); the version's events must recompute the same head
@@ -13,12 +15,16 @@ answer is taken from the events alone:
 * the roles that authorised each step are the ones its event carries, which the head covers:
   role grant/revoke events are never replayed to decide anything.
 
-:func:`build` is the plain fold (tests, tools); :func:`read` is the checked one every command uses.
+:func:`build` is the plain fold (tests, tools); :func:`read` is the checked whole history;
+:func:`view` loads and checks only the versions a question needs (``log --limit``, ``show``,
+``status``, ``verify``, a write's anchor lookup), so their cost does not grow with the history.
+When what the history index served disagrees with the contract, it is rebuilt from the chain
+once; what still disagrees is the chain's own event record, and is refused as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +86,12 @@ class VersionHistory:
 
 @dataclass
 class History:
-    """The project's whole history, in chain order."""
+    """The project's history in chain order: all of it, or (from :func:`view`) what is asked.
+
+    A history from :func:`read` holds every version. One from :func:`view` starts empty and
+    loads the versions a question needs from the ledger's decoded history index, each checked
+    against contract storage as it is loaded; its ``events`` stay empty.
+    """
 
     events: list[ChainEvent]
     kinds: dict[str, Kind]
@@ -89,22 +100,155 @@ class History:
     admins: list[tuple[ChainEvent, str]]
     #: True once :func:`read` checked every version against contract storage.
     checked: bool = False
+    source: _IndexSource | None = field(default=None, repr=False, compare=False)
+
+    def _want(self, keys: Iterable[tuple[str, str]]) -> None:
+        if self.source is None:
+            return
+        missing = [k for k in dict.fromkeys(keys) if k not in self.versions]
+        if missing:
+            self.versions.update(self.source.load(missing))
+
+    def get(self, artefact: str, digest: str) -> VersionHistory | None:
+        """The version of ``artefact`` with content ``digest`` (hex), if recorded."""
+        self._want([(artefact, digest)])
+        return self.versions.get((artefact, digest))
 
     def by_cid(self, cid: str) -> VersionHistory | None:
         """The version whose content CID is ``cid``."""
+        if self.source is not None:
+            self._want(self.source.index.keys(cid=cid))
         return next((v for v in self.versions.values() if v.cid == cid), None)
 
     def of_artefact(self, artefact: str) -> list[VersionHistory]:
         """An artefact's versions in registration order."""
-        return [v for v in self.versions.values() if v.artefact == artefact]
+        if self.source is not None:
+            self._want(self.source.index.keys(artefact=artefact))
+        return _in_order(v for v in self.versions.values() if v.artefact == artefact)
+
+    def latest(self, artefact: str) -> VersionHistory | None:
+        """An artefact's newest version (by registration), None without one."""
+        if self.source is not None:
+            self._want(self.source.index.keys(artefact=artefact, newest=1))
+        found = _in_order(v for v in self.versions.values() if v.artefact == artefact)
+        return found[-1] if found else None
+
+    def count(self, artefact: str) -> int:
+        """How many versions of ``artefact`` are recorded."""
+        if self.source is not None:
+            return self.source.index.count(artefact)
+        return sum(1 for v in self.versions.values() if v.artefact == artefact)
 
     def with_digest(self, digest: str) -> list[VersionHistory]:
         """Every version (of any artefact) whose content has ``digest``."""
-        return [v for v in self.versions.values() if v.digest == digest]
+        if self.source is not None:
+            self._want(self.source.index.keys(digest=digest))
+        return _in_order(v for v in self.versions.values() if v.digest == digest)
+
+    def by_record(self, record_cid: str) -> list[VersionHistory]:
+        """Every version with a step anchored with the record ``record_cid``."""
+        if self.source is not None:
+            self._want(self.source.index.keys(record_cid=record_cid))
+        return _in_order(
+            v for v in self.versions.values() if any(s.record_cid == record_cid for s in v.steps)
+        )
+
+    def used_by(self, artefact: str, digest: str) -> list[VersionHistory]:
+        """The versions registered with this one among their inputs."""
+        if self.source is not None:
+            from proml_cli.ledger._index import version_key_of
+
+            self._want(
+                self.source.index.users(version_key_of(_name32(artefact), _digest32(digest)))
+            )
+        return _in_order(v for v in self.versions.values() if (artefact, digest) in v.inputs)
 
     def problems(self) -> list[VersionHistory]:
         """Versions whose events disagree with the contract."""
         return [v for v in self.versions.values() if v.problem]
+
+
+def _in_order(versions: Iterable[VersionHistory]) -> list[VersionHistory]:
+    return sorted(versions, key=lambda v: (v.registered.event.block, v.registered.event.log_index))
+
+
+def _name32(name: str) -> bytes:
+    from proml_cli.ledger._client import name32
+
+    return name32(name)
+
+
+def _digest32(digest: str) -> bytes:
+    from proml_cli.ledger._client import digest32
+
+    return digest32(digest)
+
+
+class _IndexSource:
+    """Loads versions from the ledger's decoded history index, each checked on the way.
+
+    A version whose rows do not recompute the contract's step-chain head (or that the contract
+    has but the index lacks) makes the index be rebuilt from the chain once; what still
+    disagrees afterwards is the chain's own event record, and is marked (or, ``strict``,
+    refused) as :func:`read` does.
+    """
+
+    def __init__(self, ledger: Ledger, kinds: dict[str, Kind], *, strict: bool) -> None:
+        self.ledger = ledger
+        self.index = ledger.history_index()
+        self.strict = strict
+        self._kinds = kinds
+        self._kind_names: tuple[str, ...] | None = None
+        self._role_names: tuple[str, ...] | None = None
+        self._rebuilt = False
+
+    def _prepare(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if self._kind_names is None or self._role_names is None:
+            self._kind_names = self.ledger.kind_names()
+            self._role_names = self.ledger.role_names()
+            for name in self._kind_names:
+                spec = self.ledger.kind(name)
+                if spec is not None:
+                    self._kinds[name] = spec
+        return self._kind_names, self._role_names
+
+    def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], VersionHistory]:
+        from proml_cli.errors import InputError
+        from proml_cli.ledger import VersionRef
+
+        refs = []
+        vkeys = []
+        for artefact, digest in keys:
+            try:
+                vkeys.append(_version_key(artefact, digest))
+            except InputError:
+                continue  # not a name or digest the chain could hold: no such version
+            refs.append(VersionRef(artefact, digest))
+        kind_names, role_names = self._prepare()
+        found = build(self.index.events(vkeys), role_names).versions
+        versions = {
+            (r.artefact, r.digest): found[(r.artefact, r.digest)]
+            for r in refs
+            if (r.artefact, r.digest) in found
+        }
+        _check(self.ledger, list(versions.values()), self._kinds, kind_names)
+        bad = any(v.problem for v in versions.values())
+        absent = [r for r in refs if (r.artefact, r.digest) not in versions]
+        if not bad and absent:
+            bad = any(self.ledger.version_words(absent))
+        if bad and not self._rebuilt:
+            self._rebuilt = True
+            self.index = self.ledger.history_index(rebuild=True)
+            return self.load(keys)
+        if self.strict:
+            require_consistent(History([], self._kinds, {}, dict(versions), [], checked=True))
+        return versions
+
+
+def _version_key(artefact: str, digest: str) -> bytes:
+    from proml_cli.ledger._index import version_key_of
+
+    return version_key_of(_name32(artefact), _digest32(digest))
 
 
 def _names(mask: int, role_names: Sequence[str]) -> tuple[str, ...]:
@@ -206,10 +350,32 @@ def read(ledger: Ledger) -> History:
     gets a ``problem``. Versions the contract has but whose registration is missing from the
     events cannot be listed here; checks that start from a version (``verify``, ``transition``)
     ask the contract directly and find them.
-    """
-    from proml_cli.ledger import VersionRef, step_chain, unpack_word
 
-    history = build(ledger.history(), ledger.role_names())
+    The events come from the ledger's decoded history index; when a version disagrees with the
+    contract the index is rebuilt from the chain once and read again.
+    """
+    history = _read(ledger, ledger.history())
+    if history.problems():
+        ledger.history_index(rebuild=True)
+        history = _read(ledger, ledger.history())
+    return history
+
+
+def view(ledger: Ledger, *, strict: bool = True) -> History:
+    """A history that loads (and checks) only the versions asked of it, from the index.
+
+    ``strict``: a version that still disagrees with the contract after one rebuild of the index
+    raises (as :func:`require_consistent`); otherwise it is returned with its ``problem``.
+    The ledger must stay open while the history is used.
+    """
+    kinds: dict[str, Kind] = {}
+    history = History([], kinds, {}, {}, [], checked=True)
+    history.source = _IndexSource(ledger, kinds, strict=strict)
+    return history
+
+
+def _read(ledger: Ledger, events: Sequence[ChainEvent]) -> History:
+    history = build(events, ledger.role_names())
     kind_names = ledger.kind_names()
     kinds = {}
     for name in kind_names:
@@ -217,9 +383,22 @@ def read(ledger: Ledger) -> History:
         if spec is not None:
             kinds[name] = spec
     history.kinds = kinds
-    refs = [VersionRef(a, d) for a, d in history.versions]
-    for ref, word in zip(refs, ledger.version_words(refs), strict=True):
-        version = history.versions[(ref.artefact, ref.digest)]
+    _check(ledger, list(history.versions.values()), kinds, kind_names)
+    history.checked = True
+    return history
+
+
+def _check(
+    ledger: Ledger,
+    versions: Sequence[VersionHistory],
+    kinds: dict[str, Kind],
+    kind_names: Sequence[str],
+) -> None:
+    """Compare each version with contract storage (one batched call); mark disagreements."""
+    from proml_cli.ledger import VersionRef, step_chain, unpack_word
+
+    refs = [VersionRef(v.artefact, v.digest) for v in versions]
+    for version, word in zip(versions, ledger.version_words(refs), strict=True):
         if word == 0:
             version.problem = f"the contract has no such version: {TAMPERED}"
             continue
@@ -246,8 +425,6 @@ def read(ledger: Ledger) -> History:
                 step.target = _state(kind.states, r.get("target"))
         if version.problem is None and version.state != kind.states[state]:  # pragma: no cover
             version.problem = f"the contract says state '{kind.states[state]}': {TAMPERED}"
-    history.checked = True
-    return history
 
 
 def require_consistent(history: History) -> History:
@@ -264,8 +441,9 @@ def require_consistent(history: History) -> History:
     raise LedgerError(
         f"the ledger's event index disagrees with the contract for {len(bad)} version(s): "
         f"{named}{more}",
-        hint="nothing it says about them is used; the chain's storage is intact, the index "
-        "(.proml/chain/chain.sqlite, table logs) was altered",
+        hint="nothing it says about them is used; the chain's storage is intact, the event "
+        "index (.proml/chain/chain.sqlite, table logs; rebuilt once already from it: the "
+        "decoded tables hist_*) was altered; `proml fsck` compares it with the chain",
     )
 
 
@@ -293,58 +471,229 @@ def _record_step(store: Any, record_cid: str) -> str | None:
     return f"decision {document.get('transition')}"
 
 
-def log_rows(
-    history: History, *, artefact: str | None = None, limit: int | None = None, store: Any = None
-) -> list[dict[str, Any]]:
-    """The log, newest first: one row per registration or transition."""
+@dataclass(frozen=True)
+class LogEntry:
+    """One row of the log: a registration or a transition, as the chain checked it.
+
+    Attributes:
+        time: the block's time (ISO 8601, UTC).
+        block, log_index, tx_hash: where the chain holds the step's event.
+        actor: the address that signed it; ``roles``: the roles that allowed it (sorted).
+        artefact, sha256 (``sha256:<hex>``), cid: the version.
+        action: ``register`` or the transition's name; ``source`` → ``target`` its states
+            (``source`` None for a registration).
+        record_cid: the provenance record anchored with it.
+        by: the step or decision that record describes (None when it cannot be read).
+    """
+
+    time: str
+    block: int
+    log_index: int
+    tx_hash: str
+    actor: str
+    roles: tuple[str, ...]
+    artefact: str
+    sha256: str
+    cid: str
+    action: str
+    source: str | None
+    target: str
+    record_cid: str
+    by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``log --json`` entry."""
+        return {
+            "time": self.time,
+            "block": self.block,
+            "log_index": self.log_index,
+            "tx_hash": self.tx_hash,
+            "actor": self.actor,
+            "roles": list(self.roles),
+            "artefact": self.artefact,
+            "sha256": self.sha256,
+            "cid": self.cid,
+            "action": self.action,
+            "from": self.source,
+            "to": self.target,
+            "record_cid": self.record_cid,
+            "by": self.by,
+        }
+
+
+@dataclass(frozen=True)
+class InputVersion:
+    """A version an artefact's version was derived from (one level of lineage).
+
+    ``cid`` and ``state`` are None when no checked registration of it is known.
+    """
+
+    artefact: str
+    sha256: str
+    cid: str | None
+    state: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``show --json`` ``inputs`` item."""
+        return {
+            "artefact": self.artefact,
+            "sha256": self.sha256,
+            "cid": self.cid,
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True)
+class UsedBy:
+    """A version registered with this one among its inputs."""
+
+    artefact: str
+    sha256: str
+    cid: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``show --json`` ``used_by`` item."""
+        return {"artefact": self.artefact, "sha256": self.sha256, "cid": self.cid}
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    """One step of a shown version (see :class:`LogEntry` for the fields)."""
+
+    time: str
+    block: int
+    tx_hash: str
+    actor: str
+    action: str
+    source: str | None
+    target: str
+    record_cid: str
+    roles: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``show --json`` ``steps`` item."""
+        return {
+            "time": self.time,
+            "block": self.block,
+            "tx_hash": self.tx_hash,
+            "actor": self.actor,
+            "action": self.action,
+            "from": self.source,
+            "to": self.target,
+            "record_cid": self.record_cid,
+            "roles": list(self.roles),
+        }
+
+
+@dataclass(frozen=True)
+class VersionDetail:
+    """One version in full: identity, state, lineage (one level), steps, downstream uses.
+
+    ``record`` is the registration's record as a JSON document (None when the store cannot
+    give it).
+    """
+
+    artefact: str
+    kind: str
+    sha256: str
+    cid: str
+    state: str
+    inputs: tuple[InputVersion, ...]
+    used_by: tuple[UsedBy, ...]
+    steps: tuple[StepDetail, ...]
+    record: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``show --json`` document of a version."""
+        return {
+            "artefact": self.artefact,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "cid": self.cid,
+            "state": self.state,
+            "inputs": [i.to_json() for i in self.inputs],
+            "used_by": [u.to_json() for u in self.used_by],
+            "steps": [s.to_json() for s in self.steps],
+            "record": self.record,
+        }
+
+
+@dataclass(frozen=True)
+class RecordDetail:
+    """One provenance record, shown by its CID."""
+
+    record_cid: str
+    record: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``show --json`` document of a record."""
+        return {"record_cid": self.record_cid, "record": self.record}
+
+
+def log_entry(version: VersionHistory, step: HistoryStep, by: str | None = None) -> LogEntry:
+    """The log row of one step of a (checked) version."""
     from proml_cli.record import from_timestamp
 
-    rows = []
-    for version in history.versions.values():
-        if artefact is not None and version.artefact != artefact:
-            continue
-        for step in version.steps:
-            rows.append(
-                {
-                    "time": from_timestamp(step.event.timestamp),
-                    "block": step.event.block,
-                    "log_index": step.event.log_index,
-                    "tx_hash": step.event.tx_hash,
-                    "actor": step.actor,
-                    "roles": sorted(step.roles),
-                    "artefact": version.artefact,
-                    "sha256": prefixed(version.digest),
-                    "cid": version.cid,
-                    "action": step.action,
-                    "from": step.source,
-                    "to": step.target,
-                    "record_cid": step.record_cid,
-                    "by": _record_step(store, step.record_cid) if store is not None else None,
-                }
-            )
-    rows.sort(key=lambda r: (r["block"], r["log_index"]), reverse=True)
-    return rows[:limit] if limit else rows
+    return LogEntry(
+        time=from_timestamp(step.event.timestamp),
+        block=step.event.block,
+        log_index=step.event.log_index,
+        tx_hash=step.event.tx_hash,
+        actor=step.actor,
+        roles=tuple(sorted(step.roles)),
+        artefact=version.artefact,
+        sha256=prefixed(version.digest),
+        cid=version.cid,
+        action=step.action,
+        source=step.source,
+        target=step.target,
+        record_cid=step.record_cid,
+        by=by,
+    )
 
 
-def describe(history: History, version: VersionHistory, store: Any = None) -> dict[str, Any]:
+def log_rows(
+    history: History, *, artefact: str | None = None, limit: int | None = None, store: Any = None
+) -> list[LogEntry]:
+    """The log, newest first: one row per registration or transition.
+
+    Records are read (for ``by``) only for the rows returned.
+    """
+    found = [
+        (version, step)
+        for version in history.versions.values()
+        if artefact is None or version.artefact == artefact
+        for step in version.steps
+    ]
+    found.sort(key=lambda vs: (vs[1].event.block, vs[1].event.log_index), reverse=True)
+    if limit:
+        found = found[:limit]
+    by: dict[str, str | None] = {}  # a record anchors many steps: read it once
+    if store is not None:
+        for _, s in found:
+            if s.record_cid not in by:
+                by[s.record_cid] = _record_step(store, s.record_cid)
+    return [log_entry(v, s, by.get(s.record_cid)) for v, s in found]
+
+
+def describe(history: History, version: VersionHistory, store: Any = None) -> VersionDetail:
     """One version in full: identity, state, lineage (one level), steps, downstream uses."""
     from proml_cli.record import from_timestamp
 
-    downstream = [
-        {"artefact": v.artefact, "sha256": prefixed(v.digest), "cid": v.cid}
-        for v in history.versions.values()
-        if (version.artefact, version.digest) in v.inputs
-    ]
+    downstream = tuple(
+        UsedBy(v.artefact, prefixed(v.digest), v.cid)
+        for v in history.used_by(version.artefact, version.digest)
+    )
     inputs = []
     for artefact, digest in version.inputs:
-        upstream = history.versions.get((artefact, digest))
+        upstream = history.get(artefact, digest)
         inputs.append(
-            {
-                "artefact": artefact,
-                "sha256": prefixed(digest),
-                "cid": upstream.cid if upstream else None,
-                "state": upstream.state if upstream else None,
-            }
+            InputVersion(
+                artefact,
+                prefixed(digest),
+                upstream.cid if upstream else None,
+                upstream.state if upstream else None,
+            )
         )
     record = None
     if store is not None:
@@ -356,27 +705,27 @@ def describe(history: History, version: VersionHistory, store: Any = None) -> di
             record = parse_record(store.cat(cid), cid=cid)
         except (ProMLError, OSError):
             record = None
-    return {
-        "artefact": version.artefact,
-        "kind": version.kind,
-        "sha256": prefixed(version.digest),
-        "cid": version.cid,
-        "state": version.state,
-        "inputs": inputs,
-        "used_by": downstream,
-        "steps": [
-            {
-                "time": from_timestamp(s.event.timestamp),
-                "block": s.event.block,
-                "tx_hash": s.event.tx_hash,
-                "actor": s.actor,
-                "action": s.action,
-                "from": s.source,
-                "to": s.target,
-                "record_cid": s.record_cid,
-                "roles": list(s.roles),
-            }
+    return VersionDetail(
+        artefact=version.artefact,
+        kind=version.kind,
+        sha256=prefixed(version.digest),
+        cid=version.cid,
+        state=version.state,
+        inputs=tuple(inputs),
+        used_by=downstream,
+        steps=tuple(
+            StepDetail(
+                time=from_timestamp(s.event.timestamp),
+                block=s.event.block,
+                tx_hash=s.event.tx_hash,
+                actor=s.actor,
+                action=s.action,
+                source=s.source,
+                target=s.target,
+                record_cid=s.record_cid,
+                roles=tuple(s.roles),
+            )
             for s in version.steps
-        ],
-        "record": record,
-    }
+        ),
+        record=record,
+    )

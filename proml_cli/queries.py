@@ -15,7 +15,7 @@ from proml_cli.errors import InputError
 
 if TYPE_CHECKING:
     from proml_cli.content import ContentStore
-    from proml_cli.history import History
+    from proml_cli.history import History, RecordDetail, VersionDetail
     from proml_cli.ledger import LedgerReader
     from proml_cli.policy import Policy
 
@@ -67,8 +67,7 @@ def artefact_status(policy: Policy, history: History) -> list[ArtefactStatus]:
     rows = []
     for name, declared in policy.artefacts.items():
         path = policy.artefact_path(name)
-        versions = history.of_artefact(name)
-        last = versions[-1] if versions else None
+        last = history.latest(name)
         digest: str | None = None
         status: FileStatus
         if not path.exists():
@@ -79,7 +78,7 @@ def artefact_status(policy: Policy, history: History) -> list[ArtefactStatus]:
                 status = "new"
             elif digest == last.digest:
                 status = "unchanged"
-            elif any(v.digest == digest for v in versions):
+            elif history.get(name, digest) is not None:
                 status = "older-version"
             else:
                 status = "modified"
@@ -91,17 +90,20 @@ def artefact_status(policy: Policy, history: History) -> list[ArtefactStatus]:
                 sha256=prefixed(digest) if digest is not None else None,
                 recorded_cid=last.cid if last else None,
                 recorded_state=last.state if last else None,
-                versions=len(versions),
+                versions=history.count(name),
             )
         )
     return rows
 
 
-def describe_ref(policy: Policy, history: History, store: ContentStore, ref: str) -> dict[str, Any]:
+def describe_ref(
+    policy: Policy, history: History, store: ContentStore, ref: str
+) -> VersionDetail | RecordDetail:
     """``ref`` (an artefact's name: its latest version; a content CID; a record CID) in full.
 
-    A version gives :func:`proml_cli.history.describe`'s document; a record CID gives
-    ``{"record_cid": ..., "record": ...}``.
+    A version gives :func:`proml_cli.history.describe`'s :class:`VersionDetail`; a record CID
+    a :class:`RecordDetail`. Only the versions ``ref`` names (and their inputs and users) are
+    read and checked.
 
     Raises:
         InputError: nothing matches ``ref``, or the artefact has no recorded version yet.
@@ -110,20 +112,19 @@ def describe_ref(policy: Policy, history: History, store: ContentStore, ref: str
     from proml_cli.record import parse_record
 
     version = None
-    if ref in policy.artefacts or any(v.artefact == ref for v in history.versions.values()):
-        versions = history.of_artefact(ref)
-        if not versions:
+    if ref in policy.artefacts or history.count(ref):
+        version = history.latest(ref)
+        if version is None:
             raise InputError(
                 f"artefact '{ref}' has no recorded version yet",
                 hint="record one with `proml run -- ...` (the step that produces it)",
             )
-        version = versions[-1]
     else:
         version = history.by_cid(ref)
     if version is not None:
         return _history.describe(history, version, store)
-    if any(s.record_cid == ref for v in history.versions.values() for s in v.steps):
-        return {"record_cid": ref, "record": parse_record(store.cat(ref), cid=ref)}
+    if history.by_record(ref):
+        return _history.RecordDetail(ref, parse_record(store.cat(ref), cid=ref))
     from proml_cli.suggest import did_you_mean
 
     raise InputError(

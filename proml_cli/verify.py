@@ -147,11 +147,11 @@ def _not_recorded(gate: _Gate, artefact: str, sha256: str) -> str:
             f"1: the content (sha256:{sha256[:12]}) is a recorded version of "
             f"{', '.join(others)}, not of '{artefact}'"
         )
-    if (artefact, sha256) in gate.history.versions:
+    if gate.history.get(artefact, sha256) is not None:
         return reason + f"; the local event index lists it, the contract does not: {TAMPERED}"
-    known = [v for v in gate.history.of_artefact(artefact) if not v.problem]
-    if known:
-        reason += f" (latest recorded: {known[-1].cid}, state '{known[-1].state}')"
+    latest = gate.history.latest(artefact)
+    if latest is not None and not latest.problem:
+        reason += f" (latest recorded: {latest.cid}, state '{latest.state}')"
     return reason
 
 
@@ -161,7 +161,7 @@ def _authentic(
     """The version's history if its events match the contract; else a check-1 reason."""
     where = f" ({label})" if label else ""
     number = "6" if label else "1"
-    version = gate.history.versions.get((onchain.artefact, onchain.digest))
+    version = gate.history.get(onchain.artefact, onchain.digest)
     if version is None:
         verdict.reasons.append(
             f"{number}{where}: the contract records '{onchain.artefact}' "

@@ -9,8 +9,13 @@ import typer
 from proml_cli._cli import output
 from proml_cli._cli.options import CHAIN_ENV, STORE_ENV, JsonOpt, PolicyOpt, environment
 
+#: Rows the table shows without --limit or --all.
+PAGE = 50
+
 HELP = """Show registrations and transitions, newest first: time, who (address and the role
 that allowed it), artefact, version (short CID), from → to, step or decision, record CID.
+The table shows the newest 50 rows (--limit N, or --all); --json gives every row unless
+--limit is given. Only the rows shown are read and checked against the contract.
 
 \b
 Examples:
@@ -34,16 +39,24 @@ def log(
     artefact: Annotated[
         str | None, typer.Argument(metavar="[ARTEFACT]", help="Only this artefact.")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help=f"At most N rows (the table: {PAGE} unless --all)."),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every row in the table (--json gives every row).")
+    ] = False,
     policy: PolicyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the history."""
     from proml_cli._cli.project import open_cli_project
 
+    if not as_json and limit is None and not every:
+        limit = PAGE
     rows = open_cli_project(policy).log(artefact, limit=limit)
     if as_json:
-        output.emit_json({"entries": rows})
+        output.emit_json({"entries": [r.to_json() for r in rows]})
         return
     from rich.table import Table
 
@@ -51,16 +64,16 @@ def log(
     for column in ("time", "who", "artefact", "version", "change", "by", "record"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        who = r["actor"][:10] + "…" + (f" ({', '.join(r['roles'])})" if r["roles"] else "")
-        change = f"{r['from'] or '∅'} → {r['to']}"
+        who = r.actor[:10] + "…" + (f" ({', '.join(r.roles)})" if r.roles else "")
+        change = f"{r.source or '∅'} → {r.target}"
         table.add_row(
-            r["time"][:19].replace("T", " "),
+            r.time[:19].replace("T", " "),
             who,
-            r["artefact"],
-            _short(r["cid"]),
-            f"{r['action']}: {change}",
-            r["by"] or "",
-            _short(r["record_cid"]),
+            r.artefact,
+            _short(r.cid),
+            f"{r.action}: {change}",
+            r.by or "",
+            _short(r.record_cid),
         )
     output.stdout_console().print(table)
 

@@ -40,7 +40,7 @@ def show(
     """Show a version or a record."""
     from proml_cli._cli.project import open_cli_project
 
-    document = open_cli_project(policy).show(what)
+    document = open_cli_project(policy).show(what).to_json()
     if as_json:
         output.emit_json(document)
         return

@@ -12,10 +12,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from proml_cli.errors import InputError
 from proml_cli.settings import LOCK_TIMEOUT
+
+if TYPE_CHECKING:
+    from proml_cli.ledger._index import HistoryIndex
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -240,6 +243,14 @@ class LedgerReader(Protocol):
 
     def history(self, from_block: int = 0) -> list[ChainEvent]:
         """Every event of the ledger from ``from_block`` on, oldest first."""
+        ...
+
+    def history_index(self, *, rebuild: bool = False) -> HistoryIndex:
+        """The decoded history index, up to the newest (confirmed) block.
+
+        ``rebuild`` drops it and decodes every event again. Untrusted: :mod:`proml_cli.history`
+        checks what it serves against contract storage.
+        """
         ...
 
     def tx_status(self, tx_hash: str) -> Receipt | None:

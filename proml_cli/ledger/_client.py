@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
@@ -35,6 +36,9 @@ from proml_cli.ledger import (
     VersionRef,
     VersionState,
 )
+
+if TYPE_CHECKING:
+    from proml_cli.ledger._index import HistoryIndex
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +269,7 @@ class ContractLedger:
         if signer is not None:
             self._prepare_signer(signer)
         self._block_times: dict[int, int] = {}
+        self._hindex: HistoryIndex | None = None
         abi = compiled_contract()["abi"]
         if address is None:
             address = self._deploy(abi)
@@ -502,22 +507,49 @@ class ContractLedger:
         return tuple(text32(r) for r in self._call(fn))
 
     def history(self, from_block: int = 0) -> list[ChainEvent]:
-        """Every ledger event, oldest first, decoded."""
-        # Lineage inputs are version keys: resolving them needs every registration (an input
-        # may even be registered after the version citing it), so decode everything first.
-        events = self._decoded(self._logs(0))
-        keys = {
-            version_key(VersionRef(str(e.args["artefact"]), str(e.args["digest"]))): e
-            for e in events
-            if e.name == "Registered"
-        }
-        for event in events:
-            if event.name == "Registered":
-                event.args["inputs"] = [
-                    _ref_dict(keys[k]) if k in keys else None
-                    for k in event.args.pop("input_keys")  # type: ignore[attr-defined]
-                ]
+        """Every ledger event, oldest first, decoded (read from the decoded history index)."""
+        events = self.history_index().events()
         return [e for e in events if e.block >= from_block]
+
+    def history_index(self, *, rebuild: bool = False) -> HistoryIndex:
+        """The decoded history index, brought up to the newest (confirmed) block.
+
+        ``rebuild``: drop it and decode every event again (when what it served disagreed with
+        the contract). See :mod:`proml_cli.ledger._index`.
+        """
+        from proml_cli.ledger._index import HistoryIndex
+
+        if self._hindex is None:
+            conn, commit = self._index_connection()
+            self._hindex = HistoryIndex(conn, commit)
+        self._hindex.sync(self, rebuild=rebuild)
+        return self._hindex
+
+    def events_between(self, first: int, last: int) -> list[ChainEvent]:
+        """The ledger's events of blocks ``first`` to ``last``, decoded, oldest first.
+
+        A registration's inputs stay version keys (``raw["inputs"]``): resolving them is the
+        history index's work.
+        """
+        return self._decoded(self._logs(first, last))
+
+    def head_block(self) -> tuple[int, str, str]:
+        """The newest block history is read up to: its number, hash and parent's hash."""
+        number = self.head_number()
+        block = self._w3.eth.get_block(number)
+        return number, _hash_text(block["hash"]), _hash_text(block["parentHash"])
+
+    def _index_connection(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
+        """Where the decoded history index lives (backends keep it beside their chain data)."""
+        conn = sqlite3.connect(":memory:")
+        return conn, conn.commit
+
+    def _index_changes(self, after_block: int) -> tuple[int, int] | None:
+        """How often a local event index changed, and its rows above ``after_block``.
+
+        None when the events come from the chain itself (see :mod:`proml_cli.ledger._index`).
+        """
+        return None
 
     def tx_status(self, tx_hash: str) -> Receipt | None:
         """A transaction's receipt, or None when the chain does not know it."""
@@ -633,10 +665,11 @@ class ContractLedger:
 
     # -- internals for backends
 
-    def _logs(self, from_block: int) -> list[dict[str, Any]]:
-        """Raw logs of the contract from ``from_block`` to the (confirmed) head."""
+    def _logs(self, from_block: int, to_block: int | None = None) -> list[dict[str, Any]]:
+        """Raw logs of the contract from ``from_block`` to ``to_block`` (default: the head)."""
+        last: Any = "latest" if to_block is None else to_block
         logs = self._w3.eth.get_logs(
-            {"address": self._contract.address, "fromBlock": from_block, "toBlock": "latest"}
+            {"address": self._contract.address, "fromBlock": from_block, "toBlock": last}
         )
         return [dict(log) for log in logs]
 

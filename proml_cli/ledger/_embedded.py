@@ -13,7 +13,9 @@ Why SQLite under py-evm rather than replaying transactions or pickling state:
   a second writer waits for the first and then sees its blocks.
 
 Contract logs are also indexed into a table as they are mined, so reading the history is one
-query instead of a scan of every block.
+query instead of a scan of every block; triggers count every change made to that table, so the
+decoded history index built from it (:mod:`proml_cli.ledger._index`, tables ``hist_*`` of the
+same file) notices rows edited, removed or inserted behind its back and is rebuilt.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable, InputError
-from proml_cli.ledger import LOCK_TIMEOUT
+from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, VersionRef
 from proml_cli.ledger._client import ContractLedger
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,16 @@ CREATE TABLE IF NOT EXISTS logs (
     PRIMARY KEY (block, log_index)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('log_changes', '0');
+CREATE TRIGGER IF NOT EXISTS logs_inserted AFTER INSERT ON logs BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log_changes';
+END;
+CREATE TRIGGER IF NOT EXISTS logs_updated AFTER UPDATE ON logs BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log_changes';
+END;
+CREATE TRIGGER IF NOT EXISTS logs_deleted AFTER DELETE ON logs BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log_changes';
+END;
 """
 
 
@@ -100,8 +112,9 @@ class EmbeddedLedger(ContractLedger):
     ) -> None:
         self._lock = _lock(state_dir, lock_timeout)
         self._conn: sqlite3.Connection | None = None
+        self._path = state_dir / DB_NAME
         try:
-            path = state_dir / DB_NAME
+            path = self._path
             # A ledger address means the project lives on this chain already: a missing or
             # empty database is damage to report, never a reason to start a new chain.
             self._conn = _connect(path, must_exist=address is not None, ledger=address)
@@ -150,12 +163,12 @@ class EmbeddedLedger(ContractLedger):
         self._conn.execute("COMMIT")
         self._conn.execute("BEGIN IMMEDIATE")
 
-    def _logs(self, from_block: int) -> list[dict[str, Any]]:
+    def _logs(self, from_block: int, to_block: int | None = None) -> list[dict[str, Any]]:
         assert self._conn is not None  # noqa: S101 - open while the ledger is
-        cur = self._conn.execute(
+        cur = self._query(
             "SELECT block, log_index, tx_hash, tx_index, address, topics, data, timestamp "
-            "FROM logs WHERE block >= ? AND address = ? ORDER BY block, log_index",
-            (from_block, self._contract.address),
+            "FROM logs WHERE block >= ? AND block <= ? AND address = ? ORDER BY block, log_index",
+            (from_block, 2**62 if to_block is None else to_block, self._contract.address),
         )
         return [
             {
@@ -171,6 +184,73 @@ class EmbeddedLedger(ContractLedger):
             }
             for block, log_index, tx_hash, tx_index, address, topics, data, timestamp in cur
         ]
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            raise damaged_database(self._path, exc) from exc
+
+    def _index_connection(self) -> tuple[sqlite3.Connection, Any]:
+        # The decoded history lives beside the event index it is built from, in the same
+        # transactions: a kill -9 leaves both as they were at the last commit.
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        return self._conn, self._commit
+
+    def _index_changes(self, after_block: int) -> tuple[int, int]:
+        row = self._query("SELECT value FROM meta WHERE key = 'log_changes'").fetchone()
+        above = self._query("SELECT count(*) FROM logs WHERE block > ?", (after_block,)).fetchone()
+        return int(row[0]) if row is not None else -1, int(above[0])
+
+    def events_between(self, first: int, last: int) -> list[ChainEvent]:
+        """The indexed events from block ``first`` on, ``last`` ignored.
+
+        Only an edit of the event index puts rows beyond the head: they are read as before,
+        so what the contract says of them is reported, not hidden.
+        """
+        return self._decoded(self._logs(first))
+
+    def version_words(self, refs: Sequence[VersionRef]) -> list[int]:
+        """The versions' storage words, read from the head's state.
+
+        What ``versionWords`` returns, without interpreting the contract's loop in the EVM
+        (half the time, and no per-call VM set-up).
+        """
+        from eth_utils.crypto import keccak
+
+        from proml_cli.bundle.format import VERSIONS_SLOT
+        from proml_cli.ledger._client import version_key
+
+        chain = self._tester.backend.chain
+        state = chain.get_vm(chain.get_canonical_head()).state
+        address = bytes.fromhex(self.address.removeprefix("0x"))
+        slot = VERSIONS_SLOT.to_bytes(32, "big")
+        return [
+            int(state.get_storage(address, int.from_bytes(keccak(version_key(r) + slot), "big")))
+            for r in refs
+        ]
+
+    def head_block(self) -> tuple[int, str, str]:
+        """The canonical head's number, hash and parent's hash."""
+        header = self._tester.backend.chain.get_canonical_head()
+        return (
+            int(header.block_number),
+            "0x" + bytes(header.hash).hex(),
+            "0x" + bytes(header.parent_hash).hex(),
+        )
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of the canonical block ``number`` (None past the head)."""
+        from eth.exceptions import HeaderNotFound
+
+        if number < 0:
+            return None
+        try:
+            header = self._tester.backend.chain.get_canonical_block_header_by_number(number)
+        except HeaderNotFound:
+            return None
+        return "0x" + bytes(header.hash).hex()
 
     def index_problems(self) -> list[str]:
         """Compare the event index (table ``logs``) with the logs in the chain's own receipts.

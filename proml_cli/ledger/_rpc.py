@@ -48,6 +48,8 @@ DEV_FUNDING = 10**21
 #: Block headers fetched per JSON-RPC batch request when filling the block-time cache.
 BATCH = 500
 CACHE_NAME = "rpc-cache.sqlite"
+#: The decoded history index of a network chain (see :mod:`proml_cli.ledger._index`).
+INDEX_NAME = "history.sqlite"
 #: (url, address) pairs whose development-chain balance this process has checked already.
 _FUNDED: set[tuple[str, str]] = set()
 #: The chain id answer of each URL this process has asked (see ``_Provider.make_request``).
@@ -177,6 +179,7 @@ class RpcLedger(ContractLedger):
         # id of the chain behind a URL does not change while a command runs.
         self._chain_id = int(w3.eth.chain_id)
         self._times = BlockTimes(self._chain_id, config.state_dir)
+        self._index_conn: sqlite3.Connection | None = None
         try:
             super().__init__(w3, signer, address)
         except BaseException:
@@ -189,9 +192,15 @@ class RpcLedger(ContractLedger):
         return self._chain_id
 
     def close(self) -> None:
-        """Close the block-time cache (a view made by ``with_signer`` shares it)."""
+        """Close the block-time cache and the history index (``with_signer`` views share them)."""
         if not self._is_view:
             self._times.close()
+            conn = self._index_conn
+            if conn is not None:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+                self._index_conn = None
 
     def _prepare_signer(self, signer: Any) -> None:
         # Development chains only (anvil/hardhat use chain id 31337): give an empty local
@@ -249,8 +258,32 @@ class RpcLedger(ContractLedger):
         """The newest confirmed block (what history is read up to)."""
         return int(self._w3.eth.block_number) - max(self._config.confirmations, 1) + 1
 
-    def _logs(self, from_block: int) -> list[dict[str, Any]]:
-        confirmed = self._w3.eth.block_number - max(self._config.confirmations, 1) + 1
+    def head_block(self) -> tuple[int, str, str]:
+        """The newest confirmed block: number, hash, parent's hash (one call at 1 confirmation)."""
+        if self._config.confirmations > 1:
+            return super().head_block()
+        block = self._w3.eth.get_block("latest")
+        return (
+            int(block["number"]),
+            "0x" + bytes(block["hash"]).hex().removeprefix("0x"),
+            "0x" + bytes(block["parentHash"]).hex().removeprefix("0x"),
+        )
+
+    def _index_connection(self) -> tuple[sqlite3.Connection, Any]:
+        # Beside the block-time cache; without a state directory, in memory for this process.
+        where = ":memory:"
+        if self._config.state_dir is not None:
+            self._config.state_dir.mkdir(parents=True, exist_ok=True)
+            where = str(self._config.state_dir / INDEX_NAME)
+        # Each sync is one transaction (opened by its first write, committed at its end):
+        # concurrent processes may append the same rows, which replace each other unchanged.
+        conn = sqlite3.connect(where, timeout=30.0)
+        self._index_conn = conn
+        return conn, conn.commit
+
+    def _logs(self, from_block: int, to_block: int | None = None) -> list[dict[str, Any]]:
+        # ``to_block`` is a confirmed block the caller read already (one call fewer).
+        confirmed = to_block if to_block is not None else self.head_number()
         if confirmed < from_block:
             return []
         logs: list[dict[str, Any]] = [

@@ -63,13 +63,15 @@ def test_a_step_records_its_products_params_and_metrics_like_run(root: Path) -> 
         outcome.record_cid,
     )
     shown = project.show("model")
-    record = shown["record"]
+    record = shown.record
+    assert record is not None
     assert record["type"] == "https://proml.dev/record/run/v1"
     assert record["step"] == "train"
     assert record["logged_params"] == {"epochs": 3, "lr": 0.1}
     assert record["logged_metrics"] == {"accuracy": 0.93}
     assert [m["artefact"] for m in record["materials"]] == ["dataset"]
-    assert shown["inputs"][0]["artefact"] == "dataset"
+    assert isinstance(shown, proml.VersionDetail)
+    assert shown.inputs[0].artefact == "dataset"
     typed = project.record(str(outcome.record_cid))
     assert isinstance(typed, proml.RunRecord)
     assert typed.logged_metrics == {"accuracy": 0.93}
@@ -159,7 +161,7 @@ def test_verify_or_raise_gates_a_load_and_transition_moves_the_version(root: Pat
     verdict = proml.verify_or_raise(model, deep=True)
     assert verdict.verified
     assert verdict.state == "approved"
-    assert [r["action"] for r in project.log("model", limit=2)] == ["approve", "evaluate"]
+    assert [r.action for r in project.log("model", limit=2)] == ["approve", "evaluate"]
     assert set(project.roles().roles) >= {"curator", "trainer", "verifier"}
 
 
@@ -211,7 +213,7 @@ def test_a_decorated_step_runs_in_a_worker_thread_without_a_terminal(root: Path)
     assert done.stdout == ""
     assert done.stderr == ""
     newest = log_entries(root, "model")[0]
-    record = proml.open_project(root).show(newest["record_cid"])["record"]
+    record = proml.open_project(root).show(newest["record_cid"]).record
     assert record["logged_params"] == {"threaded": True}
 
 

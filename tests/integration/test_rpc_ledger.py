@@ -446,7 +446,11 @@ def test_a_non_admin_cannot_grant_or_revoke(project: Path) -> None:
 def test_block_times_are_fetched_once_and_kept(
     anvil_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second read of the history fetches no block; the transaction count stays bounded."""
+    """A second read of the history fetches no block time; the transaction count stays bounded.
+
+    Each read asks for the newest block, which (or whose parent) is the history index's tip
+    when nothing or one block was added: one header read whatever the history's length.
+    """
     from eth_account import Account
 
     from proml_cli.ledger import _rpc
@@ -480,13 +484,68 @@ def test_block_times_are_fetched_once_and_kept(
         fetched = calls.count("eth_getBlockByNumber")
         if round_ == 0:
             first = [(e.block, e.timestamp) for e in events]
-            assert fetched <= 1  # the writes above kept their blocks' times already
+            assert fetched <= 2  # the head; the writes above kept their blocks' times already
         else:
-            assert fetched == 0
+            assert fetched == 1  # the head (the index's tip): no block time
             assert [(e.block, e.timestamp) for e in events] == first
     (tmp_path / "chain" / _rpc.CACHE_NAME).unlink()
+    (tmp_path / "chain" / _rpc.INDEX_NAME).unlink()
     calls.clear()
     with open_ledger(config, signer=None, address=address) as ledger:
         assert [(e.block, e.timestamp) for e in ledger.history()] == first
-    # Without the cache every block is fetched again, in one batch, and gives the same times.
-    assert calls.count("eth_getBlockByNumber") == len({b for b, _ in first or []})
+    # Without the caches every block is fetched again, in one batch, and gives the same times.
+    assert calls.count("eth_getBlockByNumber") == len({b for b, _ in first or []}) + 1
+
+
+def test_a_tampered_history_index_on_a_network_chain_is_rebuilt(
+    anvil_url: str, tmp_path: Path
+) -> None:
+    """history.sqlite with a tip that is not the chain's block, or another ledger's: rebuilt."""
+    import sqlite3
+
+    from eth_account import Account
+
+    from proml_cli.ledger import _rpc
+
+    signer = Account.from_key(ANVIL_KEY)
+    config = rpc_config(anvil_url, state_dir=tmp_path / "chain")
+    record = bytes_cid(b"a record")
+    with open_ledger(config, signer=signer) as ledger:
+        address = ledger.address
+        ledger.define_roles(["maker"])
+        ledger.define_kind(KIND)
+        ledger.define_artefacts({"blob": "blob"})
+        ledger.grant_role("maker", signer.address)
+        digest = hashlib.sha256(b"one").hexdigest()
+        ledger.submit(record, [Registration(VersionRef("blob", digest), record)], [])
+        ledger.submit(record, [], [Move(VersionRef("blob", digest), "check")])
+        before = ledger.history()
+    assert [e.name for e in before][-2:] == ["Registered", "Transitioned"]
+
+    def tamper(*statements: tuple[str, tuple[object, ...]]) -> None:
+        db = sqlite3.connect(tmp_path / "chain" / _rpc.INDEX_NAME)
+        for sql, args in statements:
+            db.execute(sql, args)
+        db.commit()
+        db.close()
+
+    # The trigger that would report the edit is gone: only the tip's hash gives it away.
+    tamper(
+        ("DROP TRIGGER hist_other_u", ()),
+        ("UPDATE hist_other SET args = '{}'", ()),
+        ("UPDATE hist_meta SET value = ? WHERE key = 'tip_hash'", ("0x" + "ab" * 32,)),
+    )
+    with open_ledger(config, signer=None, address=address) as ledger:
+        assert ledger.history() == before
+    # Another ledger's index, its edits passed off as its own: the ledger it names gives it away.
+    tamper(
+        ("UPDATE hist_steps SET roles = '0'", ()),
+        (
+            "UPDATE hist_meta SET value = (SELECT value FROM hist_meta WHERE key = 'edits') "
+            "WHERE key = 'edits_seen'",
+            (),
+        ),
+        ("UPDATE hist_meta SET value = '1:0x' || hex(randomblob(20)) WHERE key = 'ledger'", ()),
+    )
+    with open_ledger(config, signer=None, address=address) as ledger:
+        assert ledger.history() == before

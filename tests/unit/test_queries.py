@@ -113,9 +113,9 @@ def test_show_resolves_a_name_a_content_cid_or_a_record_cid(policy: Policy) -> N
     dataset = version("dataset", b"a", "raw", "validated", record=record_cid)
     history = history_of(dataset)
 
-    assert describe_ref(policy, history, store, "dataset")["state"] == "validated"
-    assert describe_ref(policy, history, store, dataset.cid)["artefact"] == "dataset"
-    assert describe_ref(policy, history, store, record_cid) == {
+    assert describe_ref(policy, history, store, "dataset").to_json()["state"] == "validated"
+    assert describe_ref(policy, history, store, dataset.cid).to_json()["artefact"] == "dataset"
+    assert describe_ref(policy, history, store, record_cid).to_json() == {
         "record_cid": record_cid,
         "record": record,
     }

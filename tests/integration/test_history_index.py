@@ -1,0 +1,170 @@
+"""The decoded history index (tables ``hist_*`` of ``.proml/chain/chain.sqlite``) against an
+attacker with write access to ``.proml/``, on the real embedded EVM.
+
+Whatever is done to the index — a row edited, removed or inserted, rows of another project,
+a tip whose hash is not the chain's — no command serves it: the rows served for a version must
+recompute the contract's step-chain head, and the index is rebuilt from the chain when they do
+not (or when it does not belong to this ledger, or its tip is not the chain's block). Answers
+stay the untouched project's answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _project import POLICY, fork, log_entries, ok, proml, write_project
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Base:
+    root: Path
+    log: list[dict[str, Any]]
+    shown: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
+    """Dataset validated, model trained and evaluated; the log and `show model` as they are."""
+    root = tmp_path_factory.mktemp("hindex") / "project"
+    write_project(root, POLICY)
+    ok(proml(root, "init"))
+    ok(proml(root, "run", "--", "python", "prepare.py"))
+    ok(proml(root, "transition", "dataset", "validate"))
+    ok(proml(root, "run", "--", "python", "train.py"))
+    ok(proml(root, "run", "--", "python", "evaluate.py"))
+    shown = ok(proml(root, "show", "model", "--json")).json()
+    return Base(root, log_entries(root), shown)
+
+
+@pytest.fixture
+def project(base: Base, tmp_path: Path) -> Path:
+    return fork(base.root, tmp_path / "project")
+
+
+def _db(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite", isolation_level=None)
+
+
+def _steps(root: Path, artefact: str) -> list[tuple[Any, ...]]:
+    with _db(root) as db:
+        return db.execute(
+            "SELECT * FROM hist_steps WHERE artefact = ? ORDER BY block, log_index", (artefact,)
+        ).fetchall()
+
+
+def _answers_are_untouched(root: Path, base: Base) -> None:
+    assert log_entries(root) == base.log
+    assert log_entries(root, "--limit", "2") == base.log[:2]
+    shown = ok(proml(root, "show", "model", "--json")).json()
+    assert shown == base.shown
+    verdict = proml(root, "verify", "out/model.bin", "--state", "evaluated", "--json")
+    assert verdict.code == 0, verdict.stdout
+
+
+def test_the_index_holds_every_step_and_the_untouched_project_reads_from_it(
+    project: Path, base: Base
+) -> None:
+    with _db(project) as db:
+        (count,) = db.execute("SELECT count(*) FROM hist_steps").fetchone()
+    assert count == len(base.log)
+    _answers_are_untouched(project, base)
+
+
+@pytest.mark.parametrize("column", ["record_cid", "actor", "roles", "source", "artefact"])
+def test_an_edited_row_is_rebuilt_never_served(project: Path, base: Base, column: str) -> None:
+    move = next(r for r in _steps(project, "model") if r[9] != "register")
+    value: object = {
+        "record_cid": "bafkreiforgedforgedforgedforgedforgedforgedforgedforgedfor",
+        "actor": "0x" + "11" * 20,
+        "roles": "0",
+        "source": 0,
+        "artefact": "dataset",
+    }[column]
+    with _db(project) as db:
+        db.execute(
+            f"UPDATE hist_steps SET {column} = ? WHERE block = ? AND log_index = ?",  # noqa: S608
+            (value, move[0], move[1]),
+        )
+    _answers_are_untouched(project, base)
+    if column != "record_cid":  # that text is never served, nor looked up: nothing to rebuild
+        assert _steps(project, "model")[1] == move  # rebuilt from the chain
+
+
+def test_a_removed_row_is_rebuilt(project: Path, base: Base) -> None:
+    register, move = _steps(project, "model")[:2]
+    with _db(project) as db:
+        db.execute("DELETE FROM hist_steps WHERE block = ? AND log_index = ?", move[:2])
+    _answers_are_untouched(project, base)
+    with _db(project) as db:
+        db.execute("DELETE FROM hist_steps WHERE block = ? AND log_index = ?", register[:2])
+    _answers_are_untouched(project, base)
+
+
+def test_an_inserted_version_is_never_served(project: Path, base: Base) -> None:
+    from eth_utils.crypto import keccak
+
+    evil = project / "deploy" / "evil.bin"
+    evil.parent.mkdir()
+    evil.write_bytes(b"never recorded\n")
+    digest = hashlib.sha256(evil.read_bytes()).hexdigest()
+    vkey = bytes(keccak(b"model".ljust(32, b"\0") + bytes.fromhex(digest)))
+    register, move = _steps(project, "model")[:2]
+    with _db(project) as db:
+        for offset, row in enumerate((register, move)):
+            forged = list(row)
+            forged[0], forged[1], forged[4], forged[6] = 10_000, offset, vkey, digest
+            db.execute(f"INSERT INTO hist_steps VALUES ({','.join('?' * 18)})", forged)  # noqa: S608
+    verdict = proml(project, "verify", "deploy/evil.bin", "--artefact", "model", "--json")
+    assert verdict.code == 1
+    assert "is not a recorded version of 'model'" in verdict.json()["reasons"][0]
+    _answers_are_untouched(project, base)
+    assert all(r[6] != digest for r in _steps(project, "model"))
+
+
+def test_another_project_s_index_is_dropped(project: Path, base: Base, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    write_project(other, POLICY)
+    ok(proml(other, "init"))
+    ok(proml(other, "run", "--", "python", "prepare.py"))
+    with _db(project) as db:
+        db.execute("ATTACH DATABASE ? AS other", (str(other / ".proml/chain/chain.sqlite"),))
+        for table in ("hist_steps", "hist_inputs", "hist_other", "hist_meta"):
+            db.execute(f"DELETE FROM main.{table}")  # noqa: S608
+            db.execute(f"INSERT INTO main.{table} SELECT * FROM other.{table}")  # noqa: S608
+        db.execute("DETACH DATABASE other")
+    _answers_are_untouched(project, base)
+
+
+def test_a_tip_that_is_not_the_chain_s_block_rebuilds_the_index(project: Path, base: Base) -> None:
+    register = _steps(project, "model")[0]
+    with _db(project) as db:
+        db.execute("UPDATE hist_meta SET value = ? WHERE key = 'tip_hash'", ("0x" + "ab" * 32,))
+        db.execute(
+            "UPDATE hist_steps SET record_cid = 'forged' WHERE block = ? AND log_index = ?",
+            register[:2],
+        )
+    ok(proml(project, "status"))
+    assert _steps(project, "model")[0] == register  # rebuilt before anything was read
+    _answers_are_untouched(project, base)
+
+
+def test_a_write_finds_its_anchor_through_the_index(project: Path, base: Base) -> None:
+    from proml_cli.anchoring import _find_anchor
+    from proml_cli.project import load_project
+
+    newest = base.log[0]
+    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+        found = _find_anchor(ledger, newest["record_cid"])
+        assert found is not None
+        assert (found.tx_hash, found.block) == (newest["tx_hash"], newest["block"])
+        assert (
+            _find_anchor(ledger, "bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+            is None
+        )
