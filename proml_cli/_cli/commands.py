@@ -41,3 +41,6 @@ def register(app: typer.Typer) -> None:
         fsck,
     ):
         module.register(app)
+    from proml_cli.node import command as node
+
+    node.register(app)
