@@ -18,7 +18,26 @@ removed. PROML_NODE=off runs every command in its own process instead. See docs/
 \b
 Examples:
   proml node status
-  proml node stop"""
+  proml node stop
+
+\b
+Exit codes: 0 ok; 1 (status) no node runs; 2 bad usage (no initialised project); 3 the node
+cannot be started or reached."""
+
+START_HELP = """Start the project's node now (if it is not running).
+
+\b
+Exit codes: 0 running; 2 no initialised project; 3 it cannot be started (see .proml/node.log)."""
+
+STOP_HELP = """Stop the project's node (the next chain command starts a new one).
+
+\b
+Exit codes: 0 stopped, or none was running; 2 no initialised project; 3 it cannot be reached."""
+
+STATUS_HELP = """Whether the project's node runs: its pid, socket and idle time.
+
+\b
+Exit codes: 0 running; 1 not running; 2 no initialised project; 3 it cannot be reached."""
 
 node_app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
 
@@ -46,7 +65,7 @@ def _unavailable(exc: Exception) -> None:
     raise BackendUnavailable(f"the proml node is unavailable: {exc}", hint="see .proml/node.log")
 
 
-@node_app.command("start", help="Start the project's node now (if it is not running).")
+@node_app.command("start", help=START_HELP)
 def start(policy: PolicyOpt = None) -> None:
     """Start the node."""
     from proml_cli.node import client
@@ -62,7 +81,7 @@ def start(policy: PolicyOpt = None) -> None:
     output.info(f"proml node running (pid {(described or {}).get('pid')})")
 
 
-@node_app.command("stop", help="Stop the project's node (commands start a new one on demand).")
+@node_app.command("stop", help=STOP_HELP)
 def stop(policy: PolicyOpt = None) -> None:
     """Stop the node."""
     from proml_cli.node import client
@@ -75,7 +94,7 @@ def stop(policy: PolicyOpt = None) -> None:
     output.info("no proml node was running" if pid is None else f"proml node {pid} stopped")
 
 
-@node_app.command("status", help="Whether the project's node runs, its pid, socket and idle time.")
+@node_app.command("status", help=STATUS_HELP)
 def status(policy: PolicyOpt = None, as_json: JsonOpt = False) -> None:
     """Describe the node; exit 1 when none runs."""
     from proml_cli.node import client
