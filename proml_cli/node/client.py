@@ -148,6 +148,7 @@ def _converse(conn: socket.socket, argv: list[str]) -> int | None:
                 "protocol": protocol.PROTOCOL,
                 "package": protocol.package_id(),
                 "argv": argv,
+                "prog_name": program_name(),
                 "cwd": os.getcwd(),
                 "env": dict(os.environ),
                 "term": _terminal(),
@@ -185,6 +186,18 @@ def _converse(conn: socket.socket, argv: list[str]) -> int | None:
             "hint: `proml sync` anchors a journaled record; `proml log` shows what is recorded\n"
         )
         return 3
+
+
+def program_name() -> str:
+    """The name usage lines give this program, as click derives it for a process."""
+    main_module = sys.modules.get("__main__")
+    path = sys.argv[0] if sys.argv and sys.argv[0] else "proml"
+    package = getattr(main_module, "__package__", None)
+    if not package:
+        return os.path.basename(path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    module = package if name == "__main__" else f"{package}.{name}"
+    return f"python -m {module.lstrip('.')}"
 
 
 def _write(stream: Any, data: bytes) -> None:

@@ -133,6 +133,8 @@ class Request:
         if not isinstance(cwd, str) or not isinstance(term, dict):
             raise ProtocolError("cwd must be a string and term an object")
         self.argv: list[str] = argv
+        prog_name = message.get("prog_name")
+        self.prog_name = prog_name if isinstance(prog_name, str) and prog_name else "proml"
         self.env: dict[str, str] = dict(env)
         self.cwd = cwd
         self.node_dir = node_dir
@@ -233,7 +235,7 @@ def _run_command(request: Request) -> int:
     from proml_cli._cli.app import app
 
     try:
-        app(args=request.argv, prog_name="proml", standalone_mode=True)
+        app(args=request.argv, prog_name=request.prog_name, standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         if code is None:
