@@ -13,6 +13,10 @@ Per round, interleaved (a busy neighbour slows all alike), each step runs bare, 
 bare followed by ``dvc add`` (hashes and copies the file into DVC's cache). Overheads are
 medians minus the bare median; ratios compare overheads. ``proml --help`` and ``python -c
 pass`` are timed alongside as floors. Prints one JSON object; progress goes to stderr.
+
+``proml`` is timed three ways: ``proml`` with the project's node warm (the default after the
+first command), ``proml_cold`` with the node stopped beforehand (the timed command starts it
+and waits while it loads) and ``proml_in_process`` with ``PROML_NODE=off``.
 """
 
 from __future__ import annotations
@@ -78,9 +82,19 @@ def measure(
     if dvc:
         run([dvc, "init", "--no-scm", "-q"], project, env)
         run([dvc, "config", "core.analytics", "false"], project, env)
+    in_process = {**env, "PROML_NODE": "off"}
+
+    def cold() -> float:
+        # Untimed: stop the project's node, so the timed command starts one (and loads).
+        run([*PROML, "node", "stop"], project, env)
+        return run([*PROML, "run", "--", *command], project, env)
+
+    run([*PROML, "node", "start"], project, env)  # the warm figure's node, loaded beforehand
     trials = {
         "bare": lambda: run(command, project, env),
         "proml": lambda: run([*PROML, "run", "--", *command], project, env),
+        "proml_cold": cold,
+        "proml_in_process": lambda: run([*PROML, "run", "--", *command], project, in_process),
     }
     if intoto:
         trials["in_toto"] = lambda: run(
@@ -109,11 +123,19 @@ def measure(
     trials["proml_help"] = lambda: run([*PROML, "--help"], project, env)
     trials["python"] = lambda: run([sys.executable, "-c", "pass"], project, env)
     times = interleaved(trials, rounds)
+    run([*PROML, "node", "stop"], project, env)
     medians = {name: median(values) for name, values in times.items()}
     bare = medians["bare"]
     over = {
         name: round(medians[name] - bare, 4)
-        for name in ("proml", "proml_compare", "in_toto", "dvc_add")
+        for name in (
+            "proml",
+            "proml_cold",
+            "proml_in_process",
+            "proml_compare",
+            "in_toto",
+            "dvc_add",
+        )
         if name in medians
     }
     report: dict[str, object] = {
@@ -123,7 +145,12 @@ def measure(
         "runs": times,
     }
     if "in_toto" in over:
+        # "proml" is the default: the project's node warm (see docs/node.md).
         report["proml_overhead_vs_in_toto"] = ratio(over["proml"], over["in_toto"])
+        report["proml_cold_overhead_vs_in_toto"] = ratio(over["proml_cold"], over["in_toto"])
+        report["proml_in_process_overhead_vs_in_toto"] = ratio(
+            over["proml_in_process"], over["in_toto"]
+        )
     if "proml_compare" in over:
         report["compared_tree"] = str(compare)
         report["proml_overhead_vs_compared_tree"] = ratio(over["proml"], over["proml_compare"])
