@@ -108,8 +108,21 @@ def call(state_dir: Path, argv: list[str]) -> int | None:
                 "running in this process\n"
             )
         return None
+    try:
+        with conn:
+            code = _converse(conn, argv)
+    except KeyboardInterrupt:
+        return 130  # as in-process: Ctrl-C while proml (not the wrapped command) works
+    if code is not _RESTART:
+        return code
+    # The node ran other code (proml was upgraded or edited): it retired; start a current one.
+    try:
+        conn = connect_or_start(state_dir)
+    except NodeUnavailableError:
+        return None
     with conn:
-        return _converse(conn, argv)
+        code = _converse(conn, argv)
+    return None if code is _RESTART else code
 
 
 def _terminal() -> dict[str, Any]:
@@ -133,6 +146,10 @@ def _isatty(stream: Any) -> bool:
         return bool(stream is not None and stream.isatty())
     except (OSError, ValueError):
         return False
+
+
+#: What :func:`_converse` returns when the node retired and a new one should serve the call.
+_RESTART = -1
 
 
 def _converse(conn: socket.socket, argv: list[str]) -> int | None:
@@ -161,7 +178,7 @@ def _converse(conn: socket.socket, argv: list[str]) -> int | None:
                 raise ProtocolError("the node hung up")
             op = message.get("op")
             if op == "refused" and not answered:
-                return None
+                return _RESTART if message.get("restart") else None
             answered = True
             if op == "output":
                 _write(sys.stdout, protocol.decode_bytes(message.get("stdout", "")))

@@ -47,6 +47,9 @@ DEFAULT_IDLE = 600.0
 #: How often the node checks its idle time and whether its directory and socket still exist.
 CHECK_INTERVAL = 0.5
 
+#: How long a starting node waits for a retiring one to release the node lock (seconds).
+LOCK_WAIT = 5.0
+
 #: How long a connection may take to send its request frame (seconds).
 REQUEST_TIMEOUT = 30.0
 
@@ -257,7 +260,7 @@ def _handle_call(conn: socket.socket, message: Mapping[str, Any], node_dir: Path
     if not Path(request.cwd).is_dir():
         protocol.send(conn, {"op": "refused", "reason": "working directory is gone"})
         return
-    name = request.argv[0] if request.argv else "-"
+    name = next((a for a in request.argv if not a.startswith("-")), "-")
     began = time.monotonic()
     with _interpreter:
         _current.request = request
@@ -396,6 +399,7 @@ class Node:
         self._dir_id = _identity(state_dir)
         self.sock_path = protocol.socket_path(state_dir)
         self._sock_id: tuple[int, int] | None = None
+        self._code: dict[str, int] | None = None
 
     def listen(self) -> socket.socket:
         """Bind the socket (replacing a stale one: the node lock proves no node owns it)."""
@@ -431,11 +435,13 @@ class Node:
                 return
 
     def _exit_reason(self) -> str | None:
+        if self.stopping.is_set():
+            return None  # already logged why
         with self._guard:
             active, last = self._active, self._last
         if _identity(self.state_dir) != self._dir_id:
             return f"{self.state_dir} is gone"
-        if _identity(self.sock_path) != self._sock_id:
+        if self._sock_id is None or _identity(self.sock_path) != self._sock_id:
             return f"the socket {self.sock_path} was removed or replaced"
         if active == 0 and time.monotonic() - last > self.idle:
             return f"idle for {self.idle:g} s"
@@ -470,15 +476,39 @@ class Node:
             log.info("stopping: asked to")
             self.stopping.set()
         elif op == "call":
+            changed = self.code_changed()
             if (
-                message.get("protocol") != protocol.PROTOCOL
+                changed
+                or message.get("protocol") != protocol.PROTOCOL
                 or message.get("package") != protocol.package_id()
             ):
-                protocol.send(conn, {"op": "refused", "reason": "another proml version"})
+                # Its code is not the client's: step aside for a node of the client's code.
+                log.info("stopping: %s", changed or "a client of another proml install")
+                self.retire()
+                protocol.send(conn, {"op": "refused", "reason": "stale", "restart": True})
                 return
             _handle_call(conn, message, self.state_dir)
         else:
             raise ProtocolError(f"unknown request {op!r}")
+
+    def code_changed(self) -> str | None:
+        """A proml module file changed since the node loaded it (an upgrade, an edit)."""
+        if self._code is None:
+            self._code = _code_stamps()
+            return None
+        now = _code_stamps()
+        for path, stamp in self._code.items():
+            if now.get(path) != stamp:
+                return f"{path} changed since the node loaded it"
+        return None
+
+    def retire(self) -> None:
+        """Stop taking connections at once (a new node may bind the socket) and exit."""
+        if _identity(self.sock_path) == self._sock_id:
+            with contextlib.suppress(OSError):
+                self.sock_path.unlink()
+        self._sock_id = None
+        self.stopping.set()
 
     def describe(self) -> dict[str, Any]:
         """The node's status, as ``proml node status`` shows it."""
@@ -494,6 +524,17 @@ class Node:
             "idle_for": round(time.monotonic() - last, 3) if active <= 1 else 0.0,
             "active": max(active - 1, 0),
         }
+
+
+def _code_stamps() -> dict[str, int]:
+    """Modification time of each loaded proml module's file."""
+    stamps = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == "proml_cli" or name.startswith("proml_cli.")) and path:
+            with contextlib.suppress(OSError):
+                stamps[path] = os.stat(path).st_mtime_ns
+    return stamps
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -527,17 +568,24 @@ def run_node(state_dir: Path, ready_fd: int | None = None) -> int:
     with contextlib.suppress(OSError):
         os.chmod(state_dir / protocol.LOG_NAME, 0o600)
     lock = open(state_dir / protocol.LOCK_NAME, "a+")  # noqa: SIM115 - held for the node's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        _report(ready_fd, "busy")
-        return 0
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            # Another node runs (then this one is not needed), or one is retiring.
+            if time.monotonic() > deadline:
+                _report(ready_fd, "busy")
+                return 0
+            time.sleep(0.02)
     node = Node(state_dir, idle_seconds(os.environ))
     pid_path = state_dir / protocol.PID_NAME
     try:
         _warm_up()
         _install_hooks()
         server = node.listen()
+        node.code_changed()  # the first call records what was loaded
     except (OSError, ImportError) as exc:
         log.info("cannot start: %s", exc)
         _report(ready_fd, f"failed: {exc}")
@@ -556,7 +604,7 @@ def run_node(state_dir: Path, ready_fd: int | None = None) -> int:
         node.serve(server)
     finally:
         server.close()
-        if _identity(node.sock_path) == node._sock_id:
+        if node._sock_id is not None and _identity(node.sock_path) == node._sock_id:
             with contextlib.suppress(OSError):
                 node.sock_path.unlink()
         with contextlib.suppress(OSError):

@@ -141,6 +141,28 @@ def test_the_first_chain_command_starts_the_node_and_the_next_reuses_it(project:
     assert _cli(project, "--help").returncode == 0
 
 
+def test_a_node_whose_code_changed_steps_aside_for_a_current_one(project: Path) -> None:
+    assert _cli(project, "status").returncode == 0
+    pid = _node_pid(project)
+    assert pid is not None
+    from proml_cli.node import protocol
+
+    source = Path(protocol.__file__)
+    stamp = source.stat()
+    os.utime(source, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))  # "upgraded"
+    try:
+        result = _cli(project, "status")
+    finally:
+        os.utime(source, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert result.returncode == 0, result.stderr
+    assert "note" not in result.stderr
+    assert _wait_gone(pid)
+    new = _node_pid(project)
+    assert new is not None
+    assert new != pid
+    assert "changed since the node loaded it" in (project / ".proml" / "node.log").read_text()
+
+
 def test_node_stops_when_idle(project: Path) -> None:
     assert _cli(project, "status", env={"PROML_NODE_IDLE": "1"}).returncode == 0
     pid = _node_pid(project)
