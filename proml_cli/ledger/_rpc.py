@@ -39,8 +39,9 @@ from proml_cli.ledger._client import ContractLedger
 
 logger = logging.getLogger(__name__)
 
-#: Poll interval while waiting for confirmations (seconds).
-POLL = 0.25
+#: Poll interval while waiting for a receipt and the last confirmation (seconds): it bounds what
+#: a transition adds beyond block time x confirmations (each wait ends within POLL of its block).
+POLL = 0.1
 #: Seconds to wait for a TCP connection: a reachable node accepts at once.
 CONNECT_TIMEOUT = 5.0
 #: anvil's and hardhat's chain id; only there does proml fund empty accounts itself.
