@@ -374,3 +374,25 @@ def test_a_long_project_path_puts_the_socket_elsewhere(tmp_path: Path) -> None:
     mode = Path(described["socket"]).stat().st_mode & 0o777
     assert mode == 0o600
     stop_nodes(tmp_path)
+
+
+def test_the_client_loads_no_chain_library_nor_the_cli_framework(project: Path) -> None:
+    for command in (("status",), ("run", "--step", "fast", "--", "python", "fast.py")):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "proml_cli", *command],
+            cwd=project,
+            env=process_env(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        loaded = {
+            line.rsplit("|", 1)[1].strip()
+            for line in done.stderr.splitlines()
+            if line.startswith("import time:")
+        }
+        heavy = {"web3", "eth", "eth_account", "eth_utils", "typer", "rich", "click", "yaml"}
+        assert loaded & heavy == set(), command
+        assert "proml_cli.node.client" in loaded
