@@ -161,6 +161,7 @@ class Request:
         self._saved = (dict(os.environ), sys.stdin, sys.stdout, sys.stderr, sys.argv)
         os.environ.clear()
         os.environ.update(self.env)
+        _follow_timezone(self._saved[0])
         os.chdir(self.cwd)
         sys.stdin, sys.stdout, sys.stderr = self.stdin, self.stdout, self.stderr
         sys.argv = ["proml", *self.argv]
@@ -191,8 +192,10 @@ class Request:
             self.cwd = os.getcwd()
         environ, sys.stdin, sys.stdout, sys.stderr, sys.argv = self._saved
         self._saved = None
+        mine = dict(os.environ)
         os.environ.clear()
         os.environ.update(environ)
+        _follow_timezone(mine)
         os.chdir(self.node_dir)
 
     def output_frame(self) -> dict[str, Any] | None:
@@ -231,6 +234,12 @@ class Request:
         if reply is None:
             raise ClientGone
         return reply
+
+
+def _follow_timezone(before: Mapping[str, str]) -> None:
+    """Local times follow ``TZ`` as in a fresh process (the C library reads it on ``tzset``)."""
+    if before.get("TZ") != os.environ.get("TZ"):
+        time.tzset()
 
 
 def _run_command(request: Request) -> int:

@@ -288,6 +288,12 @@ def test_node_and_in_process_answer_alike(project: Path) -> None:
         assert (on.returncode, on.stdout, on.stderr) == (off.returncode, off.stdout, off.stderr), (
             command
         )
+    for zone in ("Asia/Tokyo", "America/Lima"):  # the node follows each caller's time zone
+        off = _cli(project, "log", env={"PROML_NODE": "off", "TZ": zone})
+        on = _cli(project, "log", env={"TZ": zone})
+        assert (on.returncode, on.stdout, on.stderr) == (off.returncode, off.stdout, off.stderr), (
+            command
+        )
     assert _node_pid(project) is not None
 
 
