@@ -69,10 +69,14 @@ def main() -> int:
         help_mib, _ = peak([*PROML, "--help"], project, env)
         off = {**env, "PROML_NODE": "off"}
         run_mib, run_s = peak([*PROML, "run", "--", *command], project, off)
-        subprocess.run([*PROML, "node", "start"], cwd=project, env=env, check=True)
+        subprocess.run(
+            [*PROML, "node", "start"], cwd=project, env=env, check=True, capture_output=True
+        )
         client_mib, _ = peak([*PROML, "run", "--", *command], project, env)
         node_mib = _node_peak(project)
-        subprocess.run([*PROML, "node", "stop"], cwd=project, env=env, check=True)
+        subprocess.run(
+            [*PROML, "node", "stop"], cwd=project, env=env, check=True, capture_output=True
+        )
     report = {
         "size_bytes": size,
         "proml_run_peak_rss_mib": run_mib,
