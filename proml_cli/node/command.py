@@ -91,7 +91,11 @@ def stop(policy: PolicyOpt = None) -> None:
     except client.NodeUnavailableError as exc:
         _unavailable(exc)
         return
-    output.info("no proml node was running" if pid is None else f"proml node {pid} stopped")
+    output.info(
+        "no proml node was running"
+        if pid is None
+        else f"proml node {pid} stopped (commands in flight still finish)"
+    )
 
 
 @node_app.command("status", help=STATUS_HELP)

@@ -405,6 +405,7 @@ class Node:
         self._active = 0
         self._last = time.monotonic()
         self._guard = threading.Lock()
+        self._settled = threading.Condition(self._guard)  # notified as each connection ends
         self._dir_id = _identity(state_dir)
         self.sock_path = protocol.socket_path(state_dir)
         self._sock_id: tuple[int, int] | None = None
@@ -475,15 +476,24 @@ class Node:
             with self._guard:
                 self._active -= 1
                 self._last = time.monotonic()
+                self._settled.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every request in flight has ended (a run ends when its client's does)."""
+        with self._guard:
+            if self._active:
+                log.info("finishing %d command(s) in flight", self._active)
+            while self._active:
+                self._settled.wait()
 
     def _dispatch(self, conn: socket.socket, message: Mapping[str, Any]) -> None:
         op = message.get("op")
         if op == "ping":
             protocol.send(conn, self.describe())
         elif op == "stop":
-            protocol.send(conn, {"op": "stopping", "pid": os.getpid()})
             log.info("stopping: asked to")
-            self.stopping.set()
+            self.retire()  # the next command starts a new node, even while this one finishes
+            protocol.send(conn, {"op": "stopping", "pid": os.getpid()})
         elif op == "call":
             changed = self.code_changed()
             if (
@@ -612,12 +622,16 @@ def run_node(state_dir: Path, ready_fd: int | None = None) -> int:
     try:
         node.serve(server)
     finally:
+        # Give the project to a successor at once: no socket, no pid file, no lock...
         server.close()
         if node._sock_id is not None and _identity(node.sock_path) == node._sock_id:
             with contextlib.suppress(OSError):
                 node.sock_path.unlink()
-        with contextlib.suppress(OSError):
-            pid_path.unlink()
-        log.info("stopped")
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(pid_path.read_text()).get("pid") == os.getpid():
+                pid_path.unlink()
         lock.close()
+    # ...but finish what was started: a run whose command is under way records its products.
+    node.drain()
+    log.info("stopped")
     return 0

@@ -220,6 +220,41 @@ def test_two_runs_do_not_wait_for_each_others_command(project: Path) -> None:
     assert {e["artefact"] for e in entries} == {"a", "b"}
 
 
+def test_a_stopped_node_finishes_the_run_in_flight_while_a_new_one_serves(
+    project: Path,
+) -> None:
+    slow = subprocess.Popen(
+        proml_argv("run", "--step", "slow", "--", "python", "slow.py"),
+        cwd=project,
+        env=process_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _line(slow.stdout, TIMEOUT) == "started\n"
+        old = _node_pid(project)
+        assert old is not None
+        assert _cli(project, "node", "stop").returncode == 0
+        fast = _cli(project, "run", "--step", "fast", "--", "python", "fast.py")
+        assert fast.returncode == 0, fast.stderr
+        new = _node_pid(project)
+        assert new is not None
+        assert new != old
+        assert alive(old)  # still finishing the run in flight
+        _, stderr = slow.communicate("go\n", timeout=TIMEOUT)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.communicate()
+    assert slow.returncode == 0, stderr
+    assert "recorded step 'slow'" in stderr
+    assert _wait_gone(old)
+    entries = json.loads(_cli(project, "log", "--json").stdout)["entries"]
+    assert {e["artefact"] for e in entries} == {"a", "b"}
+
+
 def test_a_client_killed_during_its_command_records_nothing(project: Path) -> None:
     slow = subprocess.Popen(
         proml_argv("run", "--step", "slow", "--", "python", "slow.py"),
