@@ -181,8 +181,11 @@ def _converse(conn: socket.socket, argv: list[str]) -> int | None:
                 return _RESTART if message.get("restart") else None
             answered = True
             if op == "output":
-                _write(sys.stdout, protocol.decode_bytes(message.get("stdout", "")))
-                _write(sys.stderr, protocol.decode_bytes(message.get("stderr", "")))
+                for chunk in message.get("chunks") or []:
+                    if not (isinstance(chunk, list) and len(chunk) == 2):
+                        raise ProtocolError("an output chunk is [stream, bytes]")
+                    stream = sys.stdout if chunk[0] == "stdout" else sys.stderr
+                    _write(stream, protocol.decode_bytes(chunk[1]))
             elif op == "exit":
                 code = message.get("code")
                 return code if isinstance(code, int) else 1

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 #: Bumped whenever a frame changes meaning; a node answering another version is not used.
-PROTOCOL = 1
+PROTOCOL = 2
 
 #: The largest frame either side accepts (bytes); a longer one is a protocol error.
 MAX_FRAME = 256 * 1024 * 1024

@@ -84,25 +84,43 @@ def idle_seconds(environ: Mapping[str, str]) -> float:
 # ---------------------------------------------------------------------------- streams
 
 
+class _Sink(io.RawIOBase):
+    """Where a request's stdout and stderr bytes go: one list, in the order they were written."""
+
+    def __init__(self, chunks: list[tuple[str, bytes]], name: str) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._name = name
+
+    def writable(self) -> bool:
+        """A sink is written to."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Keep ``data`` (bytes-like) as the next chunk of this stream."""
+        chunk = bytes(data)
+        if chunk:
+            self._chunks.append((self._name, chunk))
+        return len(chunk)
+
+
 class _Captured(io.TextIOWrapper):
     """A text stream into memory that answers ``isatty`` as the client's stream would."""
 
-    def __init__(self, *, tty: bool, encoding: str, errors: str) -> None:
-        self._sink = io.BytesIO()
-        super().__init__(self._sink, encoding=encoding, errors=errors, write_through=True)
+    def __init__(
+        self, chunks: list[tuple[str, bytes]], name: str, *, tty: bool, encoding: str, errors: str
+    ) -> None:
+        super().__init__(
+            _Sink(chunks, name),  # type: ignore[arg-type]  # unbuffered: each write in order
+            encoding=encoding,
+            errors=errors,
+            write_through=True,
+        )
         self._tty = tty
 
     def isatty(self) -> bool:
         """Whether the client's stream is a terminal."""
         return self._tty
-
-    def take(self) -> bytes:
-        """What was written since the last call."""
-        self.flush()
-        data = self._sink.getvalue()
-        self._sink.seek(0)
-        self._sink.truncate()
-        return data
 
 
 class _NoInput(io.StringIO):
@@ -143,8 +161,21 @@ class Request:
         self.node_dir = node_dir
         encoding = str(term.get("encoding") or "utf-8")
         errors = str(term.get("errors") or "strict")
-        self.stdout = _Captured(tty=bool(term.get("stdout_tty")), encoding=encoding, errors=errors)
-        self.stderr = _Captured(tty=bool(term.get("stderr_tty")), encoding=encoding, errors=errors)
+        self._chunks: list[tuple[str, bytes]] = []
+        self.stdout = _Captured(
+            self._chunks,
+            "stdout",
+            tty=bool(term.get("stdout_tty")),
+            encoding=encoding,
+            errors=errors,
+        )
+        self.stderr = _Captured(
+            self._chunks,
+            "stderr",
+            tty=bool(term.get("stderr_tty")),
+            encoding=encoding,
+            errors=errors,
+        )
         self.stdin = _NoInput(tty=bool(term.get("stdin_tty")))
         columns = term.get("columns")
         if isinstance(columns, int) and columns > 0 and "COLUMNS" not in self.env:
@@ -199,15 +230,15 @@ class Request:
         os.chdir(self.node_dir)
 
     def output_frame(self) -> dict[str, Any] | None:
-        """The output written since the last frame, as a frame (None when there is none)."""
-        out, err = self.stdout.take(), self.stderr.take()
-        if not out and not err:
+        """The output written since the last frame, in order, as a frame (None if none)."""
+        for stream in (self.stdout, self.stderr):
+            with contextlib.suppress(ValueError):
+                stream.flush()
+        if not self._chunks:
             return None
-        return {
-            "op": "output",
-            "stdout": protocol.encode_bytes(out),
-            "stderr": protocol.encode_bytes(err),
-        }
+        chunks = [[name, protocol.encode_bytes(data)] for name, data in self._chunks]
+        self._chunks.clear()
+        return {"op": "output", "chunks": chunks}
 
     def callback(self, message: dict[str, Any]) -> dict[str, Any]:
         """Ask the client to do something (run the command, prompt) and wait for its answer.

@@ -116,3 +116,31 @@ def test_the_key_cache_never_serves_another_keystore_or_password() -> None:
         cache({"id": "a"}, "wrong")  # a wrong password is still checked
     assert cache({"id": "b"}, "right") == b"key-b"  # another keystore: decrypted
     assert len(calls) == 3
+
+
+def test_a_requests_output_keeps_the_order_of_stdout_and_stderr(tmp_path: Path) -> None:
+    from proml_cli.node.server import Request
+
+    left, right = socket.socketpair()
+    with left, right:
+        message = {
+            "argv": ["status"],
+            "env": {},
+            "cwd": str(tmp_path),
+            "term": {"stdout_tty": True, "encoding": "utf-8"},
+        }
+        request = Request(left, message, tmp_path)
+        assert request.stdout.isatty()
+        assert not request.stderr.isatty()
+        request.stdout.write("data 1\n")
+        request.stderr.write("note é\n")
+        request.stdout.write("data 2\n")
+        frame = request.output_frame()
+        assert frame is not None
+        chunks = [(name, protocol.decode_bytes(data)) for name, data in frame["chunks"]]
+        assert chunks == [
+            ("stdout", b"data 1\n"),
+            ("stderr", "note é\n".encode()),
+            ("stdout", b"data 2\n"),
+        ]
+        assert request.output_frame() is None  # nothing new
