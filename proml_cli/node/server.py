@@ -227,7 +227,10 @@ class Request:
         os.environ.clear()
         os.environ.update(environ)
         _follow_timezone(mine)
-        os.chdir(self.node_dir)
+        try:
+            os.chdir(self.node_dir)
+        except OSError:  # the project is gone (the node exits soon): stand anywhere
+            os.chdir("/")
 
     def output_frame(self) -> dict[str, Any] | None:
         """The output written since the last frame, in order, as a frame (None if none)."""
