@@ -10,6 +10,10 @@ JSON-RPC and polls every 50 ms until the same depth. Each transition approves a 
 ``proml run`` (untimed) registered just before. Prints one JSON object: the medians, what
 each adds beyond ``block time x confirmations`` (target: at most 0.3 s for proml), and proml
 against the floor.
+
+proml runs as it does by default: the project's node is warm (the untimed ``proml run`` before
+each transition starts it in the first round); ``PROML_NODE=off`` in the environment times the
+in-process path instead.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ def main() -> int:
             str(d): round(medians[f"proml@{d}"] - medians[f"floor@{d}"], 4) for d in depths
         },
         "limit": LIMIT,
+        "node": "off" if env.get("PROML_NODE") == "off" else "warm",
         "runs": times,
         "load_average": load_average(),
         "note": "a transaction waits for the next block to be included, so one block time "

@@ -19,6 +19,10 @@ The large step also times, in the same rounds, what any tool must pay for its by
 sha256 pass (hashlib), a copy (``cp``) and a direct-I/O copy (``dd oflag=direct``); and the
 same step writing 16 bytes in the same project under each tool, whose overhead is the tool's
 fixed cost: ``data_overhead_seconds`` is the large step's overhead minus it, per tool.
+
+``proml`` is timed three ways: ``proml`` with the project's node warm (the default after the
+first command), ``proml_cold`` with the node stopped beforehand (the timed command starts it
+and waits while it loads) and ``proml_in_process`` with ``PROML_NODE=off``.
 """
 
 from __future__ import annotations
@@ -114,9 +118,19 @@ def measure(
     if dvc:
         run([dvc, "init", "--no-scm", "-q"], project, env)
         run([dvc, "config", "core.analytics", "false"], project, env)
+    in_process = {**env, "PROML_NODE": "off"}
+
+    def cold() -> float:
+        # Untimed: stop the project's node, so the timed command starts one (and loads).
+        run([*PROML, "node", "stop"], project, env)
+        return run([*PROML, "run", "--", *command], project, env)
+
+    run([*PROML, "node", "start"], project, env)  # the warm figure's node, loaded beforehand
     trials = {
         "bare": lambda: run(command, project, env),
         "proml": lambda: run([*PROML, "run", "--", *command], project, env),
+        "proml_cold": cold,
+        "proml_in_process": lambda: run([*PROML, "run", "--", *command], project, in_process),
     }
 
     def in_toto(argv: list[str]) -> list[str]:
@@ -160,12 +174,15 @@ def measure(
     trials["proml_help"] = lambda: run([*PROML, "--help"], project, env)
     trials["python"] = lambda: run([sys.executable, "-c", "pass"], project, env)
     times = interleaved(trials, rounds)
+    run([*PROML, "node", "stop"], project, env)
     medians = {name: median(values) for name, values in times.items()}
     bare = medians["bare"]
     over: dict[str, float] = {
         name: round(medians[name] - bare, 4)
         for name in (
             "proml",
+            "proml_cold",
+            "proml_in_process",
             "proml_compare",
             "in_toto",
             "dvc_add",
@@ -193,7 +210,12 @@ def measure(
         if "in_toto" in data:
             report["proml_data_overhead_vs_in_toto"] = ratio(data["proml"], data["in_toto"])
     if "in_toto" in over:
+        # "proml" is the default: the project's node warm (see docs/node.md).
         report["proml_overhead_vs_in_toto"] = ratio(over["proml"], over["in_toto"])
+        report["proml_cold_overhead_vs_in_toto"] = ratio(over["proml_cold"], over["in_toto"])
+        report["proml_in_process_overhead_vs_in_toto"] = ratio(
+            over["proml_in_process"], over["in_toto"]
+        )
     if "proml_compare" in over:
         report["compared_tree"] = str(compare)
         report["proml_overhead_vs_compared_tree"] = ratio(over["proml"], over["proml_compare"])

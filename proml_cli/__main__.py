@@ -1,5 +1,5 @@
 """Entry point for ``python -m proml_cli``."""
 
-from proml_cli._cli.app import main
+from proml_cli.node.client import main
 
 main()

@@ -16,6 +16,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_node_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every proml node a test started (a `proml` process starts one on demand) is stopped.
+
+    Nodes also exit on their own when their project's directory is removed, or when idle.
+    """
+    import os
+
+    os.environ.setdefault("PROML_NODE_IDLE", "120")
+    yield
+    from _nodes import stop_nodes
+
+    stop_nodes(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))

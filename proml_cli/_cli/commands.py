@@ -47,3 +47,6 @@ def register(app: typer.Typer) -> None:
         fsck,
     ):
         module.register(app)
+    from proml_cli.node import command as node
+
+    node.register(app)

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: Poll interval while waiting for confirmations (seconds).
 POLL = 0.25
+#: Poll interval while waiting for the receipt (seconds): what a transition adds beyond block
+#: time x confirmations at one confirmation is at most this (a receipt poll is one call).
+RECEIPT_POLL = 0.1
 #: Seconds to wait for a TCP connection: a reachable node accepts at once.
 CONNECT_TIMEOUT = 5.0
 #: anvil's and hardhat's chain id; only there does proml fund empty accounts itself.
@@ -225,7 +228,7 @@ class RpcLedger(ContractLedger):
 
     def _wait(self, tx_hash: Any) -> Any:
         receipt = self._w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=self._config.receipt_timeout, poll_latency=POLL
+            tx_hash, timeout=self._config.receipt_timeout, poll_latency=RECEIPT_POLL
         )
         if self._config.confirmations <= 1:
             # The receipt names the one block wanted: there is nothing to wait for or re-read.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from _checks import check_dot, check_json, check_mermaid
-from _history import NASTY, Chain
+from _graph_history import NASTY, Chain
 
 from proml_cli.graph import build_graph, select, to_dot, to_json, to_mermaid
 from proml_cli.graph.layout import layout

@@ -127,7 +127,7 @@ HOSTILE = "<img src=https://example.org/x.png onerror=\"document.title='pwned'\"
 
 
 def test_long_history_is_paged_and_hostile_text_stays_text(browser: Any, tmp_path: Path) -> None:
-    from _history import Chain
+    from _graph_history import Chain
 
     from proml_cli.graph import build_graph
     from proml_cli.graph.report import render_html, report_data

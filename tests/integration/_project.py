@@ -346,7 +346,8 @@ def build_project(
 
 def fork(source: Path, target: Path) -> Path:
     """Copy a project directory (policy, files, ``.proml`` with its chain and store)."""
-    shutil.copytree(source, target, symlinks=True)
+    # A node's socket (a special file) cannot be copied; the copy starts its own node.
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("node.*"))
     return target
 
 

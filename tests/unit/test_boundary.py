@@ -10,8 +10,10 @@ import proml_cli
 PACKAGE = Path(proml_cli.__file__).parent
 
 #: Where the environment may be read: the command line, the public API's entry, and the one
-#: module that turns the environment into :class:`proml_cli.settings.Settings`.
-BOUNDARY = ("_cli/", "api.py", "settings.py")
+#: module that turns the environment into :class:`proml_cli.settings.Settings`; and the
+#: project's node, a process boundary itself (its client forwards the caller's environment, its
+#: server hands each command the environment of the process that sent it).
+BOUNDARY = ("_cli/", "api.py", "settings.py", "node/")
 
 _ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
