@@ -27,8 +27,6 @@ VARIABLES: Mapping[str, str] = {
     "PROML_KEYSTORE_PASSWORD": "password of the local keystores (else a prompt on a network chain)",
     "PROML_PRIVATE_KEY": "hex key that signs instead of a keystore (development chains)",
     "PROML_LOCK_TIMEOUT": "seconds to wait for the embedded chain's lock (default 600)",
-    "PROML_NODE": "off: run chain commands in this process, not the project's node",
-    "PROML_NODE_IDLE": "seconds the project's node stays without a command (default 600)",
     "XDG_CACHE_HOME": "where per-user nonce locks of network chains live (default ~/.cache)",
     "USER": "who ran a step, in its record's environment summary (else USERNAME)",
 }

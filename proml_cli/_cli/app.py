@@ -13,8 +13,10 @@ from typer.core import TyperGroup
 from proml_cli.errors import ExitCode, ProMLError
 from proml_cli.settings import VARIABLES
 
-#: Variables only the command line reads (the library's are declared in proml_cli.settings).
+#: Variables only the command line and its node read (the library's are in proml_cli.settings).
 _CLI_VARIABLES = {
+    "PROML_NODE=off": "run chain commands in this process, not the project's node",
+    "PROML_NODE_IDLE": "seconds the project's node stays without a command (default 600)",
     "PROML_LEDGER": "ledger contract to join (= init --ledger)",
     "PROML_REQUIRE_ANCHOR=1": "a record only journaled fails the run (= run --require-anchor)",
     "PROML_DEBUG=1": "tracebacks and debug logging (= --verbose)",

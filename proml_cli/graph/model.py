@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from proml_cli.digest import bare
 from proml_cli.errors import InputError, ProMLError
@@ -64,6 +64,19 @@ class ActivityNode:
     actor: str
     block: int
     time: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Its fields as a JSON object (the graph's JSON and the report's data share it)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "name": self.name,
+            "record_cid": self.record_cid,
+            "tx_hash": self.tx_hash,
+            "actor": self.actor,
+            "block": self.block,
+            "time": self.time,
+        }
 
 
 @dataclass(frozen=True)

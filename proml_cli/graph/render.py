@@ -147,19 +147,7 @@ def to_document(graph: Graph) -> dict[str, Any]:
             }
             for v in graph.versions
         ]
-        + [
-            {
-                "id": a.id,
-                "type": a.type,
-                "name": a.name,
-                "record_cid": a.record_cid,
-                "tx_hash": a.tx_hash,
-                "actor": a.actor,
-                "block": a.block,
-                "time": a.time,
-            }
-            for a in graph.activities
-        ],
+        + [a.to_json() for a in graph.activities],
         "edges": [
             {"source": e.source, "target": e.target, "relation": e.relation, "label": e.label}
             for e in graph.edges

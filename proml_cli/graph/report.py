@@ -314,14 +314,7 @@ def report_data(
         "versions": versions,
         "activities": [
             {
-                "id": a.id,
-                "type": a.type,
-                "name": a.name,
-                "record_cid": a.record_cid,
-                "tx_hash": a.tx_hash,
-                "actor": a.actor,
-                "block": a.block,
-                "time": a.time,
+                **a.to_json(),
                 "inputs": used_by_activity.get(a.id, []),
                 "outputs": outputs.get(a.id, []),
             }

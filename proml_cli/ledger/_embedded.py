@@ -39,6 +39,7 @@ from web3.types import Wei
 from proml_cli.errors import BackendUnavailable, InputError
 from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, VersionRef
 from proml_cli.ledger._client import ContractLedger
+from proml_cli.ledger._index import edit_counter
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +58,10 @@ CREATE TABLE IF NOT EXISTS logs (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('log_changes', '0');
-CREATE TRIGGER IF NOT EXISTS logs_inserted AFTER INSERT ON logs BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log_changes';
-END;
-CREATE TRIGGER IF NOT EXISTS logs_updated AFTER UPDATE ON logs BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log_changes';
-END;
-CREATE TRIGGER IF NOT EXISTS logs_deleted AFTER DELETE ON logs BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log_changes';
-END;
 """
+_SCHEMA += edit_counter(
+    "logs", "meta", "log_changes", ("logs_inserted", "logs_updated", "logs_deleted")
+)
 
 
 class _SqliteKV(BaseDB):

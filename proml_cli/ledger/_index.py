@@ -45,6 +45,21 @@ STEP_EVENTS = ("Registered", "Transitioned")
 #: The ``source`` of a registration step.
 NO_STATE = 255
 
+
+def edit_counter(table: str, meta: str, key: str, names: Sequence[str]) -> str:
+    """SQL for triggers that add one to ``meta``'s ``key`` on each insert, update or delete.
+
+    ``names``: the three triggers' names (insert, update, delete). A counter the code keeps in
+    step with its own writes shows any edit made behind its back.
+    """
+    # Fixed names from this package, never user input.
+    return "".join(
+        f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {op} ON {table} BEGIN\n"  # noqa: S608
+        f"    UPDATE {meta} SET value = CAST(value AS INTEGER) + 1 WHERE key = '{key}';\nEND;\n"
+        for name, op in zip(names, ("INSERT", "UPDATE", "DELETE"), strict=True)
+    )
+
+
 _TABLES = """
 CREATE TABLE IF NOT EXISTS hist_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hist_steps (
@@ -69,34 +84,11 @@ CREATE TABLE IF NOT EXISTS hist_other (
     PRIMARY KEY (block, log_index)
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO hist_meta VALUES ('edits', '0');
-CREATE TRIGGER IF NOT EXISTS hist_steps_i AFTER INSERT ON hist_steps BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_steps_u AFTER UPDATE ON hist_steps BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_steps_d AFTER DELETE ON hist_steps BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_inputs_i AFTER INSERT ON hist_inputs BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_inputs_u AFTER UPDATE ON hist_inputs BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_inputs_d AFTER DELETE ON hist_inputs BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_other_i AFTER INSERT ON hist_other BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_other_u AFTER UPDATE ON hist_other BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
-CREATE TRIGGER IF NOT EXISTS hist_other_d AFTER DELETE ON hist_other BEGIN
-    UPDATE hist_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'edits';
-END;
 """
+_TABLES += "".join(
+    edit_counter(t, "hist_meta", "edits", (f"{t}_i", f"{t}_u", f"{t}_d"))
+    for t in ("hist_steps", "hist_inputs", "hist_other")
+)
 
 _COLUMNS = (
     "block, log_index, tx_hash, time, vkey, artefact, digest, cid, record_cid, action, source, "

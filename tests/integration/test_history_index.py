@@ -158,9 +158,11 @@ def test_a_tip_that_is_not_the_chain_s_block_rebuilds_the_index(project: Path, b
 def test_a_write_finds_its_anchor_through_the_index(project: Path, base: Base) -> None:
     from proml_cli.anchoring import _find_anchor
     from proml_cli.project import load_project
+    from proml_cli.settings import Settings
 
     newest = base.log[0]
-    with load_project(str(project / "proml.yaml")).ledger() as ledger:
+    policy = str(project / "proml.yaml")
+    with load_project(policy, settings=Settings.from_environ()).ledger() as ledger:
         found = _find_anchor(ledger, newest["record_cid"])
         assert found is not None
         assert (found.tx_hash, found.block) == (newest["tx_hash"], newest["block"])
