@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from proml_cli.content import StoredContent, bytes_cid
 from proml_cli.errors import ContentNotFoundError
@@ -23,6 +24,68 @@ from proml_cli.ledger import (
 )
 from proml_cli.project import Project
 
+if TYPE_CHECKING:
+    from proml_cli.ledger._index import HistoryIndex
+
+
+class EventIndex(list[ChainEvent]):
+    """A ledger's event index: a list that counts every change made to it.
+
+    The embedded chain's triggers count each row inserted into, edited in or deleted from its
+    event-index table, and the decoded history index compares that count with the rows it
+    appended (see :mod:`proml_cli.ledger._index`): this list counts the same way, so a test
+    that edits a fake's events (``events.remove(...)``) is caught as such an edit is.
+    """
+
+    def __init__(self, events: Iterable[ChainEvent] = ()) -> None:
+        super().__init__(events)
+        self.changes = len(self)
+
+    def append(self, event: ChainEvent) -> None:
+        super().append(event)
+        self.changes += 1
+
+    def extend(self, events: Iterable[ChainEvent]) -> None:
+        before = len(self)
+        super().extend(events)
+        self.changes += len(self) - before
+
+    def __iadd__(self, events: Iterable[ChainEvent]) -> EventIndex:  # type: ignore[override,misc]
+        self.extend(events)
+        return self
+
+    def insert(self, index: SupportsIndex, event: ChainEvent) -> None:
+        super().insert(index, event)
+        self.changes += 1
+
+    def remove(self, event: ChainEvent) -> None:
+        super().remove(event)
+        self.changes += 1
+
+    def pop(self, index: SupportsIndex = -1) -> ChainEvent:
+        self.changes += 1
+        return super().pop(index)
+
+    def clear(self) -> None:
+        self.changes += len(self)
+        super().clear()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self.changes += 1
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        self.changes += 1
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        super().sort(*args, **kwargs)
+        self.changes += 1
+
+    def reverse(self) -> None:
+        super().reverse()
+        self.changes += 1
+
 
 @dataclass
 class FakeReader:
@@ -36,8 +99,15 @@ class FakeReader:
     artefacts: dict[str, str] = field(default_factory=dict)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     role_list: tuple[str, ...] = ()
-    events: list[ChainEvent] = field(default_factory=list)
+    events: list[ChainEvent] = field(default_factory=EventIndex)
+    #: The newest block mined (the head is never below the newest event's block).
+    block: int = 0
     closed: bool = False
+    _hindex: HistoryIndex | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.events, EventIndex):
+            self.events = EventIndex(self.events)
 
     def artefact_kind(self, name: str) -> str | None:
         return self.artefacts.get(name)
@@ -64,13 +134,46 @@ class FakeReader:
         return self.roles.get(account, ())
 
     def history(self, from_block: int = 0) -> list[ChainEvent]:
-        return [e for e in self.events if e.block >= from_block]
+        """Every event from ``from_block`` on, read from the decoded history index."""
+        return [e for e in self.history_index().events() if e.block >= from_block]
+
+    def history_index(self, *, rebuild: bool = False) -> HistoryIndex:
+        """The real decoded history index, in memory, synced from :meth:`events_between`."""
+        from proml_cli.ledger._index import HistoryIndex
+
+        if self._hindex is None:
+            self._hindex = HistoryIndex(sqlite3.connect(":memory:"), commit=lambda: None)
+        self._hindex.sync(self, rebuild=rebuild)  # type: ignore[arg-type]
+        return self._hindex
+
+    def events_between(self, first: int, last: int) -> list[ChainEvent]:
+        """The events of blocks ``first`` to ``last``, oldest first (as decoded from logs)."""
+        found = [e for e in self.events if first <= e.block <= last]
+        return sorted(found, key=lambda e: (e.block, e.log_index))
+
+    def head_block(self) -> tuple[int, str, str]:
+        """The newest block: its number, hash and parent's hash."""
+        head = max([self.block, *(e.block for e in self.events)])
+        return head, self._hash(head), self._hash(head - 1)
+
+    def _index_changes(self, after_block: int) -> tuple[int, int] | None:
+        """How often the event index changed, and its events above ``after_block``."""
+        events = self.events
+        changes = events.changes if isinstance(events, EventIndex) else len(events)
+        return changes, sum(1 for e in events if e.block > after_block)
+
+    def _hash(self, number: int) -> str:
+        if number < 0:
+            return "0x" + "00" * 32
+        return "0x" + sha256(f"{self.chain_id}:{self.address}:block {number}".encode())
 
     def tx_status(self, tx_hash: str) -> Receipt | None:
         return None
 
     def block_hash(self, number: int) -> str | None:
-        return None
+        if not 0 <= number <= self.head_block()[0]:
+            return None
+        return self._hash(number)
 
     def deployment(self, tx_hash: str | None = None) -> Deployment | None:
         return None
@@ -137,7 +240,6 @@ class FakeLedger(FakeReader):
     account: str = "0x" + "cc" * 20
     submitted: list[str] = field(default_factory=list)
     opens: int = 0
-    block: int = 0
     #: While True, opening it fails as an unreachable chain does.
     down: bool = False
 
@@ -160,16 +262,21 @@ class FakeLedger(FakeReader):
     def submit(
         self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
     ) -> Receipt:
-        from proml_cli.ledger._client import cid_bytes, name32
+        from eth_utils.address import to_checksum_address
+
+        from proml_cli.ledger._client import cid_bytes, digest32, name32, version_key
 
         self.block += 1
         receipt = Receipt("0x" + f"{self.block:064x}", self.block, 0, 21000)
-        common = {"actor": self.account, "recordCid": record_cid}
-        raw_common = {"actor": self.account, "recordCid": cid_bytes(record_cid)}
+        # What decoding the contract's log gives: ``args`` as ContractLedger._decoded makes
+        # them (names as text, digests as hex, CIDs as text, an address checksummed), ``raw``
+        # as eth_abi decodes them (bytes32 words, binary CIDs, version keys, a lowercase address).
+        common = {"actor": to_checksum_address(self.account), "recordCid": record_cid}
+        raw_common = {"actor": self.account.lower(), "recordCid": cid_bytes(record_cid)}
         for r in registrations:
             kind = self.kinds[self.artefacts[r.version.artefact]]
             roles = self._mask(kind.register)
-            inputs = [{"artefact": i.artefact, "digest": i.digest} for i in r.inputs]
+            keys = [version_key(i) for i in r.inputs]
             self._emit(
                 receipt,
                 "Registered",
@@ -179,14 +286,16 @@ class FakeLedger(FakeReader):
                     artefact=r.version.artefact,
                     digest=r.version.digest,
                     cid=r.cid,
-                    inputs=inputs,
+                    input_keys=keys,
                     roles=roles,
                 ),
                 dict(
                     raw_common,
+                    artefact=name32(r.version.artefact),
+                    digest=digest32(r.version.digest),
                     cid=cid_bytes(r.cid),
+                    inputs=keys,
                     roles=roles,
-                    inputs=[name32(f"{i.artefact}:{i.digest[:20]}") for i in r.inputs],
                 ),
                 kind.name,
                 kind.initial,
@@ -212,6 +321,8 @@ class FakeLedger(FakeReader):
                 ),
                 dict(
                     raw_common,
+                    artefact=name32(m.version.artefact),
+                    digest=digest32(m.version.digest),
                     transition=name32(m.transition),
                     source=source,
                     target=target,
