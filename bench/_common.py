@@ -244,13 +244,15 @@ class CountingProxy:
     """A JSON-RPC proxy on 127.0.0.1 that forwards to ``target`` and counts what passes.
 
     ``methods`` counts JSON-RPC calls by method (each item of a batch counts once);
-    ``requests`` counts HTTP requests.
+    ``requests`` counts HTTP requests; ``sequence`` lists the calls in the order they came
+    (method and a short view of the parameters; a batch's items are joined by ``+``).
     """
 
     def __init__(self, target: str) -> None:
         self.target = target
         self.methods: Counter[str] = Counter()
         self.requests = 0
+        self.sequence: list[str] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -260,8 +262,10 @@ class CountingProxy:
                 payload = json.loads(body)
                 with proxy._lock:
                     proxy.requests += 1
-                    for item in payload if isinstance(payload, list) else [payload]:
+                    items = payload if isinstance(payload, list) else [payload]
+                    for item in items:
                         proxy.methods[str(item.get("method"))] += 1
+                    proxy.sequence.append("+".join(_call_text(item) for item in items))
                 request = urllib.request.Request(  # noqa: S310 - a local http URL
                     proxy.target, data=body, headers={"Content-Type": "application/json"}
                 )
@@ -293,10 +297,17 @@ class CountingProxy:
         with self._lock:
             self.methods.clear()
             self.requests = 0
+            self.sequence = []
 
     def calls(self) -> int:
         """JSON-RPC calls counted since the last reset."""
         return sum(self.methods.values())
+
+
+def _call_text(item: dict[str, Any]) -> str:
+    """A JSON-RPC call as ``method(params)``, long parameters cut short."""
+    params = json.dumps(item.get("params", []), separators=(",", ":"))
+    return f"{item.get('method')}({params if len(params) <= 60 else params[:57] + '...'})"
 
 
 def digest_of(text: str) -> str:

@@ -6,7 +6,8 @@ history size counts the calls of a `run` that registers a new version and of the
 `transition` that approves it, in fresh processes. Each pair also runs again (caches warm),
 and once more with the block-time cache deleted first (a fresh clone: every block time is
 fetched, in batch requests: ``calls`` counts each item of a batch, ``http_requests`` counts
-round trips). Prints one JSON object; exits 1 when
+round trips). Each count comes with its calls by method and in order (``methods``,
+``sequence``). Prints one JSON object; exits 1 when
 a transition makes more than ``LIMIT`` calls at any size.
 """
 
@@ -46,6 +47,7 @@ def _count(
         "http_requests": proxy.requests,
         "seconds": round(seconds, 3),
         "methods": dict(sorted(proxy.methods.items())),
+        "sequence": list(proxy.sequence),
     }
 
 

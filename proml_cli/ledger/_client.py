@@ -767,12 +767,16 @@ class ContractLedger:
         return receipt
 
     def _fees(self) -> dict[str, int]:
-        latest = self._w3.eth.get_block("latest")
+        latest = self._fee_block()
         base = latest.get("baseFeePerGas")
         if base is None:
             return {"gasPrice": int(self._w3.eth.gas_price)}
         tip = int(self._w3.eth.max_priority_fee) if self._supports_tip() else 0
         return {"maxFeePerGas": int(base) * 2 + tip, "maxPriorityFeePerGas": tip}
+
+    def _fee_block(self) -> Any:
+        """The newest block, whose base fee a transaction's fees are derived from."""
+        return self._w3.eth.get_block("latest")
 
     def _supports_tip(self) -> bool:
         return True

@@ -497,6 +497,43 @@ def test_block_times_are_fetched_once_and_kept(
     assert calls.count("eth_getBlockByNumber") == len({b for b, _ in first or []}) + 1
 
 
+def test_a_write_after_a_read_asks_for_no_header(
+    anvil_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head just read for the history index gives the fees; the receipt gives the time.
+
+    A header older than ``HEADER_REUSE`` is read again, and the receipt's time is the block's.
+    """
+    from eth_account import Account
+    from web3 import Web3
+
+    from proml_cli.ledger import _rpc
+
+    calls: list[str] = []
+    single = _rpc._Provider.make_request
+
+    def counting(self: Any, method: Any, params: Any) -> Any:
+        calls.append(str(method))
+        return single(self, method, params)
+
+    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    signer = Account.from_key(ANVIL_KEY)
+    config = rpc_config(anvil_url, state_dir=tmp_path / "chain")
+    with open_ledger(config, signer=signer) as ledger:
+        ledger.define_roles(["maker"])
+        ledger.history_index()
+        calls.clear()
+        receipt = ledger.grant_role("maker", signer.address)
+        assert "eth_getBlockByNumber" not in calls
+        block = Web3(Web3.HTTPProvider(anvil_url)).eth.get_block(receipt.block)
+        assert receipt.timestamp == int(block["timestamp"])
+        ledger.history_index()
+        monkeypatch.setattr(_rpc, "HEADER_REUSE", -1.0)  # as if read long ago
+        calls.clear()
+        ledger.revoke_role("maker", signer.address)
+        assert calls.count("eth_getBlockByNumber") == 1  # the fees' header, read anew
+
+
 def test_a_tampered_history_index_on_a_network_chain_is_rebuilt(
     anvil_url: str, tmp_path: Path
 ) -> None:
