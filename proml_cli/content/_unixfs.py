@@ -733,6 +733,34 @@ class FileDigest:
     root: DagLink
 
 
+def _require_unchanged(
+    path: str | bytes,
+    display: str,
+    size: int,
+    before: os.stat_result,
+    after: os.stat_result,
+    *,
+    follow_symlinks: bool,
+) -> None:
+    """Refuse a file that changed while it was read.
+
+    Its size or time moved, or a new file now stands at ``path``. ``size``: the bytes read;
+    ``before`` / ``after``: the open file's status around the read.
+    """
+    if (
+        size != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+    ):
+        raise _changed(display)
+    try:
+        now = os.stat(path, follow_symlinks=follow_symlinks)
+    except OSError:
+        raise _changed(display) from None
+    if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
+        raise _changed(display)
+
+
 def _changed(display: str) -> InputError:
     return InputError(
         f"{display} changed while it was being hashed",
@@ -788,18 +816,7 @@ def hash_file(
             after = os.fstat(stream.fileno())
     except OSError as exc:
         raise _os_error(display, exc) from exc
-    if (
-        size != before.st_size
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-    ):
-        raise _changed(display)
-    try:
-        now = os.stat(path, follow_symlinks=follow_symlinks)
-    except OSError:
-        raise _changed(display) from None
-    if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
-        raise _changed(display)
+    _require_unchanged(path, display, size, before, after, follow_symlinks=follow_symlinks)
     return FileDigest(digest, size, root)
 
 
@@ -1099,18 +1116,7 @@ def copy_file(
             after = os.fstat(stream.fileno())
     except OSError as exc:
         raise _os_error(display, exc) from exc
-    if (
-        total != before.st_size
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-    ):
-        raise _changed(display)
-    try:
-        now = os.stat(path, follow_symlinks=False)
-    except OSError:
-        raise _changed(display) from None
-    if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
-        raise _changed(display)
+    _require_unchanged(path, display, total, before, after, follow_symlinks=False)
     root = dag.finish()
     sink.settle()
     for digest, parts in batch.take():  # the nodes closed by finish(), the root last

@@ -107,3 +107,19 @@ def openlineage_events(data: bytes) -> list[Any]:
         assert json.loads(Serde.to_json(event)) == raw
         events.append(event)
     return events
+
+
+def export(name: str, data: bytes) -> None:
+    """Check one export of format ``name`` with that format's own library."""
+    if name == "slsa":
+        lines = data.splitlines() if data.startswith(b'{"') else [data]
+        for line in lines:
+            in_toto_statement(json.loads(line))
+    elif name == "prov":
+        prov_document(data)
+    elif name == "cyclonedx":
+        cyclonedx_bom(data)
+    elif name == "spdx3":
+        spdx3_objects(data)
+    else:
+        openlineage_events(data)

@@ -31,21 +31,6 @@ def facts() -> object:
     return _history.facts()
 
 
-def _validated(name: str, data: bytes) -> None:
-    if name == "slsa":
-        lines = data.splitlines() if data.startswith(b'{"') else [data]
-        for line in lines:
-            _validate.in_toto_statement(json.loads(line))
-    elif name == "prov":
-        _validate.prov_document(data)
-    elif name == "cyclonedx":
-        _validate.cyclonedx_bom(data)
-    elif name == "spdx3":
-        _validate.spdx3_objects(data)
-    else:
-        _validate.openlineage_events(data)
-
-
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("ref", [None, "model", "dataset"])
 def test_every_export_is_valid_deterministic_and_keeps_no_secret(facts, name, ref) -> None:
@@ -53,7 +38,7 @@ def test_every_export_is_valid_deterministic_and_keeps_no_secret(facts, name, re
     again = export(select(_history.facts(), ref, deep=True), name)
 
     assert first == again
-    _validated(name, first)
+    _validate.export(name, first)
     for secret in _history.SECRETS:
         assert secret.encode() not in first
 

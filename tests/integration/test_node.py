@@ -114,6 +114,19 @@ def _line(stream: object, timeout: float) -> str:
         return ""
 
 
+def _start_slow(project: Path) -> subprocess.Popen[str]:
+    """``proml run`` of the step whose command prints 'started' and waits for 'go' on stdin."""
+    return subprocess.Popen(
+        proml_argv("run", "--step", "slow", "--", "python", "slow.py"),
+        cwd=project,
+        env=process_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = _project(tmp_path / "p")
@@ -196,15 +209,7 @@ def test_a_stale_socket_and_pid_file_are_replaced(project: Path) -> None:
 
 
 def test_two_runs_do_not_wait_for_each_others_command(project: Path) -> None:
-    slow = subprocess.Popen(
-        proml_argv("run", "--step", "slow", "--", "python", "slow.py"),
-        cwd=project,
-        env=process_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    slow = _start_slow(project)
     try:
         assert _line(slow.stdout, TIMEOUT) == "started\n"
         fast = _cli(project, "run", "--step", "fast", "--", "python", "fast.py")
@@ -223,15 +228,7 @@ def test_two_runs_do_not_wait_for_each_others_command(project: Path) -> None:
 def test_a_stopped_node_finishes_the_run_in_flight_while_a_new_one_serves(
     project: Path,
 ) -> None:
-    slow = subprocess.Popen(
-        proml_argv("run", "--step", "slow", "--", "python", "slow.py"),
-        cwd=project,
-        env=process_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    slow = _start_slow(project)
     try:
         assert _line(slow.stdout, TIMEOUT) == "started\n"
         old = _node_pid(project)
@@ -256,15 +253,7 @@ def test_a_stopped_node_finishes_the_run_in_flight_while_a_new_one_serves(
 
 
 def test_a_client_killed_during_its_command_records_nothing(project: Path) -> None:
-    slow = subprocess.Popen(
-        proml_argv("run", "--step", "slow", "--", "python", "slow.py"),
-        cwd=project,
-        env=process_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    slow = _start_slow(project)
     try:
         assert _line(slow.stdout, TIMEOUT) == "started\n"
         pid = _node_pid(project)
