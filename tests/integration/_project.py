@@ -367,13 +367,18 @@ def journal_files(root: Path) -> dict[str, list[str]]:
     }
 
 
+#: How a rebuilt history index is noted on stderr (a warning of proml's logger).
+REBUILT_NOTE = "WARNING  history index rebuilt: "
+
+
 def one_error_line(stderr: str) -> str:
     """The ``proml: error:`` line of a failed command's stderr; only a ``hint:`` may follow it.
 
-    A signing command first says which address signs (``signing as …``); that line may precede.
+    A signing command first says which address signs (``signing as …``), and a history index
+    rebuilt because it no longer matched the chain is noted: those lines may precede.
     """
     lines = stderr.splitlines()
-    if lines and lines[0].startswith("signing as "):
+    while lines and lines[0].startswith(("signing as ", REBUILT_NOTE)):
         lines = lines[1:]
     assert lines, "stderr is empty"
     assert lines[0].startswith("proml: error: "), stderr
