@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,30 @@ class EmbeddedLedger(ContractLedger):
         if w3.eth.get_balance(signer.address) >= FUNDING // 10:
             return
         faucet = self._tester.get_accounts()[0]
+        self._stamp_next_block()
         tx_hash = w3.eth.send_transaction(
             {"from": faucet, "to": signer.address, "value": Wei(FUNDING)}
         )
         w3.eth.wait_for_transaction_receipt(tx_hash)
         if self._conn is not None and not self._is_view:
             self._commit()
+
+    def _send(self, fn: Any) -> Any:
+        self._stamp_next_block()
+        return super()._send(fn)
+
+    def _stamp_next_block(self) -> None:
+        """Give the block about to be mined the time of now, not of the last one mined.
+
+        py-evm prepares the next header (and its time) as soon as a block is mined, so a block
+        sent after the process waited (a node serving commands) would carry the time the
+        previous one was mined. A child's time must still exceed its parent's: blocks mined
+        faster than one a second take their parent's time + 1 and run ahead of the clock (see
+        the README).
+        """
+        chain = self._tester.backend.chain
+        parent = int(chain.get_canonical_head().timestamp)
+        chain.header = chain.header.copy(timestamp=max(parent + 1, _now()))
 
     def _supports_tip(self) -> bool:
         # eth-tester has no eth_maxPriorityFeePerGas; a zero tip is mined just the same.
@@ -346,6 +365,11 @@ class EmbeddedLedger(ContractLedger):
             self._conn = None
         if self._lock.is_locked:
             self._lock.release()
+
+
+def _now() -> int:
+    """The wall clock, in whole seconds (a block's time)."""
+    return int(time.time())
 
 
 def _row(log: Any, stamp: int) -> tuple[Any, ...]:
