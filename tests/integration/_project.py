@@ -16,6 +16,7 @@ content store) when a test changes the chain.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import shutil
@@ -274,6 +275,34 @@ def run_example(
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     return done
+
+
+#: The example pipeline (about 30 s on the embedded chain; it needs scikit-learn).
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast-cancer" / "run.sh"
+
+
+def skip_without_sklearn() -> None:
+    """Skip the calling test module when scikit-learn (the ``examples`` extra) is missing.
+
+    On CI it must be installed: the module runs and fails there instead.
+    """
+    if importlib.util.find_spec("sklearn") is None and not os.environ.get("CI"):
+        pytest.skip(
+            "scikit-learn is not installed (pip install -e '.[examples]')", allow_module_level=True
+        )
+
+
+def example_workspace(
+    factory: pytest.TempPathFactory,
+    name: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    timeout: float,
+) -> Path:
+    """Run the example pipeline in a new directory named after ``name``; return its workspace."""
+    work = factory.mktemp(name) / "work"
+    run_example(EXAMPLE, work, extra, timeout=timeout)
+    return work
 
 
 _runner = CliRunner()
