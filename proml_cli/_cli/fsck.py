@@ -71,7 +71,11 @@ def fsck(
         for note in report.notes:
             output.info(f"note: {note}")
         counts = ", ".join(f"{n} {area}" for area, n in sorted(report.checked.items()))
-        verdict = "clean" if report.is_clean else f"{len(report.findings)} problem(s)"
+        found = len(report.findings)
+        if not report.is_clean:
+            verdict = f"{found} problem(s)"
+        else:
+            verdict = f"clean: {found} problem(s) repaired" if found else "clean"
         output.info(f"fsck: {verdict} (checked {counts or 'nothing'})")
     if not report.is_clean:
         raise typer.Exit(1)

@@ -307,9 +307,11 @@ def test_repair_rebuilds_an_edited_history_index(
     assert code == 1
     assert _chain_problems(document) == [problem]
 
-    code, document = _fsck(root, "--repair")
+    repaired = proml(root, "fsck", "--repair")
 
-    assert code == 0, document
+    assert repaired.code == 0, str(repaired)
+    assert repaired.stdout == f"chain .proml/chain/chain.sqlite: {problem} (repaired)\n"
+    assert "fsck: clean: 1 problem(s) repaired" in repaired.stderr
     assert _fsck(root)[0] == 0
     result = ok(proml(root, "log", "--json"))
     assert result.stdout == log_before
