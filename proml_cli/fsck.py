@@ -536,10 +536,10 @@ def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[st
                 problems.append(f"SQLite integrity check: {'; '.join(rows[:3])}")
                 return problems
             try:
-                tester = _open_tester(conn, path, must_exist=True)
+                # Opening checks the genesis entry, the head block and its state.
+                _open_tester(conn, path, must_exist=True)
             except InputError as exc:
                 return [_after_path(exc.diagnosis)]
-            del tester  # opened to check the genesis, the head block and its state
         finally:
             conn.close()
     finally:
@@ -663,8 +663,3 @@ def _size(n: int) -> str:
         if value < 1024 or unit == "GiB":
             break
     return f"{value:.1f} {unit}"
-
-
-def _ranges(numbers: list[int]) -> str:
-    shown = ", ".join(str(n) for n in numbers[:5])
-    return shown + (", ..." if len(numbers) > 5 else "")
