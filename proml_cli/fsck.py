@@ -10,11 +10,15 @@ What is checked, area by area:
   and its bytes hash to its digest; packs whose blocks nothing references (left by an import
   that was killed) can be reclaimed; temporary files can be removed.
 * ``chain`` (embedded backend): SQLite's ``integrity_check``, the tables, the genesis entry, the
-  head block and its state, and the log index against the logs in the chain's receipts.
+  head block and its state; every block against its header (hash, parent, transactions and
+  receipts roots); the event index (table ``logs``) against the logs in those receipts, and the
+  history index (tables ``hist_*``) against a fresh decode of the event index.
 
 Repairs are the safe ones only: quarantine (never delete) a bad journal entry, remove temporary
 files and orphan packs (never a pack an import holds open, nor one changed within
-``grace`` seconds), and tighten a keystore's mode. Everything else needs a person (a backup).
+``grace`` seconds), tighten a keystore's mode, and rebuild the two indexes from the chain's
+blocks (then check them again). Everything else needs a person (a backup): damage to the
+blocks themselves is reported, never "repaired".
 """
 
 from __future__ import annotations
@@ -380,6 +384,9 @@ class _Checker:
                 roots.update(_cids_in(entry.record))
         if self.project is None:
             return roots, "the policy could not be loaded, so the ledger could not be read"
+        if any(f.area == "chain" and not f.repaired for f in self.report.findings):
+            # What the ledger would list could be wrong: a pack it misses is not an orphan.
+            return roots, "the chain's database is damaged (see above)"
         from proml_cli.content import open_store
         from proml_cli.record import parse_record
 
@@ -437,8 +444,42 @@ class _Checker:
                     "from a backup",
                 )
             return
-        for problem in _chain_problems(chain_dir, path, self.lock_timeout):
+        problems = _chain_problems(chain_dir, path, self.lock_timeout)
+        for problem in problems:
             self.find("chain", path, problem)
+        if not problems:
+            self._check_indexes(chain_dir, path)
+
+    def _check_indexes(self, chain_dir: Path, path: Path) -> None:
+        """The event and history indexes against the chain's blocks; rebuilt with --repair."""
+        from proml_cli.project import PROJECT_FILE, read_state
+
+        try:
+            address: str | None = read_state(self.state / PROJECT_FILE).ledger
+        except ProMLError:
+            address = None
+            self.report.notes.append(
+                "the history index was not checked: project.json does not name the ledger"
+            )
+        repair = "rebuild it from the chain's blocks"
+        try:
+            found = _index_problems(chain_dir, path, address, self.lock_timeout, repair=False)
+        except ProMLError as exc:
+            # The chain's own blocks are damaged: no index can be rebuilt from them.
+            self.find("chain", path, _after_path(exc.diagnosis))
+            return
+        findings = [self.find("chain", path, problem, repair) for problem in found]
+        if not (found and self.is_repair):
+            return
+        try:
+            left = _index_problems(chain_dir, path, address, self.lock_timeout, repair=True)
+        except ProMLError as exc:
+            self.find("chain", path, f"not repaired: {_after_path(exc.diagnosis)}")
+            return
+        for finding in findings:
+            finding.repaired = not left
+        for problem in left:
+            self.find("chain", path, f"still after the rebuild: {problem}")
 
 
 def check(
@@ -456,7 +497,7 @@ def check(
         project: the loaded project, when its policy is valid (needed to read the ledger:
             without it, orphan packs are not looked for).
         repair: quarantine bad journal entries, remove temporary files and orphan packs,
-            tighten keystore modes.
+            tighten keystore modes, rebuild the chain's event and history indexes.
         grace: temporary files and packs changed within this many seconds are left alone.
         lock_timeout: seconds to wait for the embedded chain's lock held by another process.
 
@@ -495,10 +536,10 @@ def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[st
                 problems.append(f"SQLite integrity check: {'; '.join(rows[:3])}")
                 return problems
             try:
-                tester = _open_tester(conn, path, must_exist=True)
+                # Opening checks the genesis entry, the head block and its state.
+                _open_tester(conn, path, must_exist=True)
             except InputError as exc:
                 return [_after_path(exc.diagnosis)]
-            problems.extend(_log_index_problems(conn, tester))
         finally:
             conn.close()
     finally:
@@ -506,40 +547,43 @@ def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[st
     return problems
 
 
-def _log_index_problems(conn: Any, tester: Any) -> list[str]:
-    """Compare the log index with the logs in the chain's receipts, block by block."""
-    chain = tester.backend.chain
-    head = chain.get_canonical_head().block_number
-    in_chain: set[tuple[int, str, bytes, bytes]] = set()
-    for number in range(1, head + 1):
-        block = chain.get_canonical_block_by_number(number)
-        for receipt in block.get_receipts(chain.chaindb):
-            for log in receipt.logs:
-                topics = b"".join(t.to_bytes(32, "big") for t in log.topics)
-                in_chain.add((number, log.address.hex().lower(), topics, bytes(log.data)))
-    indexed: set[tuple[int, str, bytes, bytes]] = set()
-    for number, address, topics, data in conn.execute(
-        "SELECT block, address, topics, data FROM logs"
-    ):
-        indexed.add((int(number), str(address).lower().removeprefix("0x"), bytes(topics), data))
-    problems = []
-    extra = indexed - in_chain
-    missing = in_chain - indexed
-    if extra:
-        blocks = sorted({e[0] for e in extra})
-        problems.append(
-            f"the log index holds {len(extra)} log(s) the chain does not (blocks "
-            f"{_ranges(blocks)}): history would show events that never happened"
+def _index_problems(
+    chain_dir: Path, path: Path, address: str | None, lock_timeout: float, *, repair: bool
+) -> list[str]:
+    """What is wrong with the chain's indexes (after rebuilding them, with ``repair``).
+
+    With the ledger's address, the ledger checks both indexes; without it, only the event
+    index (the history index is decoded with the contract's interface at that address).
+
+    Raises:
+        ChainDatabaseError: the chain's own block data is damaged.
+    """
+    from proml_cli.ledger import _embedded
+
+    if address is not None:
+        ledger = _embedded.open_embedded(
+            chain_dir, signer=None, address=address, lock_timeout=lock_timeout
         )
-    if missing:
-        blocks = sorted({m[0] for m in missing})
-        problems.append(
-            f"the log index lacks {len(missing)} log(s) of the chain (blocks {_ranges(blocks)})"
-        )
-    beyond = conn.execute("SELECT COUNT(*) FROM logs WHERE block > ?", (head,)).fetchone()[0]
-    if beyond:
-        problems.append(f"the log index has {beyond} log(s) past the chain's head ({head})")
-    return problems
+        try:
+            if repair:
+                ledger.rebuild_index()
+            return ledger.index_problems()
+        finally:
+            ledger.close()
+    lock = _embedded._lock(chain_dir, lock_timeout)
+    try:
+        conn = _embedded._connect(path, must_exist=True)
+        try:
+            chain = _embedded._open_tester(conn, path, must_exist=True).backend.chain
+            if repair:
+                conn.execute("BEGIN IMMEDIATE")
+                _embedded.rebuild_log_index(conn, chain, path)
+                conn.execute("COMMIT")
+            return _embedded.log_index_problems(conn, chain, path)
+        finally:
+            conn.close()
+    finally:
+        lock.release()
 
 
 def _reachable(store: EmbeddedStore, roots: Iterable[str]) -> set[bytes]:
@@ -619,8 +663,3 @@ def _size(n: int) -> str:
         if value < 1024 or unit == "GiB":
             break
     return f"{value:.1f} {unit}"
-
-
-def _ranges(numbers: list[int]) -> str:
-    shown = ", ".join(str(n) for n in numbers[:5])
-    return shown + (", ..." if len(numbers) > 5 else "")

@@ -12,13 +12,15 @@ from proml_cli._cli.options import JsonOpt, PolicyOpt, environment
 HELP = """Check the project's local state: project.json, keystores (shape and mode), journal
 entries, the content store (every block, every pack and its index, orphan packs left by an
 interrupted import, temporary files) and the embedded chain's database (SQLite integrity,
-genesis, head block and state, the log index against the chain). Each problem is one line on
-stdout: AREA PATH: PROBLEM, and what --repair does about it.
+genesis, head block and state, every block against its header, the event index and the
+history index against the chain). Each problem is one line on stdout: AREA PATH: PROBLEM, and
+what --repair does about it.
 
 --repair does only what is safe: it moves unreadable journal entries to
 .proml/journal/quarantine/ (never deletes them), removes temporary files and orphan packs
-(never one an import holds open or changed in the last 10 minutes), and sets keystores to mode
-0600. Damage to the chain database, project.json, keystores or blocks needs a backup.
+(never one an import holds open or changed in the last 10 minutes), sets keystores to mode
+0600, and rebuilds the chain's event and history indexes from its blocks, then checks them
+again. Damage to the chain's blocks, project.json, keystores or stored blocks needs a backup.
 
 \b
 Examples:
@@ -69,7 +71,11 @@ def fsck(
         for note in report.notes:
             output.info(f"note: {note}")
         counts = ", ".join(f"{n} {area}" for area, n in sorted(report.checked.items()))
-        verdict = "clean" if report.is_clean else f"{len(report.findings)} problem(s)"
+        found = len(report.findings)
+        if not report.is_clean:
+            verdict = f"{found} problem(s)"
+        else:
+            verdict = f"clean: {found} problem(s) repaired" if found else "clean"
         output.info(f"fsck: {verdict} (checked {counts or 'nothing'})")
     if not report.is_clean:
         raise typer.Exit(1)

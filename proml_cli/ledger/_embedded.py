@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,30 @@ class EmbeddedLedger(ContractLedger):
         if w3.eth.get_balance(signer.address) >= FUNDING // 10:
             return
         faucet = self._tester.get_accounts()[0]
+        self._stamp_next_block()
         tx_hash = w3.eth.send_transaction(
             {"from": faucet, "to": signer.address, "value": Wei(FUNDING)}
         )
         w3.eth.wait_for_transaction_receipt(tx_hash)
         if self._conn is not None and not self._is_view:
             self._commit()
+
+    def _send(self, fn: Any) -> Any:
+        self._stamp_next_block()
+        return super()._send(fn)
+
+    def _stamp_next_block(self) -> None:
+        """Give the block about to be mined the time of now, not of the last one mined.
+
+        py-evm prepares the next header (and its time) as soon as a block is mined, so a block
+        sent after the process waited (a node serving commands) would carry the time the
+        previous one was mined. A child's time must still exceed its parent's: blocks mined
+        faster than one a second take their parent's time + 1 and run ahead of the clock (see
+        the README).
+        """
+        chain = self._tester.backend.chain
+        parent = int(chain.get_canonical_head().timestamp)
+        chain.header = chain.header.copy(timestamp=max(parent + 1, _now()))
 
     def _supports_tip(self) -> bool:
         # eth-tester has no eth_maxPriorityFeePerGas; a zero tip is mined just the same.
@@ -248,55 +267,48 @@ class EmbeddedLedger(ContractLedger):
         return "0x" + bytes(header.hash).hex()
 
     def index_problems(self) -> list[str]:
-        """Compare the event index (table ``logs``) with the logs in the chain's own receipts.
+        """What is wrong with the local indexes, checked against the chain's own blocks.
 
-        The index is a copy made as blocks are mined; the receipts are part of the chain (each
-        block's receipts root commits to them). This reads every block's receipts, so it costs
-        O(transactions): a check for ``fsck``-like tools, not for every command (those compare
-        each version with contract storage instead, see :mod:`proml_cli.history`).
+        Two indexes are copies of what the chain holds: the event index (table ``logs``, made
+        as blocks are mined) and the decoded history index built from it (tables ``hist_*``).
+        This compares the first with the logs of every block's receipts (see
+        :func:`log_index_problems`) and, when that is intact, the second with a fresh decode of
+        the first. It reads every block, so it costs O(transactions): a check for ``fsck``,
+        not for every command (those compare each version with contract storage instead, see
+        :mod:`proml_cli.history`).
 
         Returns:
-            One line per row missing from, added to or changed in the index (empty: intact).
+            One line per kind of damage (empty: both intact).
+
+        Raises:
+            ChainDatabaseError: the chain's own block data is damaged (no index can be rebuilt
+                from it: restore a backup).
         """
-        expected = {row[:2]: row for row in self._receipt_rows()}
-        actual = {row[:2]: row for row in self._index_rows()}
-        problems = []
-        for key in sorted(expected.keys() - actual.keys()):
-            problems.append(f"block {key[0]} log {key[1]}: missing from the index")
-        for key in sorted(actual.keys() - expected.keys()):
-            problems.append(f"block {key[0]} log {key[1]}: in the index, not in the chain")
-        for key in sorted(expected.keys() & actual.keys()):
-            if expected[key] != actual[key]:
-                problems.append(f"block {key[0]} log {key[1]}: differs from the chain's receipt")
+        from proml_cli.ledger._index import HistoryIndex
+
+        assert self._conn is not None  # noqa: S101 - open while the ledger is
+        problems = log_index_problems(self._conn, self._tester.backend.chain, self._path)
+        if not problems:
+            problems = HistoryIndex(self._conn, self._commit).problems(self)
         return problems
 
     def rebuild_index(self) -> int:
-        """Rewrite the event index from the chain's receipts; return the number of rows."""
-        assert self._conn is not None  # noqa: S101 - open while the ledger is
-        rows = self._receipt_rows()
-        self._conn.execute("DELETE FROM logs")
-        self._conn.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self._commit()
-        return len(rows)
+        """Rewrite the event index from the chain's receipts, then the history index from it.
 
-    def _receipt_rows(self) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
-        w3 = self._w3
-        for number in range(int(w3.eth.block_number) + 1):
-            block = w3.eth.get_block(number)
-            for tx_hash in block["transactions"]:
-                receipt = w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-                stamp = int(block["timestamp"])
-                rows.extend(_row(log, stamp) for log in receipt["logs"])
-        return rows
+        Returns:
+            The number of rows of the event index.
 
-    def _index_rows(self) -> list[tuple[Any, ...]]:
+        Raises:
+            ChainDatabaseError: the chain's own block data is damaged (nothing is changed).
+        """
+        from proml_cli.ledger._index import HistoryIndex
+
         assert self._conn is not None  # noqa: S101 - open while the ledger is
-        cur = self._conn.execute(
-            "SELECT block, log_index, tx_hash, tx_index, address, topics, data, timestamp "
-            "FROM logs ORDER BY block, log_index"
-        )
-        return [(b, i, bytes(h), t, a, bytes(tp), bytes(d), ts) for b, i, h, t, a, tp, d, ts in cur]
+        count = rebuild_log_index(self._conn, self._tester.backend.chain, self._path)
+        self._hindex = None
+        # Asked for, not found stale: the caller reports it, so no note.
+        HistoryIndex(self._conn, self._commit).sync(self, rebuild=True, is_quiet=True)
+        return count
 
     # -- raw chain data, straight from py-evm's database (no JSON round trip)
 
@@ -355,6 +367,11 @@ class EmbeddedLedger(ContractLedger):
             self._lock.release()
 
 
+def _now() -> int:
+    """The wall clock, in whole seconds (a block's time)."""
+    return int(time.time())
+
+
 def _row(log: Any, stamp: int) -> tuple[Any, ...]:
     """A receipt's log as a row of the event index."""
     return (
@@ -367,6 +384,139 @@ def _row(log: Any, stamp: int) -> tuple[Any, ...]:
         bytes(log["data"]),
         stamp,
     )
+
+
+def log_index_problems(conn: sqlite3.Connection, chain: Any, path: Path | None) -> list[str]:
+    """Compare the event index (table ``logs``) with the logs in the chain's receipts.
+
+    The index is a copy made as blocks are mined; the receipts are part of the chain (each
+    block's header commits to them through its receipts root, and each header to its parent).
+    Every row is compared: block, log index, transaction, address, topics, data and time.
+
+    Returns:
+        One line per kind of difference (empty: the index is intact).
+
+    Raises:
+        ChainDatabaseError: the chain's own block data is damaged.
+    """
+    expected = {row[:2]: row for row in _receipt_rows(chain, path)}
+    try:
+        actual = {row[:2]: row for row in _index_rows(conn)}
+    except sqlite3.DatabaseError as exc:
+        raise damaged_database(path, exc) from exc
+    missing = sorted(expected.keys() - actual.keys())
+    extra = sorted(actual.keys() - expected.keys())
+    changed = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
+    problems = []
+    if missing:
+        problems.append(
+            f"the event index (table logs) lacks {len(missing)} log(s) of the chain "
+            f"(blocks {_blocks(missing)})"
+        )
+    if extra:
+        problems.append(
+            f"the event index (table logs) holds {len(extra)} log(s) the chain does not "
+            f"(blocks {_blocks(extra)}): history would show events that never happened"
+        )
+    if changed:
+        problems.append(
+            f"the event index (table logs) has {len(changed)} log(s) that differ from the "
+            f"chain's receipts (blocks {_blocks(changed)})"
+        )
+    return problems
+
+
+def rebuild_log_index(conn: sqlite3.Connection, chain: Any, path: Path | None) -> int:
+    """Rewrite the event index from the chain's receipts (the caller commits); return its rows.
+
+    Raises:
+        ChainDatabaseError: the chain's own block data is damaged (nothing is changed).
+    """
+    rows = _receipt_rows(chain, path)
+    try:
+        conn.execute("DELETE FROM logs")
+        conn.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    except sqlite3.DatabaseError as exc:
+        raise damaged_database(path, exc) from exc
+    return len(rows)
+
+
+def _receipt_rows(chain: Any, path: Path | None) -> list[tuple[Any, ...]]:
+    """Every log of the canonical chain as an event-index row, each block checked first.
+
+    Each header must hash to the canonical hash of its number and name its parent's; its
+    transactions and receipts must have the roots it commits to. Otherwise the rows would be
+    made from damaged data, so the damage is reported instead.
+
+    Raises:
+        ChainDatabaseError: a block cannot be read or does not match its header.
+    """
+    from eth.db.trie import make_trie_root_and_nodes
+    from eth.exceptions import PyEVMError
+    from eth_utils.address import to_checksum_address
+    from eth_utils.exceptions import ValidationError
+    from rlp.exceptions import RLPException
+    from trie.exceptions import MissingTrieNode
+
+    unreadable = (PyEVMError, MissingTrieNode, KeyError, RLPException, ValidationError, ValueError)
+    rows: list[tuple[Any, ...]] = []
+    number = -1
+    try:
+        head = int(chain.get_canonical_head().block_number)
+        parent = None
+        for number in range(head + 1):
+            header = chain.get_canonical_block_header_by_number(number)
+            why = None
+            if header.hash != chain.chaindb.get_canonical_block_hash(number):
+                why = "its header does not hash to the chain's hash for it"
+            elif parent is not None and header.parent_hash != parent:
+                why = "its header does not name the block before it"
+            parent = header.hash
+            block = chain.get_canonical_block_by_number(number)
+            receipts = block.get_receipts(chain.chaindb)
+            if why is None and make_trie_root_and_nodes(block.transactions)[0] != (
+                header.transaction_root
+            ):
+                why = "its transactions do not match its header"
+            if why is None and make_trie_root_and_nodes(receipts)[0] != header.receipt_root:
+                why = "its receipts do not match its header"
+            if why is not None:
+                raise damaged_database(path, f"block {number}: {why}")
+            for tx_index, (tx, receipt) in enumerate(
+                zip(block.transactions, receipts, strict=True)
+            ):
+                for log_index, log in enumerate(receipt.logs):
+                    rows.append(
+                        (
+                            number,
+                            log_index,
+                            bytes(tx.hash),
+                            tx_index,
+                            str(to_checksum_address(log.address)),
+                            b"".join(t.to_bytes(32, "big") for t in log.topics),
+                            bytes(log.data),
+                            int(header.timestamp),
+                        )
+                    )
+    except unreadable as exc:
+        where = f"block {number}" if number >= 0 else "the head block"
+        raise damaged_database(path, f"{where} cannot be read ({type(exc).__name__})") from exc
+    return rows
+
+
+def _index_rows(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """Every row of the event index, as :func:`_receipt_rows` gives them."""
+    cur = conn.execute(
+        "SELECT block, log_index, tx_hash, tx_index, address, topics, data, timestamp "
+        "FROM logs ORDER BY block, log_index"
+    )
+    return [(b, i, bytes(h), t, a, bytes(tp), bytes(d), ts) for b, i, h, t, a, tp, d, ts in cur]
+
+
+def _blocks(keys: Sequence[tuple[int, int]]) -> str:
+    numbers = sorted({k[0] for k in keys})
+    shown = ", ".join(str(n) for n in numbers[:5])
+    return shown + (", ..." if len(numbers) > 5 else "")
 
 
 def _trie_values(db: Any, root: bytes) -> list[bytes]:

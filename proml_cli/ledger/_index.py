@@ -27,6 +27,7 @@ the index in step with the chain:
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -37,6 +38,8 @@ from proml_cli.ledger import ChainEvent
 
 if TYPE_CHECKING:
     from proml_cli.ledger._client import ContractLedger
+
+logger = logging.getLogger(__name__)
 
 #: Bumped whenever the rows' meaning changes: an index of another schema is rebuilt.
 SCHEMA = "3"
@@ -108,6 +111,7 @@ class HistoryIndex:
         self._commit = commit
         _create(conn)
         self.rebuilt = 0
+        self._noted = False
 
     # ------------------------------------------------------------------ keeping up
 
@@ -122,32 +126,31 @@ class HistoryIndex:
             [("schema", SCHEMA), ("ledger", ledger_id), ("edits", "0")],
         )
 
-    def sync(self, ledger: ContractLedger, *, rebuild: bool = False) -> None:
-        """Append the events of blocks newer than the index's; rebuild it when it is stale."""
+    def sync(
+        self, ledger: ContractLedger, *, rebuild: bool = False, is_quiet: bool = False
+    ) -> None:
+        """Append the events of blocks newer than the index's; rebuild it when it is stale.
+
+        ``rebuild``: the caller found that what the index served disagrees with the contract.
+        A rebuild of an index that was built before is noted once on stderr (a warning of
+        this module's logger) with its reason, unless ``is_quiet`` (the caller reports it).
+        """
         ledger_id = f"{ledger.chain_id}:{ledger.address}"
         meta = self._meta()
         tip = int(meta.get("tip", "-1"))
-        stale = rebuild or meta.get("schema") != SCHEMA or meta.get("ledger") != ledger_id
-        if meta.get("edits") != meta.get("edits_seen"):
-            stale = True  # rows of this index were edited, removed or added behind its back
         head, head_hash, parent_hash = ledger.head_block()
-        if not stale and tip >= 0:
-            # Is the indexed tip still the chain's block? The head (or its parent) says so
-            # without another call when the index is one block behind or up to date.
-            if head == tip:
-                known = head_hash
-            elif head == tip + 1:
-                known = parent_hash
-            else:
-                known = ledger.block_hash(tip) or ""
-            stale = known != meta.get("tip_hash")  # a reorganised or reset chain
         changes = ledger._index_changes(tip)
-        if not stale and changes is not None and "changes" in meta:
-            # Appending n rows above the tip adds n to both; any other edit does not.
-            counter, above = changes
-            expected = int(meta.get("above", "0")) + counter - int(meta["changes"])
-            stale = above != expected  # the event index was edited below the indexed tip
-        if stale:
+        why = (
+            "what it served disagreed with the contract"
+            if rebuild
+            else _stale(ledger, meta, ledger_id, (head, head_hash, parent_hash), changes)
+        )
+        stale = why is not None
+        if why is not None:
+            if "schema" in meta and not is_quiet and not self._noted:
+                # Built before: a rebuild means something changed behind proml's back.
+                self._noted = True
+                logger.warning("history index rebuilt: %s", why)
             self._clear(ledger_id)
             self.rebuilt += 1
             tip = -1
@@ -177,6 +180,40 @@ class HistoryIndex:
             "WHERE key = 'edits'"
         )
         self._commit()
+
+    def problems(self, ledger: ContractLedger) -> list[str]:
+        """What differs between the index and a fresh decode of the ledger's events (no writes).
+
+        An index never built (the first read builds it) has none; a stale one has its reason;
+        otherwise every row up to the indexed tip is compared. O(events): for ``fsck``.
+        """
+        meta = self._meta()
+        if "schema" not in meta:
+            return []
+        tip = int(meta.get("tip", "-1"))
+        why = _stale(
+            ledger,
+            meta,
+            f"{ledger.chain_id}:{ledger.address}",
+            ledger.head_block(),
+            ledger._index_changes(tip),
+        )
+        if why is not None:
+            return [f"the history index is stale: {why}"]
+        fresh = HistoryIndex(sqlite3.connect(":memory:"), lambda: None)
+        fresh._append([e for e in ledger.events_between(0, tip) if e.block <= tip])
+        differ = []
+        for table in ("hist_steps", "hist_inputs", "hist_other"):
+            query = f"SELECT * FROM {table}"  # noqa: S608 - fixed names
+            if set(self._conn.execute(query)) != set(fresh._conn.execute(query)):
+                differ.append(table)
+        fresh._conn.close()
+        if not differ:
+            return []
+        return [
+            f"the history index differs from the events it was built from (table "
+            f"{', '.join(differ)}): rows were edited, removed or added outside proml"
+        ]
 
     def _append(self, events: Sequence[ChainEvent]) -> None:
         steps: list[tuple[Any, ...]] = []
@@ -336,6 +373,42 @@ class HistoryIndex:
                 if _matches(vkey, str(artefact), str(digest)):
                     found[bytes(vkey)] = {"artefact": str(artefact), "digest": str(digest)}
         return found
+
+
+def _stale(
+    ledger: ContractLedger,
+    meta: dict[str, str],
+    ledger_id: str,
+    head: tuple[int, str, str],
+    changes: tuple[int, int] | None,
+) -> str | None:
+    """Why an index with ``meta`` no longer matches the chain (None: it does)."""
+    if meta.get("schema") != SCHEMA:
+        return "it was never built" if "schema" not in meta else "its format changed"
+    if meta.get("ledger") != ledger_id:
+        return "it was built for another ledger"
+    if meta.get("edits") != meta.get("edits_seen"):
+        return "its tables (hist_*) were edited"
+    tip = int(meta.get("tip", "-1"))
+    number, head_hash, parent_hash = head
+    if tip >= 0:
+        # Is the indexed tip still the chain's block? The head (or its parent) says so
+        # without another call when the index is one block behind or up to date.
+        if number == tip:
+            known = head_hash
+        elif number == tip + 1:
+            known = parent_hash
+        else:
+            known = ledger.block_hash(tip) or ""
+        if known != meta.get("tip_hash"):
+            return f"the chain changed at or below block {tip}"
+    if changes is not None and "changes" in meta:
+        # Appending n rows above the tip adds n to both; any other edit does not.
+        counter, above = changes
+        expected = int(meta.get("above", "0")) + counter - int(meta["changes"])
+        if above != expected:
+            return "the event index (table logs) was edited"
+    return None
 
 
 def _create(conn: sqlite3.Connection) -> None:

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import rlp
 from _project import fork, ok, proml
 
 from proml_cli.content._local import _Pack
@@ -39,6 +40,12 @@ def _problems(document: dict[str, object]) -> dict[str, str]:
     findings = document["findings"]
     assert isinstance(findings, list)
     return {f["path"]: f["problem"] for f in findings}
+
+
+def _chain_problems(document: dict[str, object]) -> list[str]:
+    findings = document["findings"]
+    assert isinstance(findings, list)
+    return [f["problem"] for f in findings if f["area"] == "chain"]
 
 
 def test_a_healthy_project_is_clean(damageable: Path, tmp_path: Path) -> None:
@@ -110,18 +117,22 @@ def test_damage_everywhere_is_found_and_the_safe_part_repaired(
     assert "does not hash to its name" in problems[f".proml/{block.relative_to(state)}"]
     assert "1 of its 4 block(s) are damaged" in problems[f".proml/{pack.relative_to(state)}"]
     assert "torn entry" in problems[f".proml/{pack.with_suffix('.idx').relative_to(state)}"]
-    chain = problems[".proml/chain/chain.sqlite"]
-    assert "holds 1 log(s) the chain does not" in chain or "lacks 1 log(s)" in chain
+    assert _chain_problems(document) == [
+        f"the event index (table logs) lacks 1 log(s) of the chain (blocks {row[0]})",
+        f"the event index (table logs) holds 1 log(s) the chain does not (blocks {row[0]}): "
+        "history would show events that never happened",
+    ]
 
     code, document = _fsck(root, "--repair")
 
-    assert code == 1  # the block, the pack and the chain need a backup
+    assert code == 1  # the block and the pack need a backup
     repaired = {f["path"] for f in document["findings"] if f["repaired"]}  # type: ignore[union-attr]
     assert repaired == {
         ".proml/journal/pending/bafkreitorn.json",
         ".proml/journal/pending/bafkreitmp.tmp",
         ".proml/content/tmp/abc.123",
         ".proml/keys/default.json",
+        ".proml/chain/chain.sqlite",
     }
     assert not bad_entry.exists()
     assert (state / "journal" / "quarantine" / "bafkreitorn.json").is_file()
@@ -213,3 +224,145 @@ def test_a_pack_an_import_holds_open_is_never_reclaimed(damageable: Path, tmp_pa
         pack.close()
     # Without the policy the ledger is not read, so nothing is called an orphan either.
     assert any("orphan packs not looked for" in note for note in report.notes)
+
+
+def _log_rows(root: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite") as conn:
+        return conn.execute("SELECT * FROM logs ORDER BY block, log_index").fetchall()
+
+
+def test_repair_rebuilds_a_damaged_event_index_from_the_chain(
+    damageable: Path, tmp_path: Path
+) -> None:
+    root = fork(damageable, tmp_path / "project")
+    rows = _log_rows(root)
+    log_before = ok(proml(root, "log", "--json")).stdout
+    verify_before = ok(proml(root, "verify", "data/data.csv", "--json")).stdout
+    first, second = rows[0], rows[-1]
+    conn = sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite")
+    conn.execute("DELETE FROM logs WHERE block = ? AND log_index = ?", first[:2])
+    conn.execute(
+        "UPDATE logs SET data = ? WHERE block = ? AND log_index = ?",
+        (bytes(second[6])[:-1] + b"\x01", *second[:2]),
+    )
+    conn.execute("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (10_000, 0, *second[2:]))
+    conn.commit()
+    conn.close()
+
+    code, document = _fsck(root)
+
+    assert code == 1
+    assert _chain_problems(document) == [
+        f"the event index (table logs) lacks 1 log(s) of the chain (blocks {first[0]})",
+        "the event index (table logs) holds 1 log(s) the chain does not (blocks 10000): history "
+        "would show events that never happened",
+        "the event index (table logs) has 1 log(s) that differ from the chain's receipts "
+        f"(blocks {second[0]})",
+    ]
+    assert all(
+        f["repair"] == "rebuild it from the chain's blocks"
+        for f in document["findings"]  # type: ignore[union-attr]
+    )
+
+    code, document = _fsck(root, "--repair")
+
+    assert code == 0, document
+    assert len(document["findings"]) == 3  # type: ignore[arg-type]
+    assert all(f["repaired"] for f in document["findings"])  # type: ignore[union-attr]
+    assert _log_rows(root) == rows
+    assert _fsck(root) == (0, {**document, "findings": []})
+    assert ok(proml(root, "log", "--json")).stdout == log_before
+    assert ok(proml(root, "verify", "data/data.csv", "--json")).stdout == verify_before
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (
+            ["DELETE FROM hist_steps WHERE action = 'validate'"],
+            "the history index is stale: its tables (hist_*) were edited",
+        ),
+        (
+            # Uncounted (its trigger dropped): found by comparing every row.
+            ["DROP TRIGGER hist_steps_u", "UPDATE hist_steps SET roles = '0'"],
+            "the history index differs from the events it was built from (table hist_steps): "
+            "rows were edited, removed or added outside proml",
+        ),
+    ],
+    ids=["counted", "uncounted"],
+)
+def test_repair_rebuilds_an_edited_history_index(
+    damageable: Path, tmp_path: Path, edit: list[str], problem: str
+) -> None:
+    root = fork(damageable, tmp_path / "project")
+    log_before = ok(proml(root, "log", "--json")).stdout
+    conn = sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite")
+    for statement in edit:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+    code, document = _fsck(root)
+
+    assert code == 1
+    assert _chain_problems(document) == [problem]
+
+    repaired = proml(root, "fsck", "--repair")
+
+    assert repaired.code == 0, str(repaired)
+    assert repaired.stdout == f"chain .proml/chain/chain.sqlite: {problem} (repaired)\n"
+    assert "fsck: clean: 1 problem(s) repaired" in repaired.stderr
+    assert _fsck(root)[0] == 0
+    result = ok(proml(root, "log", "--json"))
+    assert result.stdout == log_before
+    assert "history index rebuilt" not in result.stderr  # fsck rebuilt it already
+
+
+def test_damaged_block_data_is_reported_never_repaired(damageable: Path, tmp_path: Path) -> None:
+    from eth.db.schema import SchemaV1
+
+    root = fork(damageable, tmp_path / "project")
+    conn = sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite")
+    lookup = SchemaV1.make_block_number_to_hash_lookup_key(1)
+    (number_row,) = conn.execute("SELECT value FROM kv WHERE key = ?", (lookup,)).fetchone()
+    block_hash = rlp.decode(bytes(number_row))
+    (header,) = conn.execute("SELECT value FROM kv WHERE key = ?", (block_hash,)).fetchone()
+    # One byte of block 1's header changed: the log index is intact, the block is not.
+    damaged = bytes(header)[:-1] + bytes([header[-1] ^ 1])
+    conn.execute("UPDATE kv SET value = ? WHERE key = ?", (damaged, block_hash))
+    conn.commit()
+    conn.close()
+
+    for args in ((), ("--repair",)):
+        code, document = _fsck(root, *args)
+
+        assert code == 1, document
+        (problem,) = _chain_problems(document)
+        assert problem.startswith("is damaged: block 1: its header"), problem
+        assert not any(f["repaired"] for f in document["findings"])  # type: ignore[union-attr]
+    result = proml(root, "fsck", "--repair")
+    assert result.code == 1
+    assert "repaired" not in result.stdout + result.stderr
+
+
+def test_without_project_json_the_event_index_is_still_rebuilt(
+    damageable: Path, tmp_path: Path
+) -> None:
+    root = fork(damageable, tmp_path / "project")
+    rows = _log_rows(root)
+    (root / ".proml" / "project.json").write_text("{}")
+    with sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite") as conn:
+        conn.execute("DELETE FROM logs WHERE block = ? AND log_index = ?", rows[0][:2])
+
+    code, document = _fsck(root, "--repair")
+
+    assert code == 1  # project.json needs a backup
+    chain = [f for f in document["findings"] if f["area"] == "chain"]  # type: ignore[union-attr]
+    assert [f["repaired"] for f in chain] == [True]
+    assert (
+        "the history index was not checked: project.json does not name the ledger"
+        in (
+            document["notes"]  # type: ignore[operator]
+        )
+    )
+    assert _log_rows(root) == rows

@@ -79,6 +79,57 @@ def _event(name: str, block: int, **args: Any) -> ChainEvent:
     return ChainEvent(name, block, 1_767_225_600 + 60 * block, f"0x{block:064x}", 0, args, args)
 
 
+def _kind(block: int, kind: str, states: list[str], role: str, consumable: str) -> ChainEvent:
+    return _event(
+        "KindDefined",
+        block,
+        kind=kind,
+        states=states,
+        initial=0,
+        registerRoles=[role],
+        consumable=[consumable],
+    )
+
+
+def _step(
+    name: str, block: int, entry: FileEntry, actor: str, record: str, roles: int, **fields: Any
+) -> ChainEvent:
+    """A step event of ``entry`` (``roles``: the bitmap the event carries)."""
+    return _event(
+        name,
+        block,
+        artefact=entry.artefact,
+        digest=entry.sha256,
+        **fields,
+        actor=actor,
+        recordCid=record,
+        roles=roles,
+    )
+
+
+def _registered(
+    block: int, entry: FileEntry, inputs: list[FileEntry], record: str, roles: int
+) -> ChainEvent:
+    """A curator's registration of ``entry`` made from ``inputs``."""
+    used = [{"artefact": i.artefact, "digest": i.sha256} for i in inputs]
+    return _step("Registered", block, entry, CURATOR, record, roles, cid=entry.cid, inputs=used)
+
+
+def _transitioned(
+    block: int,
+    entry: FileEntry,
+    transition: str,
+    move: tuple[int, int],
+    actor: str,
+    record: str,
+    roles: int,
+) -> ChainEvent:
+    """``actor``'s ``transition`` of ``entry`` from state index ``move[0]`` to ``move[1]``."""
+    source, target = move
+    fields = {"transition": transition, "source": source, "target": target}
+    return _step("Transitioned", block, entry, actor, record, roles, **fields)
+
+
 def history() -> tuple[History, FakeStore]:
     """The history and the store holding its records and contents."""
     store = FakeStore()
@@ -93,15 +144,7 @@ def history() -> tuple[History, FakeStore]:
     approve = _decision(store, "approve", model, VERIFIER)
     curator, trainer, verifier = 1, 2, 4
     events = [
-        _event(
-            "KindDefined",
-            1,
-            kind="table",
-            states=["raw", "validated"],
-            initial=0,
-            registerRoles=["curator"],
-            consumable=["validated"],
-        ),
+        _kind(1, "table", ["raw", "validated"], "curator", "validated"),
         _event(
             "TransitionDefined",
             1,
@@ -111,75 +154,14 @@ def history() -> tuple[History, FakeStore]:
             target="validated",
             roles=["curator"],
         ),
-        _event(
-            "KindDefined",
-            1,
-            kind="weights",
-            states=["trained", "evaluated", "approved"],
-            initial=0,
-            registerRoles=["trainer"],
-            consumable=["approved"],
-        ),
+        _kind(1, "weights", ["trained", "evaluated", "approved"], "trainer", "approved"),
         _event("ArtefactDefined", 1, artefact="dataset", kind="table"),
         _event("ArtefactDefined", 1, artefact="model", kind="weights"),
-        _event(
-            "Registered",
-            2,
-            artefact="dataset",
-            digest=dataset.sha256,
-            cid=dataset.cid,
-            inputs=[],
-            actor=CURATOR,
-            recordCid=prepare,
-            roles=curator,
-        ),
-        _event(
-            "Transitioned",
-            3,
-            artefact="dataset",
-            digest=dataset.sha256,
-            transition="validate",
-            source=0,
-            target=1,
-            actor=CURATOR,
-            recordCid=validate,
-            roles=curator,
-        ),
-        _event(
-            "Registered",
-            4,
-            artefact="model",
-            digest=model.sha256,
-            cid=model.cid,
-            inputs=[{"artefact": "dataset", "digest": dataset.sha256}],
-            actor=CURATOR,
-            recordCid=train,
-            roles=trainer,
-        ),
-        _event(
-            "Transitioned",
-            5,
-            artefact="model",
-            digest=model.sha256,
-            transition="evaluate",
-            source=0,
-            target=1,
-            actor=CURATOR,
-            recordCid=evaluate,
-            roles=trainer,
-        ),
-        _event(
-            "Transitioned",
-            6,
-            artefact="model",
-            digest=model.sha256,
-            transition="approve",
-            source=1,
-            target=2,
-            actor=VERIFIER,
-            recordCid=approve,
-            roles=verifier,
-        ),
+        _registered(2, dataset, [], prepare, curator),
+        _transitioned(3, dataset, "validate", (0, 1), CURATOR, validate, curator),
+        _registered(4, model, [dataset], train, trainer),
+        _transitioned(5, model, "evaluate", (0, 1), CURATOR, evaluate, trainer),
+        _transitioned(6, model, "approve", (1, 2), VERIFIER, approve, verifier),
     ]
     return build(events, ROLES), store
 

@@ -6,9 +6,7 @@ format's own library, made twice to compare bytes, and searched for the accounts
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,25 +15,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from _project import ok, proml, run_example
+from _project import example_workspace, ok, proml, skip_without_sklearn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-RUN_SH = REPO / "examples" / "breast-cancer" / "run.sh"
 FORMATS = ("slsa", "prov", "cyclonedx", "spdx3", "openlineage")
 
-if importlib.util.find_spec("sklearn") is None and not os.environ.get("CI"):
-    pytest.skip(
-        "scikit-learn is not installed (pip install -e '.[examples]')", allow_module_level=True
-    )
+skip_without_sklearn()
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("export-example") / "work"
-    run_example(RUN_SH, work, timeout=600)
-    return work
+    return example_workspace(tmp_path_factory, "export-example", timeout=600)
 
 
 @pytest.fixture(scope="module")

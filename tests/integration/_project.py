@@ -16,6 +16,7 @@ content store) when a test changes the chain.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import shutil
@@ -276,6 +277,34 @@ def run_example(
     return done
 
 
+#: The example pipeline (about 30 s on the embedded chain; it needs scikit-learn).
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast-cancer" / "run.sh"
+
+
+def skip_without_sklearn() -> None:
+    """Skip the calling test module when scikit-learn (the ``examples`` extra) is missing.
+
+    On CI it must be installed: the module runs and fails there instead.
+    """
+    if importlib.util.find_spec("sklearn") is None and not os.environ.get("CI"):
+        pytest.skip(
+            "scikit-learn is not installed (pip install -e '.[examples]')", allow_module_level=True
+        )
+
+
+def example_workspace(
+    factory: pytest.TempPathFactory,
+    name: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    timeout: float,
+) -> Path:
+    """Run the example pipeline in a new directory named after ``name``; return its workspace."""
+    work = factory.mktemp(name) / "work"
+    run_example(EXAMPLE, work, extra, timeout=timeout)
+    return work
+
+
 _runner = CliRunner()
 
 
@@ -367,13 +396,18 @@ def journal_files(root: Path) -> dict[str, list[str]]:
     }
 
 
+#: How a rebuilt history index is noted on stderr (a warning of proml's logger).
+REBUILT_NOTE = "WARNING  history index rebuilt: "
+
+
 def one_error_line(stderr: str) -> str:
     """The ``proml: error:`` line of a failed command's stderr; only a ``hint:`` may follow it.
 
-    A signing command first says which address signs (``signing as …``); that line may precede.
+    A signing command first says which address signs (``signing as …``), and a history index
+    rebuilt because it no longer matched the chain is noted: those lines may precede.
     """
     lines = stderr.splitlines()
-    if lines and lines[0].startswith("signing as "):
+    while lines and lines[0].startswith(("signing as ", REBUILT_NOTE)):
         lines = lines[1:]
     assert lines, "stderr is empty"
     assert lines[0].startswith("proml: error: "), stderr

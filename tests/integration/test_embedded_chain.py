@@ -121,6 +121,22 @@ def test_reopening_gives_the_same_chain(tmp_path: Path) -> None:
         assert ledger.tx_status("0x" + "ab" * 32) is None
 
 
+def test_a_block_takes_the_time_it_is_sent_at_never_before_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proml_cli.ledger import _embedded
+
+    with open_ledger(ChainConfig(state_dir=tmp_path), signer=new_account()) as ledger:
+        later = int(time.time()) + 3600  # the process waited an hour since its last block
+        monkeypatch.setattr(_embedded, "_now", lambda: later)
+        first = ledger.define_roles(["a"])
+        second = ledger.define_roles(["b"])  # within the same second
+        monkeypatch.setattr(_embedded, "_now", lambda: later - 60)  # the clock went back
+        third = ledger.define_roles(["c"])
+    stamps = [r.timestamp if r is not None else None for r in (first, second, third)]
+    assert stamps == [later, later + 1, later + 2]
+
+
 def test_a_missing_contract_is_an_input_error_and_releases_the_chain(tmp_path: Path) -> None:
     config = ChainConfig(state_dir=tmp_path)
     with open_ledger(config, signer=new_account()) as ledger:

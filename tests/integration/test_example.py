@@ -6,33 +6,24 @@ scikit-learn (the ``examples`` extra): without it the module is skipped, except 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _project import fork, ok, process_env, proml, run_example
+from _project import example_workspace, fork, ok, process_env, proml, skip_without_sklearn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-RUN_SH = REPO / "examples" / "breast-cancer" / "run.sh"
 MODEL = "models/model.pkl"
 
-if importlib.util.find_spec("sklearn") is None and not os.environ.get("CI"):
-    pytest.skip(
-        "scikit-learn is not installed (pip install -e '.[examples]')", allow_module_level=True
-    )
+skip_without_sklearn()
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("example") / "work"
-    run_example(RUN_SH, work, timeout=300)
-    return work
+    return example_workspace(tmp_path_factory, "example", timeout=300)
 
 
 def test_pipeline_produces_the_model(workspace: Path) -> None:
@@ -111,9 +102,8 @@ def test_tampered_model_fails_verification_until_restored(tampered: Path) -> Non
 @pytest.fixture(scope="module")
 def in_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example with training captured in-process (train_in_script.py, the public API)."""
-    work = tmp_path_factory.mktemp("example-in-script") / "work"
-    run_example(RUN_SH, work, {"PROML_EXAMPLE_IN_SCRIPT": "1"}, timeout=300)
-    return work
+    extra = {"PROML_EXAMPLE_IN_SCRIPT": "1"}
+    return example_workspace(tmp_path_factory, "example-in-script", extra, timeout=300)
 
 
 def test_in_script_training_records_like_run_and_deploy_verifies_first(in_script: Path) -> None:

@@ -482,9 +482,11 @@ def test_the_index_is_checked_against_the_chain_s_receipts_and_rebuilt(project: 
     with load_project(str(project / "proml.yaml"), settings=Settings()).ledger() as ledger:
         assert isinstance(ledger, EmbeddedLedger)
         assert ledger.index_problems() == [
-            f"block {move[0]} log {move[1]}: missing from the index",
-            "block 10000 log 0: in the index, not in the chain",
-            f"block {reg[0]} log {reg[1]}: differs from the chain's receipt",
+            f"the event index (table logs) lacks 1 log(s) of the chain (blocks {move[0]})",
+            "the event index (table logs) holds 1 log(s) the chain does not (blocks 10000): "
+            "history would show events that never happened",
+            "the event index (table logs) has 1 log(s) that differ from the chain's receipts "
+            f"(blocks {reg[0]})",
         ]
         ledger.rebuild_index()
         assert ledger.index_problems() == []

@@ -170,3 +170,60 @@ def test_a_write_finds_its_anchor_through_the_index(project: Path, base: Base) -
             _find_anchor(ledger, "bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
             is None
         )
+
+
+def _notes(stderr: str) -> list[str]:
+    return [line.rstrip() for line in stderr.splitlines() if "history index rebuilt" in line]
+
+
+def _edit_a_served_row_unseen(db: sqlite3.Connection, row: tuple[Any, ...]) -> None:
+    # Without its trigger the edit is not counted: only the contract check finds it.
+    db.execute("DROP TRIGGER hist_steps_u")
+    db.execute(
+        "UPDATE hist_steps SET roles = '0' WHERE block = ? AND log_index = ?", (row[0], row[1])
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (
+            lambda db, row: db.execute(
+                "DELETE FROM hist_steps WHERE block = ? AND log_index = ?", row[:2]
+            ),
+            "its tables (hist_*) were edited",
+        ),
+        (
+            lambda db, row: db.execute(
+                "UPDATE hist_meta SET value = ? WHERE key = 'tip_hash'", ("0x" + "ab" * 32,)
+            ),
+            "the chain changed at or below block {tip}",
+        ),
+        (
+            lambda db, row: db.execute(
+                "UPDATE logs SET tx_index = tx_index WHERE block = ?", (row[0],)
+            ),
+            "the event index (table logs) was edited",
+        ),
+        (_edit_a_served_row_unseen, "what it served disagreed with the contract"),
+    ],
+    ids=["own-rows", "tip", "event-index", "contract"],
+)
+def test_a_rebuild_is_noted_once_with_its_reason(
+    project: Path, base: Base, damage: Any, why: str
+) -> None:
+    quiet = ok(proml(project, "log"))
+    assert _notes(quiet.stderr) == []  # an index that matches the chain is not rebuilt
+    move = _steps(project, "model")[1]
+    with _db(project) as db:
+        (tip,) = db.execute("SELECT value FROM hist_meta WHERE key = 'tip'").fetchone()
+        damage(db, move)
+
+    first = ok(proml(project, "log"))
+
+    assert _notes(first.stderr) == [f"WARNING  history index rebuilt: {why.format(tip=tip)}"]
+    assert first.stdout == quiet.stdout
+    assert _steps(project, "model")[1] == move
+    again = ok(proml(project, "log"))
+    assert _notes(again.stderr) == []
+    _answers_are_untouched(project, base)

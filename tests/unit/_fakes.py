@@ -262,77 +262,65 @@ class FakeLedger(FakeReader):
     def submit(
         self, record_cid: str, registrations: Sequence[Registration], moves: Sequence[Move]
     ) -> Receipt:
-        from eth_utils.address import to_checksum_address
-
-        from proml_cli.ledger._client import cid_bytes, digest32, name32, version_key
+        from proml_cli.ledger._client import cid_bytes, name32, version_key
 
         self.block += 1
         receipt = Receipt("0x" + f"{self.block:064x}", self.block, 0, 21000)
-        # What decoding the contract's log gives: ``args`` as ContractLedger._decoded makes
-        # them (names as text, digests as hex, CIDs as text, an address checksummed), ``raw``
-        # as eth_abi decodes them (bytes32 words, binary CIDs, version keys, a lowercase address).
-        common = {"actor": to_checksum_address(self.account), "recordCid": record_cid}
-        raw_common = {"actor": self.account.lower(), "recordCid": cid_bytes(record_cid)}
         for r in registrations:
             kind = self.kinds[self.artefacts[r.version.artefact]]
             roles = self._mask(kind.register)
             keys = [version_key(i) for i in r.inputs]
-            self._emit(
-                receipt,
-                "Registered",
-                r.version,
-                dict(
-                    common,
-                    artefact=r.version.artefact,
-                    digest=r.version.digest,
-                    cid=r.cid,
-                    input_keys=keys,
-                    roles=roles,
-                ),
-                dict(
-                    raw_common,
-                    artefact=name32(r.version.artefact),
-                    digest=digest32(r.version.digest),
-                    cid=cid_bytes(r.cid),
-                    inputs=keys,
-                    roles=roles,
-                ),
-                kind.name,
-                kind.initial,
-            )
+            cid = (r.cid, cid_bytes(r.cid))
+            args, raw = self._step_fields(r.version, roles, record_cid, cid=cid)
+            args["input_keys"], raw["inputs"] = keys, keys
+            self._emit(receipt, "Registered", r.version, args, raw, kind.name, kind.initial)
         for m in moves:
             current = self.versions[(m.version.artefact, m.version.digest)]
             kind = self.kinds[current.kind]
             rule = kind.transitions[m.transition]
-            roles = self._mask(rule.roles)
             source, target = kind.states.index(current.state), kind.states.index(rule.target)
-            self._emit(
-                receipt,
-                "Transitioned",
+            args, raw = self._step_fields(
                 m.version,
-                dict(
-                    common,
-                    artefact=m.version.artefact,
-                    digest=m.version.digest,
-                    transition=m.transition,
-                    source=source,
-                    target=target,
-                    roles=roles,
-                ),
-                dict(
-                    raw_common,
-                    artefact=name32(m.version.artefact),
-                    digest=digest32(m.version.digest),
-                    transition=name32(m.transition),
-                    source=source,
-                    target=target,
-                    roles=roles,
-                ),
-                kind.name,
-                rule.target,
+                self._mask(rule.roles),
+                record_cid,
+                transition=(m.transition, name32(m.transition)),
+                source=(source, source),
+                target=(target, target),
             )
+            self._emit(receipt, "Transitioned", m.version, args, raw, kind.name, rule.target)
         self.submitted.append(record_cid)
         return receipt
+
+    def _step_fields(
+        self, version: VersionRef, roles: int, record_cid: str, **pairs: tuple[object, object]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A step event's ``args`` and ``raw``: the common fields, then ``pairs`` (shown, raw).
+
+        What decoding the contract's log gives: ``args`` as ContractLedger._decoded makes them
+        (names as text, digests as hex, CIDs as text, an address checksummed), ``raw`` as
+        eth_abi decodes them (bytes32 words, binary CIDs, version keys, a lowercase address).
+        """
+        from eth_utils.address import to_checksum_address
+
+        from proml_cli.ledger._client import cid_bytes, digest32, name32
+
+        args: dict[str, Any] = {
+            "actor": to_checksum_address(self.account),
+            "recordCid": record_cid,
+            "artefact": version.artefact,
+            "digest": version.digest,
+            "roles": roles,
+        }
+        raw: dict[str, Any] = {
+            "actor": self.account.lower(),
+            "recordCid": cid_bytes(record_cid),
+            "artefact": name32(version.artefact),
+            "digest": digest32(version.digest),
+            "roles": roles,
+        }
+        for name, (shown, word) in pairs.items():
+            args[name], raw[name] = shown, word
+        return args, raw
 
     def _mask(self, allowed: Sequence[str]) -> int:
         held = set(self.roles.get(self.account, ())) & set(allowed)
