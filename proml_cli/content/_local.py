@@ -649,6 +649,8 @@ class EmbeddedStore:
         ):
             return
         finished = [name for name in outside if _is_finished(os.path.join(directory, name))]
+        if not finished and not is_stale:
+            return  # only packs imports still write: nothing to add yet
         self._load_indexes()  # what the finished packs' indexes hold now is all they will hold
         with self._index_lock:
             stems = [name.removesuffix(".idx") for name in finished if name in self._loaded]
