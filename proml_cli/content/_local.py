@@ -5,14 +5,18 @@ Layout under the store root::
     blocks/<first two hex digits>/<sha256 hex>   small blocks: one file each
     packs/<token>.pack                           large blocks of one import, appended
     packs/<token>.idx                            44-byte entries: digest, offset, length
-    tmp/                                         blocks being replaced
+    packs.midx                                   most packs' entries in one sorted file
+    tmp/                                         blocks being replaced, a packs.midx being written
 
 Every block is named by the sha256 of its bytes, so the same bytes stored as CIDv0 and CIDv1
 are kept once. Large blocks (file chunks, 64 KiB and more) go to one pack file per import:
 creating one file per 256 KiB chunk cost three times the hashing on the filesystems measured
 (bench/hash.py), appending to one file costs almost nothing. A pack's index entry is appended
 only after the block's bytes, and an import writes its root (a small block file) last, after
-every pack entry: a root that is present means the whole DAG under it is findable.
+every pack entry: a root that is present means the whole DAG under it is findable. The
+per-pack indexes are the truth; ``packs.midx`` (the combined index, :class:`_CombinedIndex`)
+copies the entries of finished packs so that a process reads one file, not one per pack, and
+is checked, masked or ignored, never trusted beyond them.
 
 A single large file (CIDv1, :data:`COPY_MIN` and up) gets a pack of its own holding its bytes
 at their offsets in the file: a copy-on-write clone where the filesystem offers one (FICLONE),
@@ -518,6 +522,8 @@ class EmbeddedStore:
         self._combined: _CombinedIndex | None = None
         self._covered: set[str] = set()
         self._is_deep = False  # every index file was read whole once (a read missed)
+        self._listed: set[str] = set()  # the index files the last scan found
+        self._own_packs: set[str] = set()  # packs this object wrote blocks to
 
     def _load_indexes(self, *, is_deep: bool = False) -> None:
         """Read what is new in the pack indexes (other processes may have added packs).
@@ -536,6 +542,7 @@ class EmbeddedStore:
             return
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         with self._index_lock:
+            self._listed = names
             if is_first:
                 self._adopt_combined(names)
             combined = self._combined if is_deep else None
@@ -637,11 +644,18 @@ class EmbeddedStore:
         fsynced: a file a crash damaged fails its checksum and is rebuilt.
         """
         directory = os.path.join(self.root, "packs")
+        # The packs the import's first scan found and the ones it wrote (no second listing).
+        own = {f"{os.path.basename(pack).removesuffix('.pack')}.idx" for pack in self._own_packs}
+        outside = sorted((self._listed | own).difference(self._covered))
         try:
-            outside = sorted(_index_names(directory).difference(self._covered))
-            entries = sum(os.stat(os.path.join(directory, name)).st_size for name in outside)
+            entries = sum(
+                os.stat(os.path.join(directory, name)).st_size
+                if name in own
+                else self._loaded.get(name, 0)
+                for name in outside
+            )
         except OSError:
-            return  # nothing to combine, or a pack removed meanwhile: the next import tries
+            return  # removed meanwhile (nothing in it was new): the next import looks again
         combined = self._combined
         is_stale = combined is not None and bool(combined.masked)
         if not is_stale and (
@@ -718,6 +732,7 @@ class EmbeddedStore:
         """Note a block this process just indexed in a pack."""
         with self._index_lock:
             self._packed[digest] = (pack, offset, size)
+            self._own_packs.add(pack)
             self._damaged.discard(digest)
 
     def _has_block(self, digest: bytes) -> bool:
@@ -737,6 +752,7 @@ class EmbeddedStore:
         offset = target.append(digest, parts, size)
         with self._index_lock:
             self._packed[digest] = (target.path, offset, size)
+            self._own_packs.add(target.path)
             self._damaged.discard(digest)
         return True
 
