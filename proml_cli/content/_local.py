@@ -6,6 +6,7 @@ Layout under the store root::
     packs/<token>.pack                           large blocks of one import, appended
     packs/<token>.idx                            44-byte entries: digest, offset, length
     packs.midx                                   most packs' entries in one sorted file
+    packs.log                                    each pack's name, appended by its import
     tmp/                                         blocks being replaced, a packs.midx being written
 
 Every block is named by the sha256 of its bytes, so the same bytes stored as CIDv0 and CIDv1
@@ -85,12 +86,16 @@ _INDEX_ENTRY = struct.Struct(">32sQI")  # digest, offset, length
 COMBINED_INDEX = "packs.midx"
 _COMBINED_MAGIC = b"PROMLMIX"
 _COMBINED_VERSION = 1
-_COMBINED_HEAD = struct.Struct(">8sIIQI")  # magic, version, packs, entries, bytes of names
+#: magic, version, packs, entries, bytes of the names, bytes of the outside names, log offset
+_COMBINED_HEAD = struct.Struct(">8sIIQIIQ")
 _COMBINED_FANOUT = struct.Struct(">256Q")  # entries whose digest starts with 0..n
 _COMBINED_RECORD = struct.Struct(">32sIQI")  # digest, pack number, offset, length
 _COMBINED_SUM = 32  # a sha256 of everything before it ends the file
 #: Pack names without their suffix, as ``_Pack`` makes them, one a line.
-_PACK_STEMS = re.compile(r"[0-9]{20}-[0-9a-f]{8}(?:\n[0-9]{20}-[0-9a-f]{8})*")
+_PACK_STEM = re.compile(rb"[0-9]{20}-[0-9a-f]{8}")
+_PACK_STEMS = re.compile(rb"[0-9]{20}-[0-9a-f]{8}(?:\n[0-9]{20}-[0-9a-f]{8})*")
+#: Each import appends the name of the pack it writes to (see ``EmbeddedStore._announce``).
+PACK_LOG = "packs.log"
 #: An import rewrites the combined index when this many packs (or entries) are outside it:
 #: a store is read with one combined file plus at most this many pack indexes.
 _UNCOVERED_PACKS = 16
@@ -110,17 +115,33 @@ class _CombinedIndex:
     digest (the copy a read of the pack indexes would have chosen). Dedup still checks that a
     found entry's bytes are in its pack, and every read still rehashes what it reads.
 
-    Layout: header (magic, version, pack count, entry count, length of the names), the pack
-    names (one a line), a 256-slot fanout (entries whose first byte is at most each
-    value), the entries (48 bytes: digest, pack number, offset, length; sorted by digest), and
-    the sha256 of all of that.
+    Which packs exist is found without listing ``packs/`` (20,000 names at 10,000 packs cost
+    more than all the rest): every import appends its pack's name to ``packs.log``; this file
+    records how far into that log it has accounted for every pack (``log_offset``), and the
+    packs named there it left outside (``outside``: still being written). A reader takes those
+    and the log's tail. A pack the log does not name (a failed append, an older proml) is found
+    by the listing a read that misses makes, and by the one each rewrite makes.
+
+    Layout: header (magic, version, pack count, entry count, length of the names, length of
+    the outside names, log offset), the pack names (one a line), the outside names (one a
+    line), a 256-slot fanout (entries whose first byte is at most each value), the entries (48
+    bytes: digest, pack number, offset, length; sorted by digest), and the sha256 of all that.
     """
 
-    def __init__(self, names: list[str], records: bytes, fanout: Sequence[int]) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        records: bytes,
+        fanout: Sequence[int],
+        outside: Sequence[str] = (),
+        log_offset: int = 0,
+    ) -> None:
         self.names = names
         self.records = records
         self.count = len(records) // _COMBINED_RECORD.size
         self._fanout = fanout
+        self.outside = outside
+        self.log_offset = log_offset
         #: Pack numbers whose pack is gone: their entries are not served.
         self.masked: set[int] = set()
 
@@ -132,28 +153,25 @@ class _CombinedIndex:
             return None
         if hashlib.sha256(memoryview(data)[:-_COMBINED_SUM]).digest() != data[-_COMBINED_SUM:]:
             return None
-        magic, version, packs, entries, size = _COMBINED_HEAD.unpack_from(data)
+        magic, version, packs, entries, size, more, log_offset = _COMBINED_HEAD.unpack_from(data)
         if magic != _COMBINED_MAGIC or version != _COMBINED_VERSION:
             return None
-        start = head + size + _COMBINED_FANOUT.size
+        start = head + size + more + _COMBINED_FANOUT.size
         if len(data) != start + entries * _COMBINED_RECORD.size + _COMBINED_SUM:
             return None
-        try:
-            text = data[head : head + size].decode("ascii")
-        except UnicodeDecodeError:
+        names = _stems(data[head : head + size])
+        outside = _stems(data[head + size : head + size + more])
+        if names is None or outside is None or len(names) != packs:
             return None
-        if text and not _PACK_STEMS.fullmatch(text):
-            return None
-        names = text.split("\n") if text else []
-        if len(names) != packs:
-            return None
-        fanout = _COMBINED_FANOUT.unpack_from(data, head + size)
+        fanout = _COMBINED_FANOUT.unpack_from(data, head + size + more)
         if fanout[-1] != entries or any(a > b for a, b in itertools.pairwise(fanout)):
             return None
-        return cls(names, data[start:-_COMBINED_SUM], fanout)
+        return cls(names, data[start:-_COMBINED_SUM], fanout, outside, log_offset)
 
     @classmethod
-    def build(cls, names: list[str], records: bytes) -> tuple[_CombinedIndex, bytes]:
+    def build(
+        cls, names: list[str], records: bytes, outside: Sequence[str] = (), log_offset: int = 0
+    ) -> tuple[_CombinedIndex, bytes]:
         """The index of sorted, unique ``records`` over ``names``, and its file's bytes."""
         size = _COMBINED_RECORD.size
         count = len(records) // size
@@ -169,17 +187,13 @@ class _CombinedIndex:
                     high = middle
             fanout.append(low)
         text = "\n".join(names).encode("ascii")
-        body = b"".join(
-            (
-                _COMBINED_HEAD.pack(
-                    _COMBINED_MAGIC, _COMBINED_VERSION, len(names), count, len(text)
-                ),
-                text,
-                _COMBINED_FANOUT.pack(*fanout),
-                records,
-            )
+        more = "\n".join(outside).encode("ascii")
+        head = _COMBINED_HEAD.pack(
+            _COMBINED_MAGIC, _COMBINED_VERSION, len(names), count, len(text), len(more), log_offset
         )
-        return cls(names, records, fanout), body + hashlib.sha256(body).digest()
+        body = b"".join((head, text, more, _COMBINED_FANOUT.pack(*fanout), records))
+        index = cls(names, records, fanout, outside, log_offset)
+        return index, body + hashlib.sha256(body).digest()
 
     def _position(self, digest: bytes) -> int:
         """Where ``digest`` is or would be among the sorted entries."""
@@ -209,7 +223,11 @@ class _CombinedIndex:
         return self.names[pack], offset, length
 
     def merged(
-        self, added: list[str], entries: dict[bytes, tuple[int, int, int]]
+        self,
+        added: list[str],
+        entries: dict[bytes, tuple[int, int, int]],
+        outside: Sequence[str],
+        log_offset: int,
     ) -> tuple[_CombinedIndex, bytes]:
         """This index with the packs ``added`` (numbered after its own) and their ``entries``.
 
@@ -227,7 +245,7 @@ class _CombinedIndex:
             is_replaced = position < self.count and self.records[at : at + 32] == digest
             done = position + 1 if is_replaced else position
         pieces.append(self.records[done * size :])
-        return _CombinedIndex.build([*self.names, *added], b"".join(pieces))
+        return _CombinedIndex.build([*self.names, *added], b"".join(pieces), outside, log_offset)
 
 
 class _Pack:
@@ -524,27 +542,35 @@ class EmbeddedStore:
         self._is_deep = False  # every index file was read whole once (a read missed)
         self._listed: set[str] = set()  # the index files the last scan found
         self._own_packs: set[str] = set()  # packs this object wrote blocks to
+        self._log_offset = 0  # bytes of packs.log accounted for
 
-    def _load_indexes(self, *, is_deep: bool = False) -> None:
+    def _load_indexes(self, *, is_deep: bool = False, is_listed: bool = False) -> None:
         """Read what is new in the pack indexes (other processes may have added packs).
 
-        The first scan takes what the combined index holds (one read) and reads only the
-        indexes outside it: at most a few dozen, whatever the number of packs. ``is_deep``
-        also reads the indexes it covers, once, for entries it left out (see _pack_entry).
-        Plain ``os`` calls, not pathlib: a listing and a few small reads (bench/store_packs.py).
+        With a combined index, the packs are those it covers or names as outside plus those
+        ``packs.log`` names past its offset: ``packs/`` is not listed, and only the indexes
+        outside it are read (at most a few dozen, whatever the number of packs). ``is_listed``
+        lists ``packs/`` as well (a read that missed, a rewrite; always without a combined
+        index): packs the log does not name are found, covered packs that are gone are
+        masked. ``is_deep`` also reads the indexes the combined index covers, once, for
+        entries it left out (see _pack_entry). Plain ``os`` calls, not pathlib.
         """
         directory = os.path.join(self.root, "packs")
-        is_first = not self._is_scanned
-        self._is_scanned = True
-        try:
-            names = _index_names(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            return
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         with self._index_lock:
-            self._listed = names
-            if is_first:
-                self._adopt_combined(names)
+            if not self._is_scanned:
+                self._is_scanned = True
+                self._adopt_combined()
+            if self._combined is None or is_listed or is_deep:
+                try:
+                    listed = _index_names(directory)
+                except (FileNotFoundError, NotADirectoryError):
+                    return
+                self._listed = listed | self._read_log()
+                self._mask_gone(listed)
+            else:
+                self._listed |= self._read_log()
+            names = self._listed
             combined = self._combined if is_deep else None
             for name in sorted(names if is_deep else names.difference(self._covered)):
                 is_covered = name in self._covered
@@ -577,8 +603,8 @@ class EmbeddedStore:
             if is_deep:
                 self._is_deep = True
 
-    def _adopt_combined(self, names: set[str]) -> None:
-        """Take the combined index if it is whole; mask the packs it names that are gone."""
+    def _adopt_combined(self) -> None:
+        """Take the combined index if it is whole (else the packs are listed and read)."""
         path = os.path.join(self.root, COMBINED_INDEX)
         try:
             with open(path, "rb") as handle:
@@ -593,11 +619,58 @@ class EmbeddedStore:
             # Rebuilt by the next import from the pack indexes, which are read meanwhile.
             logger.warning("not using the combined pack index %s: damaged or unknown", path)
             return
-        indexes = [f"{stem}.idx" for stem in combined.names]
-        self._covered = names.intersection(indexes)
-        if len(self._covered) < len(indexes):  # removed (fsck --repair): rewritten without them
-            combined.masked = {at for at, name in enumerate(indexes) if name not in names}
         self._combined = combined
+        self._covered = {f"{stem}.idx" for stem in combined.names}
+        self._listed = self._covered | {f"{stem}.idx" for stem in combined.outside}
+        self._log_offset = combined.log_offset
+
+    def _mask_gone(self, listed: set[str]) -> None:
+        """Stop serving the entries of covered packs a listing no longer shows (fsck --repair).
+
+        A combined index with masked packs is rewritten without them by the next import.
+        """
+        gone = self._covered.difference(listed)
+        if self._combined is not None and gone:
+            self._combined.masked |= {
+                at for at, stem in enumerate(self._combined.names) if f"{stem}.idx" in gone
+            }
+            self._covered -= gone
+
+    def _read_log(self) -> set[str]:
+        """The index files ``packs.log`` names past where this object last read it."""
+        try:
+            fd = os.open(os.path.join(self.root, PACK_LOG), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return set()  # none yet (or unreadable: the listings still find every pack)
+        try:
+            size = os.fstat(fd).st_size
+            if size < self._log_offset:
+                self._log_offset = 0  # a new log: read it whole
+            data = os.pread(fd, size - self._log_offset, self._log_offset)
+        except OSError:
+            return set()
+        finally:
+            os.close(fd)
+        end = data.rfind(b"\n") + 1  # a line still being appended is read next time
+        self._log_offset += end
+        lines = data[:end].split(b"\n")
+        return {f"{line.decode('ascii')}.idx" for line in lines if _PACK_STEM.fullmatch(line)}
+
+    def _announce(self, pack: str) -> None:
+        """Append the name of a pack this object writes to ``packs.log`` (see _CombinedIndex).
+
+        One short ``O_APPEND`` write per pack. If it fails, the pack is found by listings only.
+        """
+        line = os.path.basename(pack).removesuffix(".pack").encode("ascii") + b"\n"
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(os.path.join(self.root, PACK_LOG), flags, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            logger.warning("cannot append to %s: %s", PACK_LOG, exc.strerror or exc)
 
     def _combined_entry(self, digest: bytes) -> tuple[str, int, int] | None:
         combined = self._combined
@@ -617,16 +690,20 @@ class EmbeddedStore:
         The indexes are re-read once per import instead (see :meth:`_refresh_indexes`); a block
         another process packs meanwhile is at worst stored twice, and either copy serves.
         Entries read from the pack indexes since the combined index was written win over it.
-        A read that still misses reads every index whole once: the combined index holds one
-        copy per digest, and that copy's pack may be gone.
+        A read that still misses lists ``packs/`` (a pack ``packs.log`` does not name), then
+        reads every index whole once: the combined index holds one copy per digest, and that
+        copy's pack may be gone.
         """
         entry = self._packed.get(digest) or self._combined_entry(digest)
         if entry is None and (is_fresh or not self._is_scanned):
             self._load_indexes()
             entry = self._packed.get(digest) or self._combined_entry(digest)
-            if entry is None and is_fresh and self._combined is not None and not self._is_deep:
-                self._load_indexes(is_deep=True)
-                entry = self._packed.get(digest)
+            if entry is None and is_fresh and self._combined is not None:
+                self._load_indexes(is_listed=True)
+                entry = self._packed.get(digest) or self._combined_entry(digest)
+                if entry is None and not self._is_deep:
+                    self._load_indexes(is_deep=True)
+                    entry = self._packed.get(digest)
         return entry
 
     def _refresh_indexes(self) -> None:
@@ -636,15 +713,16 @@ class EmbeddedStore:
     def _update_combined(self) -> None:
         """After an import: rewrite the combined index if too many packs are outside it.
 
-        Only finished packs go in (no import holds them: their indexes cannot grow). Written
-        under a temporary name in ``tmp/`` and renamed into place, so a reader sees the old
-        file or the new one; a kill leaves a temporary file (``fsck --repair`` removes it) and
-        the old index. Two imports writing at once: the last rename wins, and the packs only
-        the other one added are read from their own indexes until the next rewrite. Not
-        fsynced: a file a crash damaged fails its checksum and is rebuilt.
+        Decided without a listing: the packs the import's scan found and the ones it wrote.
+        The rewrite lists ``packs/`` (every 16 imports or so). Only finished packs go in (no
+        import holds them: their indexes cannot grow); the others are named as outside.
+        Written under a temporary name in ``tmp/`` and renamed into place, so a reader sees
+        the old file or the new one; a kill leaves a temporary file (``fsck --repair`` removes
+        it) and the old index. Two imports writing at once: the last rename wins, and the
+        packs only the other one added are read from their own indexes until the next
+        rewrite. Not fsynced: a file a crash damaged fails its checksum and is rebuilt.
         """
         directory = os.path.join(self.root, "packs")
-        # The packs the import's first scan found and the ones it wrote (no second listing).
         own = {f"{os.path.basename(pack).removesuffix('.pack')}.idx" for pack in self._own_packs}
         outside = sorted((self._listed | own).difference(self._covered))
         try:
@@ -657,17 +735,24 @@ class EmbeddedStore:
         except OSError:
             return  # removed meanwhile (nothing in it was new): the next import looks again
         combined = self._combined
-        is_stale = combined is not None and bool(combined.masked)
-        if not is_stale and (
+        if not (combined is not None and combined.masked) and (
             len(outside) < _UNCOVERED_PACKS and entries < _UNCOVERED_ENTRIES * _INDEX_ENTRY.size
         ):
             return
+        self._load_indexes(is_listed=True)  # every pack there; the gone ones masked
+        is_stale = combined is not None and bool(combined.masked)
+        outside = sorted(self._listed.difference(self._covered))
         finished = [name for name in outside if _is_finished(os.path.join(directory, name))]
         if not finished and not is_stale:
             return  # only packs imports still write: nothing to add yet
         self._load_indexes()  # what the finished packs' indexes hold now is all they will hold
         with self._index_lock:
-            stems = [name.removesuffix(".idx") for name in finished if name in self._loaded]
+            stems = [name.removesuffix(".idx") for name in finished]
+            left = [
+                name.removesuffix(".idx")
+                for name in sorted(self._listed.difference(self._covered, finished))
+            ]
+            log_offset = self._log_offset
             number = {
                 os.path.join(directory, f"{stem}.pack"): at
                 for at, stem in enumerate(
@@ -680,11 +765,12 @@ class EmbeddedStore:
                 if pack in number
             }
         if combined is None:
-            index, data = _CombinedIndex.build(stems, _records(added))
+            index, data = _CombinedIndex.build(stems, _records(added), left, log_offset)
         elif is_stale:
-            index, data = _CombinedIndex.build(*_without_masked(combined, stems, added))
+            names, records = _without_masked(combined, stems, added)
+            index, data = _CombinedIndex.build(names, records, left, log_offset)
         else:
-            index, data = combined.merged(stems, added)
+            index, data = combined.merged(stems, added, left, log_offset)
         if not self._write_combined(data):
             return
         with self._index_lock:
@@ -732,7 +818,9 @@ class EmbeddedStore:
         """Note a block this process just indexed in a pack."""
         with self._index_lock:
             self._packed[digest] = (pack, offset, size)
-            self._own_packs.add(pack)
+            if pack not in self._own_packs:
+                self._own_packs.add(pack)
+                self._announce(pack)
             self._damaged.discard(digest)
 
     def _has_block(self, digest: bytes) -> bool:
@@ -752,7 +840,9 @@ class EmbeddedStore:
         offset = target.append(digest, parts, size)
         with self._index_lock:
             self._packed[digest] = (target.path, offset, size)
-            self._own_packs.add(target.path)
+            if target.path not in self._own_packs:
+                self._own_packs.add(target.path)
+                self._announce(target.path)
             self._damaged.discard(digest)
         return True
 
@@ -984,8 +1074,12 @@ class EmbeddedStore:
             hint="run `proml fsck`; a block held elsewhere is restored by `proml pull`/`sync`",
         )
 
-    def _read_packed(self, cid: Cid) -> tuple[bytes, str]:
-        """A packed block's bytes (unchecked) and where they were, for messages."""
+    def _read_packed(self, cid: Cid, *, is_retry: bool = False) -> tuple[bytes, str]:
+        """A packed block's bytes (unchecked) and where they were, for messages.
+
+        A pack that is gone (``fsck --repair``; the combined index learns it from a listing)
+        makes the lookup run again once, after listing ``packs/``.
+        """
         entry = self._pack_entry(cid.digest)
         if entry is None:
             raise ContentError(f"block {cid} is missing from the content store {self.root}")
@@ -1000,6 +1094,11 @@ class EmbeddedStore:
             with open(pack, "rb") as handle:
                 handle.seek(offset)
                 block = handle.read(length)
+        except FileNotFoundError as exc:
+            if not is_retry and self._combined is not None:
+                self._load_indexes(is_listed=True)  # masks the pack: the entry is not served
+                return self._read_packed(cid, is_retry=True)
+            raise self._damage(f"cannot read {where}: {exc.strerror or exc}") from exc
         except OSError as exc:
             raise self._damage(f"cannot read {where}: {exc.strerror or exc}") from exc
         if len(block) != length:
@@ -1190,6 +1289,15 @@ class EmbeddedStore:
             write_car(dest, [root], self._walk_blocks(root))
         except OSError as exc:
             raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _stems(text: bytes) -> list[str] | None:
+    """Pack names one a line, as the combined index keeps them; None if malformed."""
+    if not text:
+        return []
+    if not _PACK_STEMS.fullmatch(text):
+        return None
+    return text.decode("ascii").split("\n")
 
 
 def _index_names(directory: str) -> set[str]:

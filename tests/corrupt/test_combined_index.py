@@ -23,6 +23,7 @@ from proml_cli.content._local import (
     _COMBINED_RECORD,
     _COMBINED_SUM,
     COMBINED_INDEX,
+    PACK_LOG,
     EmbeddedStore,
     _CombinedIndex,
     _Pack,
@@ -160,21 +161,20 @@ def test_a_pack_removed_after_it_was_combined_is_masked_and_dropped(tmp_path: Pa
         _embedded(root).cat(gone_cid)
     lost = stored.pop(gone_cid)
     _reads_back(root, stored)
-    # The next import rewrites the combined index without the pack, whatever else is outside.
-    (tmp_path / "small.bin").write_bytes(b"x" * 10)
-    _embedded(root).put_path(tmp_path / "small.bin")
-    rebuilt = _CombinedIndex.parse((root / COMBINED_INDEX).read_bytes())
-    assert rebuilt is not None
-    assert index.names[0] not in rebuilt.names
-    assert set(rebuilt.names) == {name.stem for name in (root / "packs").glob("*.idx")}
-    assert _indexes_read(root) == 0
-    _reads_back(root, stored)
     # Storing the lost file again stores its packed leaf again: no entry of the gone pack is
     # trusted (its small last leaf and its root are block files, still there).
     source = tmp_path / "lost.bin"
     source.write_bytes(lost)
     assert _embedded(root).put_path(source).blocks_added == 1
     stored[gone_cid] = lost
+    _reads_back(root, stored)
+    # The next rewrite (it lists the packs) leaves the gone pack out.
+    stored |= _fill(root, tmp_path, 16, first=500)
+    rebuilt = _CombinedIndex.parse((root / COMBINED_INDEX).read_bytes())
+    assert rebuilt is not None
+    assert index.names[0] not in rebuilt.names
+    assert set(rebuilt.names) <= {name.stem for name in (root / "packs").glob("*.idx")}
+    assert _indexes_read(root) < 16
     _reads_back(root, stored)
 
 
@@ -293,3 +293,51 @@ def test_the_header_is_what_the_docstring_says() -> None:
     assert data[:8] == b"PROMLMIX"
     assert len(data) == _COMBINED_HEAD.size + 256 * 8 + _COMBINED_SUM
     assert index.find(bytes(32)) is None
+
+
+def test_packs_are_found_without_listing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proml_cli.content import _local
+
+    root = tmp_path / "store"
+    stored = _fill(root, tmp_path, PACKS + 3)  # some packs after the last rewrite
+    listings = []
+    original = _local._index_names
+
+    def counting(directory: str) -> set[str]:
+        listings.append(directory)
+        return original(directory)
+
+    monkeypatch.setattr(_local, "_index_names", counting)
+    store = _embedded(root)
+    store._refresh_indexes()
+    assert not listings  # the combined index and packs.log name every pack
+    assert len(store._loaded) == len(list((root / "packs").glob("*.idx"))) - len(store._covered)
+    _reads_back(root, stored)
+    assert not listings  # every read found its blocks
+
+
+def test_a_pack_the_log_does_not_name_is_found_by_a_read_and_the_next_rewrite(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    stored = _fill(root, tmp_path)
+    log = root / PACK_LOG
+    kept = log.read_bytes()
+    late = _fill(root, tmp_path, 1, first=700)
+    log.write_bytes(kept + b"0123")  # its line lost (and a torn one left): no reader knows it
+    store = _embedded(root)
+    store._refresh_indexes()
+    (cid,) = late
+    assert _leaf(store, cid) not in store._packed
+    assert store.cat(cid) == late[cid]  # the read missed, listed the packs and found it
+    stored |= late
+    # A writer misses it at worst (stores a copy again); the next rewrite lists and covers it.
+    stored |= _fill(root, tmp_path, 16, first=800)
+    index = _CombinedIndex.parse((root / COMBINED_INDEX).read_bytes())
+    assert index is not None
+    pack = _pack_of(_embedded(root), cid)
+    assert pack is not None
+    assert Path(pack).stem in index.names
+    _reads_back(root, stored)
