@@ -12,7 +12,10 @@ a ``proml run``). The full store is put back as it was after each trial, untimed
 removed (the empty store is deleted too, so neither trial leaves the other more dirty pages to
 write back) and its combined index restored if the trial rewrote it. ``--compare TREE`` also
 runs another proml checkout (e.g. the previous code) the same way, interleaved with this one.
-Prints one JSON object: the medians and the full/empty ratio (target: at most 1.1), per tree.
+Prints one JSON object: the medians and the full/empty ratio (target: at most 1.1), per tree,
+and ``median_scan_ms``: after each put, what a fresh store object's first scan of the pack
+indexes costs (the part of a put that grows with the packs; steadier than the whole put on a
+busy machine).
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ LIMIT = 1.1
 #: What the store keeps beside ``packs/`` (this tree's combined pack index).
 COMBINED = "packs.midx"
 
-#: Run in a fresh process of the tree measured: store the file, print the seconds it took.
+#: Run in a fresh process of the tree measured: store the file and print the seconds it took,
+#: then the seconds a new store object takes to find every pack entry (its first scan).
 PUT = """
 import sys, time
 from pathlib import Path
@@ -48,6 +52,10 @@ from proml_cli.content import open_store
 store = open_store("embedded", root=Path(sys.argv[1]))
 start = time.perf_counter()
 store.put_path(Path(sys.argv[2]))
+print(time.perf_counter() - start)
+store = open_store("embedded", root=Path(sys.argv[1]))
+start = time.perf_counter()
+store._refresh_indexes()
 print(time.perf_counter() - start)
 """
 
@@ -60,8 +68,11 @@ def _random_file(path: Path, size: int) -> None:
             size -= len(piece)
 
 
-def _put(tree: Path, root: Path, source: Path) -> float:
-    """Store ``source`` into ``root`` in a fresh process of ``tree``; the seconds it took."""
+def _put(tree: Path, root: Path, source: Path, scans: list[float]) -> float:
+    """Store ``source`` into ``root`` in a fresh process of ``tree``; the seconds it took.
+
+    The seconds a fresh store object then takes to scan the pack indexes go to ``scans``.
+    """
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         [sys.executable, "-c", PUT, str(root), str(source)],
@@ -70,7 +81,9 @@ def _put(tree: Path, root: Path, source: Path) -> float:
         text=True,
         check=True,
     )
-    return float(done.stdout)
+    put, scan = done.stdout.split()
+    scans.append(float(scan))
+    return float(put)
 
 
 def main() -> int:
@@ -100,13 +113,14 @@ def main() -> int:
         print(f"store_packs: {packs} packs built in {build:.1f} s", file=sys.stderr)
         source = work / "new.bin"
         empties: list[Path] = []
+        scans: dict[str, list[float]] = {}
 
-        def into_full(tree: Path) -> float:
+        def into_full(tree: Path, name: str) -> float:
             before = set((full / "packs").iterdir())
             combined = full / COMBINED
             kept = combined.read_bytes() if combined.exists() else None
             _random_file(source, size)  # new bytes each time: every leaf is new
-            seconds = _put(tree, full, source)
+            seconds = _put(tree, full, source, scans.setdefault(name, []))
             # Back to --packs packs, untimed: the empty store is deleted after its trial too,
             # so neither trial leaves the other more dirty pages to write back.
             for path in set((full / "packs").iterdir()) - before:
@@ -117,17 +131,17 @@ def main() -> int:
                 combined.write_bytes(kept)
             return seconds
 
-        def into_empty(tree: Path) -> float:
+        def into_empty(tree: Path, name: str) -> float:
             for old in empties:
                 shutil.rmtree(old, ignore_errors=True)
             empties.append(Path(tempfile.mkdtemp(prefix="empty-", dir=work)))
             _random_file(source, size)
-            return _put(tree, empties[-1], source)
+            return _put(tree, empties[-1], source, scans.setdefault(name, []))
 
         trials: dict[str, Callable[[], float]] = {}
         for prefix, tree in trees.items():
-            trials[f"{prefix}empty"] = partial(into_empty, tree)
-            trials[f"{prefix}full"] = partial(into_full, tree)
+            trials[f"{prefix}empty"] = partial(into_empty, tree, f"{prefix}empty")
+            trials[f"{prefix}full"] = partial(into_full, tree, f"{prefix}full")
         times = interleaved(trials, rounds)
     medians = {name: median(values) for name, values in times.items()}
     report: dict[str, object] = {
@@ -136,6 +150,7 @@ def main() -> int:
         "median_seconds": medians,
         "full_vs_empty": ratio(medians["full"], medians["empty"]),
         "limit": LIMIT,
+        "median_scan_ms": {name: round(median(values) * 1000, 2) for name, values in scans.items()},
     }
     if args.compare is not None:
         report["compared_tree"] = str(args.compare)
