@@ -76,6 +76,7 @@ def _put(tree: Path, root: Path, source: Path, scans: list[float]) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         [sys.executable, "-c", PUT, str(root), str(source)],
+        cwd=tree,  # `python -c` puts the working directory first on sys.path
         env=env,
         capture_output=True,
         text=True,
