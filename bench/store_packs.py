@@ -5,13 +5,14 @@ Usage: ``python bench/store_packs.py [--packs 1000] [--size-mib 256] [--rounds 5
 
 The full store is built first: ``--packs`` separate imports of a small file (one 256 KiB leaf
 in a pack each, so each import makes one pack and its index), by this tree's code. Then, per
-round and interleaved, a fresh file of random bytes (written untimed, page cache warm) is
-stored into a new empty store and into the full one, each by ``put_path`` in a fresh process
-of the tree measured (its start and imports untimed: the figure is the store's own work, as in
-a ``proml run``). The full store is put back as it was after each trial, untimed: its new pack
-removed (the empty store is deleted too, so neither trial leaves the other more dirty pages to
-write back) and its combined index restored if the trial rewrote it. ``--compare TREE`` also
-runs another proml checkout (e.g. the previous code) the same way, interleaved with this one.
+round and interleaved, a fresh file of random bytes (written and flushed untimed, page cache
+warm) is stored into a new empty store and into the full one, each by ``put_path`` in a fresh
+process of the tree measured (its start and imports untimed: the figure is the store's own
+work, as in a ``proml run``). The full store is put back as it was after each trial, untimed:
+its new pack removed (the empty store is deleted too, so neither trial leaves the other more
+dirty pages to write back) and its combined index restored if the trial rewrote it.
+``--compare TREE`` also runs another proml checkout (e.g. the previous code) the same way,
+interleaved with this one.
 Prints one JSON object: the medians and the full/empty ratio (target: at most 1.1), per tree,
 and ``median_scan_ms``: after each put, what a fresh store object's first scan of the pack
 indexes costs (the part of a put that grows with the packs; steadier than the whole put on a
@@ -61,11 +62,14 @@ print(time.perf_counter() - start)
 
 
 def _random_file(path: Path, size: int) -> None:
+    """Fresh random bytes, flushed to disk: their writeback does not land in a timed put."""
     with path.open("wb") as out:
         while size > 0:
             piece = os.urandom(min(size, 8 << 20))
             out.write(piece)
             size -= len(piece)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _put(tree: Path, root: Path, source: Path, scans: list[float]) -> float:
