@@ -10,7 +10,7 @@ warm) is stored into a new empty store and into the full one, each by ``put_path
 process of the tree measured (its start and imports untimed: the figure is the store's own
 work, as in a ``proml run``). The full store is put back as it was after each trial, untimed:
 its new pack removed (the empty store is deleted too, so neither trial leaves the other more
-dirty pages to write back) and its combined index restored if the trial rewrote it.
+dirty pages to write back), its combined index and pack log restored.
 ``--compare TREE`` also runs another proml checkout (e.g. the previous code) the same way,
 interleaved with this one.
 Prints one JSON object: the medians and the full/empty ratio (target: at most 1.1), per tree,
@@ -41,8 +41,8 @@ from _common import ROOT, interleaved, load_average, median, ratio
 from proml_cli.content import open_store
 
 LIMIT = 1.1
-#: What the store keeps beside ``packs/`` (this tree's combined pack index).
-COMBINED = "packs.midx"
+#: What the store keeps beside ``packs/`` (this tree's combined pack index and pack log).
+BESIDE = ("packs.midx", "packs.log")
 
 #: Run in a fresh process of the tree measured: store the file and print the seconds it took,
 #: then the seconds a new store object takes to find every pack entry (its first scan).
@@ -70,6 +70,10 @@ def _random_file(path: Path, size: int) -> None:
             size -= len(piece)
         out.flush()
         os.fsync(out.fileno())
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
 
 
 def _put(tree: Path, root: Path, source: Path, scans: list[float]) -> float:
@@ -122,18 +126,18 @@ def main() -> int:
 
         def into_full(tree: Path, name: str) -> float:
             before = set((full / "packs").iterdir())
-            combined = full / COMBINED
-            kept = combined.read_bytes() if combined.exists() else None
+            kept = {name: _read(full / name) for name in BESIDE}
             _random_file(source, size)  # new bytes each time: every leaf is new
             seconds = _put(tree, full, source, scans.setdefault(name, []))
             # Back to --packs packs, untimed: the empty store is deleted after its trial too,
             # so neither trial leaves the other more dirty pages to write back.
             for path in set((full / "packs").iterdir()) - before:
                 path.unlink()
-            if kept is None:
-                combined.unlink(missing_ok=True)
-            elif combined.read_bytes() != kept:
-                combined.write_bytes(kept)
+            for name, data in kept.items():
+                if data is None:
+                    (full / name).unlink(missing_ok=True)
+                elif _read(full / name) != data:
+                    (full / name).write_bytes(data)
             return seconds
 
         def into_empty(tree: Path, name: str) -> float:
