@@ -13,7 +13,9 @@ its new pack removed (the empty store is deleted too, so neither trial leaves th
 dirty pages to write back), its combined index and pack log restored.
 ``--compare TREE`` also runs another proml checkout (e.g. the previous code) the same way,
 interleaved with this one.
-Prints one JSON object: the medians and the full/empty ratio (target: at most 1.1), per tree,
+Prints one JSON object: the medians and the full/empty ratio (target: at most 1.1), per tree
+(also the median of each round's own ratio: this machine's slow spells come and go faster
+than a round, so it pairs trials run seconds apart),
 and ``median_scan_ms``: after each put, what a fresh store object's first scan of the pack
 indexes costs (the part of a put that grows with the packs; steadier than the whole put on a
 busy machine).
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +73,11 @@ def _random_file(path: Path, size: int) -> None:
             size -= len(piece)
         out.flush()
         os.fsync(out.fileno())
+
+
+def _paired(full: list[float], empty: list[float]) -> float:
+    """The median of each round's full/empty ratio (two trials side by side in time)."""
+    return round(statistics.median(a / b for a, b in zip(full, empty, strict=True)), 3)
 
 
 def _read(path: Path) -> bytes | None:
@@ -159,12 +167,16 @@ def main() -> int:
         "median_seconds": medians,
         "full_vs_empty": ratio(medians["full"], medians["empty"]),
         "limit": LIMIT,
+        "full_vs_empty_paired": _paired(times["full"], times["empty"]),
         "median_scan_ms": {name: round(median(values) * 1000, 2) for name, values in scans.items()},
     }
     if args.compare is not None:
         report["compared_tree"] = str(args.compare)
         report["compared_tree_full_vs_empty"] = ratio(
             medians["compare_full"], medians["compare_empty"]
+        )
+        report["compared_tree_full_vs_empty_paired"] = _paired(
+            times["compare_full"], times["compare_empty"]
         )
     report |= {"runs": times, "build_seconds": round(build, 1), "load_average": load_average()}
     print(json.dumps(report, indent=1))
