@@ -5,14 +5,19 @@ Layout under the store root::
     blocks/<first two hex digits>/<sha256 hex>   small blocks: one file each
     packs/<token>.pack                           large blocks of one import, appended
     packs/<token>.idx                            44-byte entries: digest, offset, length
-    tmp/                                         blocks being replaced
+    packs.midx                                   most packs' entries in one sorted file
+    packs.log                                    each pack's name, appended by its import
+    tmp/                                         blocks being replaced, a packs.midx being written
 
 Every block is named by the sha256 of its bytes, so the same bytes stored as CIDv0 and CIDv1
 are kept once. Large blocks (file chunks, 64 KiB and more) go to one pack file per import:
 creating one file per 256 KiB chunk cost three times the hashing on the filesystems measured
 (bench/hash.py), appending to one file costs almost nothing. A pack's index entry is appended
 only after the block's bytes, and an import writes its root (a small block file) last, after
-every pack entry: a root that is present means the whole DAG under it is findable.
+every pack entry: a root that is present means the whole DAG under it is findable. The
+per-pack indexes are the truth; ``packs.midx`` (the combined index, :class:`_CombinedIndex`)
+copies the entries of finished packs so that a process reads one file, not one per pack, and
+is checked, masked or ignored, never trusted beyond them.
 
 A single large file (CIDv1, :data:`COPY_MIN` and up) gets a pack of its own holding its bytes
 at their offsets in the file: a copy-on-write clone where the filesystem offers one (FICLONE),
@@ -29,8 +34,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
+import itertools
 import logging
 import os
+import re
 import secrets
 import shutil
 import struct
@@ -72,6 +80,172 @@ _MAX_BLOCK = 4 * 1024 * 1024
 #: Blocks at least this large are appended to the import's pack; smaller ones get a file.
 PACK_MIN = 64 * 1024
 _INDEX_ENTRY = struct.Struct(">32sQI")  # digest, offset, length
+
+
+#: The combined index, beside ``packs/`` (see :class:`_CombinedIndex`).
+COMBINED_INDEX = "packs.midx"
+_COMBINED_MAGIC = b"PROMLMIX"
+_COMBINED_VERSION = 1
+#: magic, version, packs, entries, bytes of the names, bytes of the outside names, log offset
+_COMBINED_HEAD = struct.Struct(">8sIIQIIQ")
+_COMBINED_FANOUT = struct.Struct(">256Q")  # entries whose digest starts with 0..n
+_COMBINED_RECORD = struct.Struct(">32sIQI")  # digest, pack number, offset, length
+_COMBINED_SUM = 32  # a sha256 of everything before it ends the file
+#: Pack names without their suffix, as ``_Pack`` makes them, one a line.
+_PACK_STEM = re.compile(rb"[0-9]{20}-[0-9a-f]{8}")
+_PACK_STEMS = re.compile(rb"[0-9]{20}-[0-9a-f]{8}(?:\n[0-9]{20}-[0-9a-f]{8})*")
+#: Each import appends the name of the pack it writes to (see ``EmbeddedStore._announce``).
+PACK_LOG = "packs.log"
+#: An import rewrites the combined index when this many packs (or entries) are outside it:
+#: a store is read with one combined file plus at most this many pack indexes.
+_UNCOVERED_PACKS = 16
+_UNCOVERED_ENTRIES = 8192
+
+
+class _CombinedIndex:
+    """The entries of many finished packs in one file, sorted by digest (like git's midx).
+
+    Reading 1,000 pack indexes cost 1,000 opens per process (0.01 to 0.05 s, more on a busy
+    machine; 10x that at 10,000 packs); this file is one read, and a lookup is a binary search
+    in it, so neither grows with the number of packs. It is derived data and never trusted
+    beyond the per-pack indexes it copies: a file that is torn, altered or of another version
+    fails its checksum or its shape and is ignored (the pack indexes are read instead, and the
+    next import writes a good one); a pack it names that is gone (``fsck --repair``) is masked;
+    it holds only packs no import still writes (their indexes cannot grow), and one entry per
+    digest (the copy a read of the pack indexes would have chosen). Dedup still checks that a
+    found entry's bytes are in its pack, and every read still rehashes what it reads.
+
+    Which packs exist is found without listing ``packs/`` (20,000 names at 10,000 packs cost
+    more than all the rest): every import appends its pack's name to ``packs.log``; this file
+    records how far into that log it has accounted for every pack (``log_offset``), and the
+    packs named there it left outside (``outside``: still being written). A reader takes those
+    and the log's tail. A pack the log does not name (a failed append, an older proml) is found
+    by the listing a read that misses makes, and by the one each rewrite makes.
+
+    Layout: header (magic, version, pack count, entry count, length of the names, length of
+    the outside names, log offset), the pack names (one a line), the outside names (one a
+    line), a 256-slot fanout (entries whose first byte is at most each value), the entries (48
+    bytes: digest, pack number, offset, length; sorted by digest), and the sha256 of all that.
+    """
+
+    def __init__(
+        self,
+        names: list[str],
+        records: bytes,
+        fanout: Sequence[int],
+        outside: Sequence[str] = (),
+        log_offset: int = 0,
+    ) -> None:
+        self.names = names
+        self.records = records
+        self.count = len(records) // _COMBINED_RECORD.size
+        self._fanout = fanout
+        self.outside = outside
+        self.log_offset = log_offset
+        #: Pack numbers whose pack is gone: their entries are not served.
+        self.masked: set[int] = set()
+
+    @classmethod
+    def parse(cls, data: bytes) -> _CombinedIndex | None:
+        """The index in ``data``; None unless it is whole, of this version and well formed."""
+        head = _COMBINED_HEAD.size
+        if len(data) < head + _COMBINED_FANOUT.size + _COMBINED_SUM:
+            return None
+        if hashlib.sha256(memoryview(data)[:-_COMBINED_SUM]).digest() != data[-_COMBINED_SUM:]:
+            return None
+        magic, version, packs, entries, size, more, log_offset = _COMBINED_HEAD.unpack_from(data)
+        if magic != _COMBINED_MAGIC or version != _COMBINED_VERSION:
+            return None
+        start = head + size + more + _COMBINED_FANOUT.size
+        if len(data) != start + entries * _COMBINED_RECORD.size + _COMBINED_SUM:
+            return None
+        names = _stems(data[head : head + size])
+        outside = _stems(data[head + size : head + size + more])
+        if names is None or outside is None or len(names) != packs:
+            return None
+        fanout = _COMBINED_FANOUT.unpack_from(data, head + size + more)
+        if fanout[-1] != entries or any(a > b for a, b in itertools.pairwise(fanout)):
+            return None
+        return cls(names, data[start:-_COMBINED_SUM], fanout, outside, log_offset)
+
+    @classmethod
+    def build(
+        cls, names: list[str], records: bytes, outside: Sequence[str] = (), log_offset: int = 0
+    ) -> tuple[_CombinedIndex, bytes]:
+        """The index of sorted, unique ``records`` over ``names``, and its file's bytes."""
+        size = _COMBINED_RECORD.size
+        count = len(records) // size
+        fanout: list[int] = []
+        low = 0
+        for first in range(256):  # the first entry whose digest starts above ``first``
+            high = count
+            while low < high:
+                middle = (low + high) // 2
+                if records[middle * size] <= first:
+                    low = middle + 1
+                else:
+                    high = middle
+            fanout.append(low)
+        text = "\n".join(names).encode("ascii")
+        more = "\n".join(outside).encode("ascii")
+        head = _COMBINED_HEAD.pack(
+            _COMBINED_MAGIC, _COMBINED_VERSION, len(names), count, len(text), len(more), log_offset
+        )
+        body = b"".join((head, text, more, _COMBINED_FANOUT.pack(*fanout), records))
+        index = cls(names, records, fanout, outside, log_offset)
+        return index, body + hashlib.sha256(body).digest()
+
+    def _position(self, digest: bytes) -> int:
+        """Where ``digest`` is or would be among the sorted entries."""
+        first = digest[0]
+        low = self._fanout[first - 1] if first else 0
+        high = self._fanout[first]
+        records, size = self.records, _COMBINED_RECORD.size
+        while low < high:
+            middle = (low + high) // 2
+            at = middle * size
+            if records[at : at + 32] < digest:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def find(self, digest: bytes) -> tuple[str, int, int] | None:
+        """The pack name (no suffix), offset and length of ``digest``; None if not here."""
+        position = self._position(digest)
+        if position >= self.count:
+            return None
+        found, pack, offset, length = _COMBINED_RECORD.unpack_from(
+            self.records, position * _COMBINED_RECORD.size
+        )
+        if found != digest or pack >= len(self.names) or pack in self.masked:
+            return None
+        return self.names[pack], offset, length
+
+    def merged(
+        self,
+        added: list[str],
+        entries: dict[bytes, tuple[int, int, int]],
+        outside: Sequence[str],
+        log_offset: int,
+    ) -> tuple[_CombinedIndex, bytes]:
+        """This index with the packs ``added`` (numbered after its own) and their ``entries``.
+
+        ``entries`` maps a digest to (pack number, offset, length); it wins over an entry of
+        this index for the same digest. The old entries are copied in runs, not decoded.
+        """
+        size = _COMBINED_RECORD.size
+        pieces: list[bytes] = []
+        done = 0
+        for digest in sorted(entries):
+            position = self._position(digest)
+            pieces.append(self.records[done * size : position * size])
+            pieces.append(_COMBINED_RECORD.pack(digest, *entries[digest]))
+            at = position * size
+            is_replaced = position < self.count and self.records[at : at + 32] == digest
+            done = position + 1 if is_replaced else position
+        pieces.append(self.records[done * size :])
+        return _CombinedIndex.build([*self.names, *added], b"".join(pieces), outside, log_offset)
 
 
 class _Pack:
@@ -361,24 +535,47 @@ class EmbeddedStore:
         # Packed blocks a read found damaged: the next put appends a good copy (later entries
         # of a re-stored block win over the damaged one).
         self._damaged: set[bytes] = set()
+        # The combined index read on the first scan, and the index files whose entries it holds
+        # (finished packs: never read or statted again). See _CombinedIndex.
+        self._combined: _CombinedIndex | None = None
+        self._covered: set[str] = set()
+        self._is_deep = False  # every index file was read whole once (a read missed)
+        self._listed: set[str] = set()  # the index files the last scan found
+        self._own_packs: set[str] = set()  # packs this object wrote blocks to
+        self._log_offset = 0  # bytes of packs.log accounted for
 
-    def _load_indexes(self) -> None:
+    def _load_indexes(self, *, is_deep: bool = False, is_listed: bool = False) -> None:
         """Read what is new in the pack indexes (other processes may have added packs).
 
-        Plain ``os`` calls, not pathlib: a store of 1,000 packs is read in half the time (0.05
-        s), most of what a full store costs over an empty one now that a large file is stored
-        at about the cost of hashing it (bench/store_packs.py).
+        With a combined index, the packs are those it covers or names as outside plus those
+        ``packs.log`` names past its offset: ``packs/`` is not listed, and only the indexes
+        outside it are read (at most a few dozen, whatever the number of packs). ``is_listed``
+        lists ``packs/`` as well (a read that missed, a rewrite; always without a combined
+        index): packs the log does not name are found, covered packs that are gone are
+        masked. ``is_deep`` also reads the indexes the combined index covers, once, for
+        entries it left out (see _pack_entry). Plain ``os`` calls, not pathlib.
         """
         directory = os.path.join(self.root, "packs")
-        self._is_scanned = True
-        try:
-            with os.scandir(directory) as listing:
-                names = sorted(entry.name for entry in listing if entry.name.endswith(".idx"))
-        except (FileNotFoundError, NotADirectoryError):
-            return
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         with self._index_lock:
-            for name in names:
+            if not self._is_scanned:
+                self._is_scanned = True
+                self._adopt_combined()
+            if self._combined is None or is_listed or is_deep:
+                try:
+                    listed = _index_names(directory)
+                except (FileNotFoundError, NotADirectoryError):
+                    return
+                self._listed = listed | self._read_log()
+                self._mask_gone(listed)
+            else:
+                self._listed |= self._read_log()
+            names = self._listed
+            combined = self._combined if is_deep else None
+            for name in sorted(names if is_deep else names.difference(self._covered)):
+                is_covered = name in self._covered
+                if is_covered and name in self._loaded:
+                    continue
                 done = self._loaded.get(name, 0)
                 index = os.path.join(directory, name)
                 try:
@@ -396,8 +593,92 @@ class EmbeddedStore:
                 # A torn last entry (a crash mid-write) is left for later: never half-read.
                 usable = len(data) - len(data) % _INDEX_ENTRY.size
                 for digest, offset, length in _INDEX_ENTRY.iter_unpack(data[:usable]):
+                    if is_covered and (
+                        digest in self._packed
+                        or (combined is not None and combined.find(digest) is not None)
+                    ):
+                        continue  # the copy the combined index chose (or a later one) stays
                     self._packed[digest] = (pack, offset, length)
                 self._loaded[name] = done + usable
+            if is_deep:
+                self._is_deep = True
+
+    def _adopt_combined(self) -> None:
+        """Take the combined index if it is whole (else the packs are listed and read)."""
+        path = os.path.join(self.root, COMBINED_INDEX)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.warning("not using the combined pack index %s: %s", path, exc.strerror or exc)
+            return
+        combined = _CombinedIndex.parse(data)
+        if combined is None:
+            # Rebuilt by the next import from the pack indexes, which are read meanwhile.
+            logger.warning("not using the combined pack index %s: damaged or unknown", path)
+            return
+        self._combined = combined
+        self._covered = {f"{stem}.idx" for stem in combined.names}
+        self._listed = self._covered | {f"{stem}.idx" for stem in combined.outside}
+        self._log_offset = combined.log_offset
+
+    def _mask_gone(self, listed: set[str]) -> None:
+        """Stop serving the entries of covered packs a listing no longer shows (fsck --repair).
+
+        A combined index with masked packs is rewritten without them by the next import.
+        """
+        gone = self._covered.difference(listed)
+        if self._combined is not None and gone:
+            self._combined.masked |= {
+                at for at, stem in enumerate(self._combined.names) if f"{stem}.idx" in gone
+            }
+            self._covered -= gone
+
+    def _read_log(self) -> set[str]:
+        """The index files ``packs.log`` names past where this object last read it."""
+        try:
+            fd = os.open(os.path.join(self.root, PACK_LOG), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return set()  # none yet (or unreadable: the listings still find every pack)
+        try:
+            size = os.fstat(fd).st_size
+            if size < self._log_offset:
+                self._log_offset = 0  # a new log: read it whole
+            data = os.pread(fd, size - self._log_offset, self._log_offset)
+        except OSError:
+            return set()
+        finally:
+            os.close(fd)
+        end = data.rfind(b"\n") + 1  # a line still being appended is read next time
+        self._log_offset += end
+        lines = data[:end].split(b"\n")
+        return {f"{line.decode('ascii')}.idx" for line in lines if _PACK_STEM.fullmatch(line)}
+
+    def _announce(self, pack: str) -> None:
+        """Append the name of a pack this object writes to ``packs.log`` (see _CombinedIndex).
+
+        One short ``O_APPEND`` write per pack. If it fails, the pack is found by listings only.
+        """
+        line = os.path.basename(pack).removesuffix(".pack").encode("ascii") + b"\n"
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(os.path.join(self.root, PACK_LOG), flags, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            logger.warning("cannot append to %s: %s", PACK_LOG, exc.strerror or exc)
+
+    def _combined_entry(self, digest: bytes) -> tuple[str, int, int] | None:
+        combined = self._combined
+        found = None if combined is None else combined.find(digest)
+        if found is None:
+            return None
+        stem, offset, length = found
+        return os.path.join(self.root, "packs", f"{stem}.pack"), offset, length
 
     def _pack_entry(self, digest: bytes, *, is_fresh: bool = True) -> tuple[str, int, int] | None:
         """Where a packed block is; None if it is not in any pack index.
@@ -408,16 +689,115 @@ class EmbeddedStore:
         store of 1,000 packs several times slower than into an empty one (bench/store_packs.py).
         The indexes are re-read once per import instead (see :meth:`_refresh_indexes`); a block
         another process packs meanwhile is at worst stored twice, and either copy serves.
+        Entries read from the pack indexes since the combined index was written win over it.
+        A read that still misses lists ``packs/`` (a pack ``packs.log`` does not name), then
+        reads every index whole once: the combined index holds one copy per digest, and that
+        copy's pack may be gone.
         """
-        entry = self._packed.get(digest)
+        entry = self._packed.get(digest) or self._combined_entry(digest)
         if entry is None and (is_fresh or not self._is_scanned):
             self._load_indexes()
-            entry = self._packed.get(digest)
+            entry = self._packed.get(digest) or self._combined_entry(digest)
+            if entry is None and is_fresh and self._combined is not None:
+                self._load_indexes(is_listed=True)
+                entry = self._packed.get(digest) or self._combined_entry(digest)
+                if entry is None and not self._is_deep:
+                    self._load_indexes(is_deep=True)
+                    entry = self._packed.get(digest)
         return entry
 
     def _refresh_indexes(self) -> None:
         """Pick up packs other processes added since this object last looked (once per import)."""
         self._load_indexes()
+
+    def _update_combined(self) -> None:
+        """After an import: rewrite the combined index if too many packs are outside it.
+
+        Decided without a listing: the packs the import's scan found and the ones it wrote.
+        The rewrite lists ``packs/`` (every 16 imports or so). Only finished packs go in (no
+        import holds them: their indexes cannot grow); the others are named as outside.
+        Written under a temporary name in ``tmp/`` and renamed into place, so a reader sees
+        the old file or the new one; a kill leaves a temporary file (``fsck --repair`` removes
+        it) and the old index. Two imports writing at once: the last rename wins, and the
+        packs only the other one added are read from their own indexes until the next
+        rewrite. Not fsynced: a file a crash damaged fails its checksum and is rebuilt.
+        """
+        directory = os.path.join(self.root, "packs")
+        own = {f"{os.path.basename(pack).removesuffix('.pack')}.idx" for pack in self._own_packs}
+        outside = sorted((self._listed | own).difference(self._covered))
+        try:
+            entries = sum(
+                os.stat(os.path.join(directory, name)).st_size
+                if name in own
+                else self._loaded.get(name, 0)
+                for name in outside
+            )
+        except OSError:
+            return  # removed meanwhile (nothing in it was new): the next import looks again
+        combined = self._combined
+        if not (combined is not None and combined.masked) and (
+            len(outside) < _UNCOVERED_PACKS and entries < _UNCOVERED_ENTRIES * _INDEX_ENTRY.size
+        ):
+            return
+        self._load_indexes(is_listed=True)  # every pack there; the gone ones masked
+        is_stale = combined is not None and bool(combined.masked)
+        outside = sorted(self._listed.difference(self._covered))
+        finished = [name for name in outside if _is_finished(os.path.join(directory, name))]
+        if not finished and not is_stale:
+            return  # only packs imports still write: nothing to add yet
+        self._load_indexes()  # what the finished packs' indexes hold now is all they will hold
+        with self._index_lock:
+            stems = [name.removesuffix(".idx") for name in finished]
+            left = [
+                name.removesuffix(".idx")
+                for name in sorted(self._listed.difference(self._covered, finished))
+            ]
+            log_offset = self._log_offset
+            number = {
+                os.path.join(directory, f"{stem}.pack"): at
+                for at, stem in enumerate(
+                    stems, start=0 if combined is None else len(combined.names)
+                )
+            }
+            added = {
+                digest: (number[pack], offset, length)
+                for digest, (pack, offset, length) in self._packed.items()
+                if pack in number
+            }
+        if combined is None:
+            index, data = _CombinedIndex.build(stems, _records(added), left, log_offset)
+        elif is_stale:
+            names, records = _without_masked(combined, stems, added)
+            index, data = _CombinedIndex.build(names, records, left, log_offset)
+        else:
+            index, data = combined.merged(stems, added, left, log_offset)
+        if not self._write_combined(data):
+            return
+        with self._index_lock:
+            self._combined = index
+            self._covered = {f"{stem}.idx" for stem in index.names}
+
+    def _write_combined(self, data: bytes) -> bool:
+        """Put ``data`` in place as the combined index; False (and a log line) if refused."""
+        tmp = os.path.join(self._tmp, f"{COMBINED_INDEX}.{secrets.token_hex(8)}")
+        try:
+            os.makedirs(self._tmp, exist_ok=True)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
+            )
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, os.path.join(self.root, COMBINED_INDEX))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            logger.warning("cannot write the combined pack index: %s", exc.strerror or exc)
+            return False
+        return True
 
     def _usable_pack_entry(self, digest: bytes) -> bool:
         """An entry whose bytes are all there and not known to be damaged (else re-store)."""
@@ -438,6 +818,9 @@ class EmbeddedStore:
         """Note a block this process just indexed in a pack."""
         with self._index_lock:
             self._packed[digest] = (pack, offset, size)
+            if pack not in self._own_packs:
+                self._own_packs.add(pack)
+                self._announce(pack)
             self._damaged.discard(digest)
 
     def _has_block(self, digest: bytes) -> bool:
@@ -457,6 +840,9 @@ class EmbeddedStore:
         offset = target.append(digest, parts, size)
         with self._index_lock:
             self._packed[digest] = (target.path, offset, size)
+            if target.path not in self._own_packs:
+                self._own_packs.add(target.path)
+                self._announce(target.path)
             self._damaged.discard(digest)
         return True
 
@@ -570,6 +956,7 @@ class EmbeddedStore:
         if cid_version == 1 and is_large_file:
             counter = _Progress(progress)
             digest, blocks, added = self.put_large_file(os.fsencode(path), str(path), counter.add)
+            self._update_combined()
             return StoredContent(
                 path, "file", digest.size, digest.sha256, str(digest.root.cid), blocks, added
             )
@@ -580,6 +967,7 @@ class EmbeddedStore:
             )
         finally:
             writer.close()
+        self._update_combined()
         return StoredContent(
             path,
             "directory" if result.kind == "directory" else "file",
@@ -686,8 +1074,12 @@ class EmbeddedStore:
             hint="run `proml fsck`; a block held elsewhere is restored by `proml pull`/`sync`",
         )
 
-    def _read_packed(self, cid: Cid) -> tuple[bytes, str]:
-        """A packed block's bytes (unchecked) and where they were, for messages."""
+    def _read_packed(self, cid: Cid, *, is_retry: bool = False) -> tuple[bytes, str]:
+        """A packed block's bytes (unchecked) and where they were, for messages.
+
+        A pack that is gone (``fsck --repair``; the combined index learns it from a listing)
+        makes the lookup run again once, after listing ``packs/``.
+        """
         entry = self._pack_entry(cid.digest)
         if entry is None:
             raise ContentError(f"block {cid} is missing from the content store {self.root}")
@@ -702,6 +1094,11 @@ class EmbeddedStore:
             with open(pack, "rb") as handle:
                 handle.seek(offset)
                 block = handle.read(length)
+        except FileNotFoundError as exc:
+            if not is_retry and self._combined is not None:
+                self._load_indexes(is_listed=True)  # masks the pack: the entry is not served
+                return self._read_packed(cid, is_retry=True)
+            raise self._damage(f"cannot read {where}: {exc.strerror or exc}") from exc
         except OSError as exc:
             raise self._damage(f"cannot read {where}: {exc.strerror or exc}") from exc
         if len(block) != length:
@@ -892,6 +1289,68 @@ class EmbeddedStore:
             write_car(dest, [root], self._walk_blocks(root))
         except OSError as exc:
             raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _stems(text: bytes) -> list[str] | None:
+    """Pack names one a line, as the combined index keeps them; None if malformed."""
+    if not text:
+        return []
+    if not _PACK_STEMS.fullmatch(text):
+        return None
+    return text.decode("ascii").split("\n")
+
+
+def _index_names(directory: str) -> set[str]:
+    """The pack index files in ``directory`` (one listing, names only)."""
+    return {name for name in os.listdir(directory) if name.endswith(".idx")}
+
+
+def _is_finished(index: str) -> bool:
+    """Whether the pack of ``index`` exists and no import holds it (see ``_Pack``).
+
+    An index is created after its pack is locked, so a listed index whose pack is unlocked
+    belongs to an import that ended (or died): it will not grow.
+    """
+    try:
+        fd = os.open(
+            index.removesuffix(".idx") + ".pack", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+        )
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock taken just now
+    return True
+
+
+def _records(entries: dict[bytes, tuple[int, int, int]]) -> bytes:
+    """Combined-index entries, sorted by digest."""
+    return b"".join(_COMBINED_RECORD.pack(digest, *entries[digest]) for digest in sorted(entries))
+
+
+def _without_masked(
+    combined: _CombinedIndex, stems: list[str], added: dict[bytes, tuple[int, int, int]]
+) -> tuple[list[str], bytes]:
+    """The names and entries of ``combined`` less its masked packs, plus ``stems``' ``added``.
+
+    ``added`` numbers its packs after all of ``combined``'s; every entry is renumbered.
+    """
+    names: list[str] = []
+    renumbered: dict[int, int] = {}
+    for number, stem in enumerate([*combined.names, *stems]):
+        if number not in combined.masked:
+            renumbered[number] = len(names)
+            names.append(stem)
+    entries: dict[bytes, tuple[int, int, int]] = {}
+    for digest, number, offset, length in _COMBINED_RECORD.iter_unpack(combined.records):
+        if number in renumbered:
+            entries[digest] = (renumbered[number], offset, length)
+    for digest, (number, offset, length) in added.items():
+        entries[digest] = (renumbered[number], offset, length)
+    return names, _records(entries)
 
 
 def is_pack_in_use(pack: Path) -> bool:
