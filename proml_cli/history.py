@@ -24,8 +24,10 @@ once; what still disagrees is the chain's own event record, and is refused as be
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.digest import prefixed
@@ -251,7 +253,8 @@ def _version_key(artefact: str, digest: str) -> bytes:
     return version_key_of(_name32(artefact), _digest32(digest))
 
 
-def _names(mask: int, role_names: Sequence[str]) -> tuple[str, ...]:
+@lru_cache(maxsize=1024)
+def _names(mask: int, role_names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for bit, name in enumerate(role_names) if (mask >> bit) & 1)
 
 
@@ -267,6 +270,7 @@ def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> Histo
     (a rebind) gives new versions its new kind. Events that name something unknown (only a
     tampered index has them) are kept out of the fold rather than crashing it.
     """
+    role_names = tuple(role_names)
     kinds: dict[str, Kind] = {}
     artefact_kinds: dict[str, str] = {}
     versions: dict[tuple[str, str], VersionHistory] = {}
@@ -354,11 +358,30 @@ def read(ledger: Ledger) -> History:
     The events come from the ledger's decoded history index; when a version disagrees with the
     contract the index is rebuilt from the chain once and read again.
     """
-    history = _read(ledger, ledger.history())
-    if history.problems():
-        ledger.history_index(rebuild=True)
+    with _no_cycle_collection():
         history = _read(ledger, ledger.history())
+        if history.problems():
+            ledger.history_index(rebuild=True)
+            history = _read(ledger, ledger.history())
     return history
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector while a whole history is built (tens of thousands of objects).
+
+    The objects made form no reference cycles; without the pause the collector would walk
+    every live object of the process several times over while they are made.
+    """
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def view(ledger: Ledger, *, strict: bool = True) -> History:
@@ -630,12 +653,18 @@ class RecordDetail:
         return {"record_cid": self.record_cid, "record": self.record}
 
 
-def log_entry(version: VersionHistory, step: HistoryStep, by: str | None = None) -> LogEntry:
-    """The log row of one step of a (checked) version."""
+@lru_cache(maxsize=4096)
+def _time_text(seconds: int) -> str:
+    """A block's time as RFC 3339 UTC (many steps share a block: each is converted once)."""
     from proml_cli.record import from_timestamp
 
+    return from_timestamp(seconds)
+
+
+def log_entry(version: VersionHistory, step: HistoryStep, by: str | None = None) -> LogEntry:
+    """The log row of one step of a (checked) version."""
     return LogEntry(
-        time=from_timestamp(step.event.timestamp),
+        time=_time_text(step.event.timestamp),
         block=step.event.block,
         log_index=step.event.log_index,
         tx_hash=step.event.tx_hash,

@@ -350,9 +350,9 @@ def _create(conn: sqlite3.Connection) -> None:
 
 def version_key_of(artefact_raw: bytes, digest_raw: bytes) -> bytes:
     """The contract's version key from the event's raw artefact and digest words."""
-    from eth_utils.crypto import keccak
+    from proml_cli.ledger._storage import keccak
 
-    return bytes(keccak(bytes(artefact_raw) + bytes(digest_raw)))
+    return keccak(bytes(artefact_raw) + bytes(digest_raw))
 
 
 def _raw(value: object) -> bytes:
@@ -414,13 +414,22 @@ def _cid_bytes(cid: str | None) -> bytes | None:
 
 def _matches(vkey: bytes, artefact: str, digest: str) -> bool:
     """Whether a row's artefact and digest are the ones its version key was made from."""
+    return _key_of(artefact, digest) == bytes(vkey)
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_of(artefact: str, digest: str) -> bytes | None:
+    """The version key of an artefact's name and a digest (hex); None if not ones the chain holds.
+
+    A version's registration and transitions share it: each is computed once.
+    """
     from proml_cli.errors import InputError
     from proml_cli.ledger._client import digest32, name32
 
     try:
-        return version_key_of(name32(artefact), digest32(digest)) == bytes(vkey)
+        return version_key_of(name32(artefact), digest32(digest))
     except InputError:
-        return False
+        return None
 
 
 def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent | None:
