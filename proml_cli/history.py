@@ -418,7 +418,7 @@ def _check(
     kind_names: Sequence[str],
 ) -> None:
     """Compare each version with contract storage (one batched call); mark disagreements."""
-    from proml_cli.ledger import VersionRef, step_chain, unpack_word
+    from proml_cli.ledger import VersionRef, unpack_word
 
     refs = [VersionRef(v.artefact, v.digest) for v in versions]
     for version, word in zip(versions, ledger.version_words(refs), strict=True):
@@ -431,7 +431,7 @@ def _check(
             version.problem = "the contract names a kind it does not define"
             continue
         version.kind = kind.name
-        found = step_chain([s.event for s in version.steps], kind.states.index(kind.initial))
+        found = _head([s.event for s in version.steps], kind.states.index(kind.initial))
         if version.problem is None and found != (steps, head):
             version.problem = (
                 f"the index holds {found[0]} step(s) for it, the contract committed to {steps}"
@@ -448,6 +448,35 @@ def _check(
                 step.target = _state(kind.states, r.get("target"))
         if version.problem is None and version.state != kind.states[state]:  # pragma: no cover
             version.problem = f"the contract says state '{kind.states[state]}': {TAMPERED}"
+
+
+def _head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
+    """:func:`proml_cli.ledger.step_chain` of these events, remembered by every field it hashes.
+
+    The head is a pure function of the fields below (all of them, as read now from the index):
+    a process that keeps results (the node) recomputes it only for events it has not seen.
+    """
+    from proml_cli.ledger import step_chain
+    from proml_cli.ledger._storage import remembered_pure
+
+    fields: tuple[tuple[object, ...], ...] = tuple(
+        (
+            e.name,
+            e.raw.get("actor"),
+            e.raw.get("roles"),
+            e.raw.get("recordCid"),
+            e.raw.get("cid"),
+            tuple(e.raw.get("inputs", ())),  # type: ignore[arg-type]
+            e.raw.get("transition"),
+            e.raw.get("source"),
+            e.raw.get("target"),
+        )
+        for e in events
+    )
+    found: tuple[int, str] = remembered_pure(
+        ("step_chain", initial, fields), lambda: step_chain(events, initial)
+    )
+    return found
 
 
 def require_consistent(history: History) -> History:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +215,11 @@ class EmbeddedLedger(ContractLedger):
         :mod:`proml_cli.ledger._storage`).
         """
         from proml_cli.ledger._client import version_key
+        from proml_cli.ledger._index import _key_of
 
-        return self.version_words_of([version_key(r) for r in refs])
+        return self.version_words_of(
+            [_key_of(r.artefact, r.digest) or version_key(r) for r in refs]
+        )
 
     def version_words_of(self, keys: Sequence[bytes]) -> list[int]:
         """:meth:`version_words` by version key (keccak256(artefact32 ‖ digest32))."""
@@ -229,7 +233,7 @@ class EmbeddedLedger(ContractLedger):
             return _storage.words(
                 bytes(header.state_root),
                 address,
-                [_storage.keccak(key + slot) for key in keys],
+                [_slot_of(key, slot) for key in keys],
                 self._trie_nodes,
             )
         except _storage.StorageError as exc:
@@ -416,6 +420,14 @@ class EmbeddedLedger(ContractLedger):
             self._conn = None
         if self._lock.is_locked:
             self._lock.release()
+
+
+@lru_cache(maxsize=1 << 16)
+def _slot_of(key: bytes, mapping: bytes) -> bytes:
+    """The storage slot of ``key`` in the mapping at slot ``mapping``."""
+    from proml_cli.ledger._storage import keccak
+
+    return keccak(key + mapping)
 
 
 def _row(log: Any, stamp: int) -> tuple[Any, ...]:

@@ -287,22 +287,35 @@ class HistoryIndex:
         where the index holds their registration (else None, as the full decode gives).
         """
         if keys is None:
+            from proml_cli.ledger._storage import remembered_last
+
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM hist_steps ORDER BY block, log_index"  # noqa: S608
             ).fetchall()
-        else:
-            wanted = list(dict.fromkeys(keys))
-            rows = []
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                rows.extend(
-                    self._conn.execute(
-                        f"SELECT {_COLUMNS} FROM hist_steps WHERE vkey IN ({marks})",  # noqa: S608
-                        part,
-                    ).fetchall()
-                )
-            rows.sort(key=lambda r: (r[0], r[1]))
+            others = self._conn.execute(
+                "SELECT block, log_index, tx_hash, time, name, args FROM hist_other"
+            ).fetchall()
+            # The events are a function of these rows alone (inputs resolve among them): a
+            # process that keeps results reuses the last ones when every row is the same.
+            return remembered_last(
+                "history_events", (rows, others), lambda: self._events(rows, others)
+            )
+        wanted = list(dict.fromkeys(keys))
+        rows = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows.extend(
+                self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM hist_steps WHERE vkey IN ({marks})",  # noqa: S608
+                    part,
+                ).fetchall()
+            )
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return self._events(rows, None)
+
+    def _events(self, rows: list[Any], others: list[Any] | None) -> list[ChainEvent]:
+        """Rows as events, inputs resolved; ``others``: the other events' rows, merged in."""
         needed = {
             bytes(r[17][i : i + 32])
             for r in rows
@@ -311,14 +324,12 @@ class HistoryIndex:
         }
         refs = self._refs(needed)
         events = [e for e in (_event(r, refs) for r in rows) if e is not None]
-        if keys is None:
-            others = [
+        if others is not None:
+            rest = [
                 ChainEvent(str(n), int(b), int(t), str(h), int(i), json.loads(a))
-                for b, i, h, t, n, a in self._conn.execute(
-                    "SELECT block, log_index, tx_hash, time, name, args FROM hist_other"
-                )
+                for b, i, h, t, n, a in others
             ]
-            events = sorted([*events, *others], key=lambda e: (e.block, e.log_index))
+            events = sorted([*events, *rest], key=lambda e: (e.block, e.log_index))
         return events
 
     def _refs(self, keys: set[bytes]) -> dict[bytes, dict[str, str]]:

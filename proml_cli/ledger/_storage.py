@@ -21,6 +21,7 @@ contract's own state, as committed by the head block's state root.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 #: keccak256 of rlp(b""): the root of an empty trie.
@@ -57,15 +58,25 @@ def _load_keccak() -> Callable[[bytes], bytes]:
 _keccak = _load_keccak()
 
 
+@lru_cache(maxsize=1 << 16)
+def _trie_key(slot: bytes) -> bytes:
+    """Where a storage slot sits in the storage trie (its keccak)."""
+    return _keccak(slot)
+
+
 class _Caches:
     def __init__(self) -> None:
         self.nodes: dict[bytes, Node] = {}
         self.words: dict[bytes, dict[bytes, bytes]] = {}
         self.answers: dict[tuple[bytes, bytes], dict[object, Any]] = {}
+        self.pure: dict[object, Any] = {}
+        self.last: dict[str, tuple[Any, Any]] = {}
 
     def trim(self) -> None:
         if len(self.nodes) > MAX_NODES:
             self.nodes.clear()
+        if len(self.pure) > MAX_NODES:
+            self.pure.clear()
         while len(self.words) > MAX_ROOTS:
             self.words.pop(next(iter(self.words)))
         while len(self.answers) > MAX_ROOTS:
@@ -84,6 +95,39 @@ def keep_across_reads(keep: bool = True) -> None:
 def kept_sizes() -> tuple[int, int]:
     """How many decoded nodes and storage roots are kept (0, 0 when nothing is)."""
     return (len(_kept.nodes), len(_kept.words)) if _kept is not None else (0, 0)
+
+
+def remembered_pure(question: Any, answer: Callable[[], Any]) -> Any:
+    """``answer()``, kept by ``question`` when caches are kept: for pure functions only.
+
+    ``question`` must hold every input of the computation (it is compared whole, never by a
+    digest), so a kept answer is exactly what computing it again would give.
+    """
+    if _kept is None:
+        return answer()
+    try:
+        return _kept.pure[question]
+    except KeyError:
+        found = _kept.pure[question] = answer()
+        _kept.trim()
+        return found
+
+
+def remembered_last(name: str, inputs: Any, answer: Callable[[], list[Any]]) -> list[Any]:
+    """``answer()`` (a list, returned as a new one), kept by ``name`` with all its ``inputs``.
+
+    The last answer is reused only when ``inputs`` equal (``==``, whole) the ones it was
+    computed from, so it is exactly what computing it again would give. Kept only when caches
+    are kept (see :func:`keep_across_reads`).
+    """
+    if _kept is None:
+        return answer()
+    last = _kept.last.get(name)
+    if last is not None and last[0] == inputs:
+        return list(last[1])
+    found = answer()
+    _kept.last[name] = (inputs, list(found))
+    return found
 
 
 # ---------------------------------------------------------------------------- RLP
@@ -301,7 +345,7 @@ def words(state_root: bytes, address: bytes, slots: Sequence[bytes], fetch: Fetc
         StorageError: a node is missing, malformed or does not match its hash.
     """
     root = storage_root(state_root, address, fetch)
-    keys = [_keccak(slot) for slot in slots]
+    keys = [_trie_key(slot) for slot in slots]
     values = read(root, keys, fetch)
     found = []
     for key in keys:
