@@ -717,6 +717,13 @@ def log_rows(
 
     Records are read (for ``by``) only for the rows returned.
     """
+    with _no_cycle_collection():
+        return _log_rows(history, artefact, limit, store)
+
+
+def _log_rows(
+    history: History, artefact: str | None, limit: int | None, store: Any
+) -> list[LogEntry]:
     found = [
         (version, step)
         for version in history.versions.values()

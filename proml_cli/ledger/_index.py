@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import ProMLError
@@ -323,7 +323,15 @@ class HistoryIndex:
             for i in range(0, len(r[17]), 32)
         }
         refs = self._refs(needed)
-        events = [e for e in (_event(r, refs) for r in rows) if e is not None]
+        from proml_cli.ledger._storage import remembered_pure
+
+        found = (
+            # A row without inputs is its event's only source: a process that keeps results
+            # converts each such row (compared whole) once; inputs are resolved every time.
+            _event(r, refs) if r[17] else remembered_pure(("index_row", r), partial(_event, r, {}))
+            for r in rows
+        )
+        events = [e for e in found if e is not None]
         if others is not None:
             rest = [
                 ChainEvent(str(n), int(b), int(t), str(h), int(i), json.loads(a))
