@@ -252,8 +252,10 @@ class EmbeddedLedger(ContractLedger):
 
     def kind_names(self) -> tuple[str, ...]:
         """Every kind defined on-chain, in definition order (kept by storage root in a node)."""
-        from proml_cli.ledger._storage import remembered
+        from proml_cli.ledger._storage import keeping, remembered
 
+        if not keeping():
+            return super().kind_names()
         names: tuple[str, ...] = remembered(
             self._contract_state(), "kind_names", super().kind_names
         )
@@ -261,8 +263,10 @@ class EmbeddedLedger(ContractLedger):
 
     def kind(self, name: str) -> Kind | None:
         """A kind's definition, read back from the contract (kept by storage root in a node)."""
-        from proml_cli.ledger._storage import remembered
+        from proml_cli.ledger._storage import keeping, remembered
 
+        if not keeping():
+            return super().kind(name)
         found: Kind | None = remembered(
             self._contract_state(), ("kind", name), lambda: super(EmbeddedLedger, self).kind(name)
         )
@@ -270,8 +274,10 @@ class EmbeddedLedger(ContractLedger):
 
     def role_names(self) -> tuple[str, ...]:
         """The roles defined on-chain, in bit order (kept by storage root in a node)."""
-        from proml_cli.ledger._storage import remembered
+        from proml_cli.ledger._storage import keeping, remembered
 
+        if not keeping():
+            return super().role_names()
         names: tuple[str, ...] = remembered(
             self._contract_state(), "role_names", super().role_names
         )

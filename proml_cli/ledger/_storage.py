@@ -92,6 +92,11 @@ def keep_across_reads(keep: bool = True) -> None:
     _kept = _Caches() if keep else None
 
 
+def keeping() -> bool:
+    """Whether this process keeps caches between reads (see :func:`keep_across_reads`)."""
+    return _kept is not None
+
+
 def kept_sizes() -> tuple[int, int]:
     """How many decoded nodes and storage roots are kept (0, 0 when nothing is)."""
     return (len(_kept.nodes), len(_kept.words)) if _kept is not None else (0, 0)
