@@ -510,17 +510,41 @@ def load(project: Any) -> History:
 
 
 def _record_step(store: Any, record_cid: str) -> str | None:
-    """The step (or decision) a record describes, for the log; None if it cannot be read."""
+    """The step (or decision) a record describes, for the log; None if it cannot be read.
+
+    The store checks what it reads against the CID, so what a record says (or that its bytes
+    are no record) is a function of the CID: a process that keeps results (the node) reads
+    each record once. One the store could not give is asked for again next time.
+    """
+    from proml_cli.ledger._storage import recalled, remember
+
+    question = ("record_step", record_cid)
+    known = recalled(question)
+    if known is not None:
+        said: str | None = known[0]
+        return said
+    found, settled = _read_record_step(store, record_cid)
+    if settled:
+        remember(question, (found,))
+    return found
+
+
+def _read_record_step(store: Any, record_cid: str) -> tuple[str | None, bool]:
+    """What the record says, and whether that is settled (its bytes were read and checked)."""
     from proml_cli.errors import ProMLError
     from proml_cli.record import parse_record
 
     try:
-        document = parse_record(store.cat(record_cid), cid=record_cid)
+        data = store.cat(record_cid)
     except (ProMLError, OSError):
-        return None
+        return None, False
+    try:
+        document = parse_record(data, cid=record_cid)
+    except ProMLError:
+        return None, True
     if "step" in document:
-        return f"step {document['step']}"
-    return f"decision {document.get('transition')}"
+        return f"step {document['step']}", True
+    return f"decision {document.get('transition')}", True
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ from typing import Any
 EMPTY_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
 
 #: Decoded nodes and found words kept at most (then both are dropped and refilled).
-MAX_NODES = 1 << 18
+MAX_NODES = 1 << 17
 MAX_ROOTS = 8
+#: Inner trie nodes whose walked keys are kept (a trie of 5,000 slots has about 330).
+MAX_SUBTREES = 1 << 13
 
 Node = list[Any]
 #: ``fetch(hashes)``: the stored bytes of these nodes (absent ones left out).
@@ -71,12 +73,15 @@ class _Caches:
         self.answers: dict[tuple[bytes, bytes], dict[object, Any]] = {}
         self.pure: dict[object, Any] = {}
         self.last: dict[str, tuple[Any, Any]] = {}
+        self.subtrees: dict[bytes, dict[str, bytes]] = {}
 
     def trim(self) -> None:
         if len(self.nodes) > MAX_NODES:
             self.nodes.clear()
         if len(self.pure) > MAX_NODES:
             self.pure.clear()
+        if len(self.subtrees) > MAX_SUBTREES:
+            self.subtrees.clear()
         while len(self.words) > MAX_ROOTS:
             self.words.pop(next(iter(self.words)))
         while len(self.answers) > MAX_ROOTS:
@@ -116,6 +121,18 @@ def remembered_pure(question: Any, answer: Callable[[], Any]) -> Any:
         found = _kept.pure[question] = answer()
         _kept.trim()
         return found
+
+
+def recalled(question: Any) -> Any:
+    """What :func:`remember` kept for ``question`` (None when nothing is, or nothing is kept)."""
+    return _kept.pure.get(question) if _kept is not None else None
+
+
+def remember(question: Any, answer: Any) -> None:
+    """Keep ``answer`` for ``question`` when caches are kept (a pure function's answer only)."""
+    if _kept is not None:
+        _kept.pure[question] = answer
+        _kept.trim()
 
 
 def remembered_last(name: str, inputs: Any, answer: Callable[[], list[Any]]) -> list[Any]:
@@ -218,7 +235,9 @@ def read(root: bytes, keys: Iterable[bytes], fetch: Fetch) -> dict[bytes, bytes]
                 found[key] = value
         wanted = missing
     if wanted:
-        walked = _walk(root, wanted, caches.nodes, fetch)
+        walked = _walk(
+            root, wanted, caches.nodes, fetch, caches.subtrees if _kept is not None else None
+        )
         found.update(walked)
         if _kept is not None:
             record = caches.words.setdefault(root, {})
@@ -228,47 +247,92 @@ def read(root: bytes, keys: Iterable[bytes], fetch: Fetch) -> dict[bytes, bytes]
     return found
 
 
+#: A walk's frontier item: a node's hash or the node itself, depth, wanted keys (hex text),
+#: the inner nodes above it (by hash).
+_Item = tuple[Any, int, list[str], tuple[bytes, ...]]
+
+
 def _walk(
-    root: bytes, keys: Sequence[bytes], nodes: dict[bytes, Node], fetch: Fetch
+    root: bytes,
+    keys: Sequence[bytes],
+    nodes: dict[bytes, Node],
+    fetch: Fetch,
+    subtrees: dict[bytes, dict[str, bytes]] | None = None,
 ) -> dict[bytes, bytes]:
-    found: dict[bytes, bytes] = {}
+    """Breadth-first, level by level: the nodes of one level are fetched in one batch.
+
+    ``subtrees``: what earlier walks found under each inner node (by its hash, keys as hex
+    text, b"" for absent), used and filled; a walk from a new root then stops at every
+    subtree it has walked before and descends only where the trie changed.
+    """
     if root == EMPTY_ROOT or not keys:
-        return found
+        return {}
     by_text = {key.hex(): key for key in keys}
-    # The frontier: (reference to a node: its hash or the node itself, depth, wanted keys).
-    frontier: list[tuple[Any, int, list[str]]] = [(root, 0, sorted(by_text))]
+    results: dict[str, bytes] = {}  # b"": not in the trie
+    seen: dict[bytes, dict[str, bytes]] = {}  # this walk's results under each inner node
+
+    def settle(text: str, value: bytes, above: tuple[bytes, ...]) -> None:
+        results[text] = value
+        for inner in above:
+            seen[inner][text] = value
+
+    frontier: list[_Item] = [(root, 0, sorted(by_text), ())]
     while frontier:
-        hashes = [ref for ref, _, _ in frontier if isinstance(ref, bytes) and ref not in nodes]
+        if subtrees is not None:
+            rest: list[_Item] = []
+            for item in frontier:
+                known = subtrees.get(item[0]) if isinstance(item[0], bytes) else None
+                if known is not None and all(t in known for t in item[2]):
+                    for text in item[2]:
+                        settle(text, known[text], item[3])
+                else:
+                    rest.append(item)
+            frontier = rest
+        hashes = [ref for ref, _, _, _ in frontier if isinstance(ref, bytes) and ref not in nodes]
         if hashes:
             _load(list(dict.fromkeys(hashes)), nodes, fetch)
-        following: list[tuple[Any, int, list[str]]] = []
-        for ref, depth, texts in frontier:
+        following: list[_Item] = []
+        for ref, depth, texts, above in frontier:
             node = nodes[ref] if isinstance(ref, bytes) else ref
+            inner = len(node) == 17 or (len(node) == 2 and not _path(node[0])[1])
+            if subtrees is not None and inner and isinstance(ref, bytes):
+                seen[ref] = {}
+                above = (*above, ref)
             if len(node) == 17:
                 groups: dict[str, list[str]] = {}
                 for text in texts:
                     groups.setdefault(text[depth], []).append(text)
                 for nibble, group in groups.items():
                     child = node[int(nibble, 16)]
-                    if child != b"":
-                        following.append((_ref(child), depth + 1, group))
+                    if child == b"":
+                        for text in group:
+                            settle(text, b"", above)
+                    else:
+                        following.append((_ref(child), depth + 1, group, above))
             elif len(node) == 2:
                 path, leaf = _path(node[0])
                 end = depth + len(path)
                 if leaf:
+                    if not isinstance(node[1], bytes):
+                        raise StorageError("a trie leaf holds a list")
                     for text in texts:
-                        if text[depth:] == path:
-                            if not isinstance(node[1], bytes):
-                                raise StorageError("a trie leaf holds a list")
-                            found[by_text[text]] = node[1]
+                        settle(text, node[1] if text[depth:] == path else b"", above)
                 else:
-                    group = [t for t in texts if t[depth:end] == path]
+                    group = []
+                    for text in texts:
+                        if text[depth:end] == path:
+                            group.append(text)
+                        else:
+                            settle(text, b"", above)
                     if group:
-                        following.append((_ref(node[1]), end, group))
+                        following.append((_ref(node[1]), end, group, above))
             else:
                 raise StorageError(f"a trie node has {len(node)} items")
         frontier = following
-    return found
+    if subtrees is not None:
+        for inner_ref, part in seen.items():
+            subtrees.setdefault(inner_ref, {}).update(part)
+    return {by_text[t]: v for t, v in results.items() if v}
 
 
 def _ref(child: Any) -> Any:

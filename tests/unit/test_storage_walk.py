@@ -110,6 +110,9 @@ def test_kept_caches_answer_as_a_fresh_walk_for_the_same_and_a_changed_root() ->
     assert present[1] not in found
     assert all(found[k] == trie.get(k) for k in present[2:])
     assert 0 < store.fetched < 20  # only the nodes on the changed paths are new
+    others = [*present[100:150], *_keys(20, 9)]  # another set of keys, some absent
+    found = _storage.read(trie.root_hash, others, store.fetch)
+    assert all(found.get(k, b"") == trie.get(k) for k in others)
     assert _storage.read(old_root, present[:2], store.fetch) == {
         present[0]: rlp.encode(1),
         present[1]: rlp.encode(1),
@@ -131,3 +134,17 @@ def test_storage_words_decode_and_refuse_a_non_minimal_integer() -> None:
     state[keccak(address)] = rlp.encode([0, 0, storage.root_hash, keccak(b"")])
     with pytest.raises(StorageError, match="minimal"):
         _storage.words(state.root_hash, address, slots, state_store.fetch)
+
+
+def test_kept_caches_follow_a_trie_through_many_changes() -> None:
+    _storage.keep_across_reads()
+    keys = _keys(400, 10)
+    store, trie = _trie(dict.fromkeys(keys[:200], 1))
+    for step in range(30):
+        # Each round: one key added, one changed, one removed; then every key read back.
+        trie[keys[200 + step]] = rlp.encode(step + 2)
+        trie[keys[step]] = rlp.encode(step + 1000)
+        del trie[keys[100 + step]]
+        wanted = keys[step * 5 : step * 5 + 250]
+        found = _storage.read(trie.root_hash, wanted, store.fetch)
+        assert {k: found.get(k, b"") for k in wanted} == {k: trie.get(k) for k in wanted}
