@@ -7,14 +7,23 @@ wanted slot is read once (level by level, many per database query) and decoded o
 
 Each node read from the database is hashed and compared with the reference its parent (or the
 state root) holds; a node that does not match is refused (the chain database was damaged or
-edited). So what a walk returns is a function of the storage root alone, which makes two
+edited). So what a walk returns is a function of the storage root alone, which makes these
 caches sound:
 
 * decoded nodes, by hash (a hash names one content);
-* the words found under a storage root, by root and slot (same root, same storage).
+* the words found under a storage root, by root and slot (same root, same storage), and what
+  was found under each inner node (a walk from a new root descends only where it changed);
+* the answers of the contract's view functions, by storage root and code hash.
 
-A process that serves many requests (the node) keeps both with :func:`keep_across_reads`; other
-processes keep nothing between two reads. Nothing here trusts a local index: it is the
+Beside them, :func:`remembered_pure`, :func:`remember` and :func:`remembered_last` keep answers
+of pure computations by every one of their inputs, compared whole (``==``), never by a digest:
+the history's step-chain heads by every field they hash, decoded index rows by the row, a
+record's step by its CID once the store checked its bytes. A kept answer is what computing it
+again would give; the inputs themselves (index rows, the storage root) are read afresh for
+every request, so an edit made between two requests is seen as before.
+
+A process that serves many requests (the node) keeps them with :func:`keep_across_reads`; other
+processes keep nothing between two reads. Nothing here trusts a local index: storage is the
 contract's own state, as committed by the head block's state root.
 """
 
@@ -27,7 +36,7 @@ from typing import Any
 #: keccak256 of rlp(b""): the root of an empty trie.
 EMPTY_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
 
-#: Decoded nodes and found words kept at most (then both are dropped and refilled).
+#: Decoded nodes (and pure answers) kept at most, and storage roots whose words are kept.
 MAX_NODES = 1 << 17
 MAX_ROOTS = 8
 #: Inner trie nodes whose walked keys are kept (a trie of 5,000 slots has about 330).
