@@ -1,6 +1,7 @@
 """Reads and writes as the history grows: 100 vs 10,000 events on the embedded default.
 
-Usage: ``python bench/history_scale.py [--sizes 100,10000] [--rounds 3] [--quick]``.
+Usage: ``python bench/history_scale.py [--sizes 100,10000] [--rounds 3] [--quick]
+[--keep DIR] [--compare TREE]``.
 
 One project per size is built in a temporary directory (``proml init``, then real ledger
 transactions, each registering 50 versions and approving them: 100 events, each record in
@@ -22,12 +23,17 @@ record is anchored already, ``anchoring._find_anchor``), each the median of ``--
 Prints one JSON object with the medians and the ratios the speed requirements name: each read
 against ``proml --help``, ``log --json`` against ``git log``, and every command at the largest
 size against the smallest, by CLI and in-process. Progress goes to stderr.
+
+``--compare TREE`` (another checkout of proml, e.g. ``git archive`` of an older commit) runs
+that code beside this tree's in the same rounds, each on its own copy of every project (so
+each keeps its own node), and reports its figures under ``"before"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -115,17 +121,20 @@ def _transition(project: Path, env: dict[str, str]) -> float:
 
 
 def interleaved_in_process(
-    projects: dict[int, Path], env: dict[str, str], rounds: int
-) -> dict[int, dict[str, float]]:
-    """:func:`in_process` per size, one process per size and round, sizes alternating."""
-    runs: dict[int, list[dict[str, float]]] = {size: [] for size in projects}
-    order = list(projects)
+    projects: dict[str, dict[int, Path]], envs: dict[str, dict[str, str]], rounds: int
+) -> dict[str, dict[int, dict[str, float]]]:
+    """:func:`in_process` per tree and size, one process each per round, in alternating order."""
+    cells = [(tree, size) for tree in projects for size in projects[tree]]
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {cell: [] for cell in cells}
     for number in range(rounds):
-        for size in reversed(order) if number % 2 else order:
-            runs[size].append(in_process(projects[size], env, 3))
+        for tree, size in reversed(cells) if number % 2 else cells:
+            runs[(tree, size)].append(in_process(projects[tree][size], envs[tree], 3))
     return {
-        size: {name: median([r[name] for r in found]) for name in IN_PROCESS}
-        for size, found in runs.items()
+        tree: {
+            size: {name: median([r[name] for r in runs[(tree, size)]]) for name in IN_PROCESS}
+            for size in projects[tree]
+        }
+        for tree in projects
     }
 
 
@@ -139,14 +148,21 @@ def main() -> int:
     parser.add_argument(
         "--in-process-only", action="store_true", help="only the library calls (needs --keep)"
     )
+    parser.add_argument(
+        "--compare", type=Path, default=None, help="another proml tree, run beside this one"
+    )
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     rounds = 2 if args.quick else args.rounds
-    env = environment()
+    envs = {"now": environment()}
+    if args.compare is not None:
+        envs["before"] = environment(args.compare.resolve())
+    env = envs["now"]
     report: dict[str, object] = {"sizes": sizes, "load_average_before": load_average()}
     with tempfile.TemporaryDirectory(prefix="proml-history-") as tmp:
         base = args.keep or Path(tmp)
-        projects, repos = {}, {}
+        projects: dict[str, dict[int, Path]] = {tree: {} for tree in envs}
+        repos = {}
         for size in sizes:
             project = base / f"project-{size}"
             if not (project / ".proml" / "project.json").exists():
@@ -154,46 +170,57 @@ def main() -> int:
                 make_project(project, env)
                 run([*PROML, "run", "--", "python", "make.py"], project, env)
                 grow_history(project, size, env, batch=100)
-            projects[size] = project
+            projects["now"][size] = project
+            if "before" in envs:
+                # Its own copy: each tree's node serves its own project (a node steps aside
+                # for a client of other code, which would make every trial a cold start).
+                copy = base / f"before-project-{size}"
+                if not (copy / ".proml" / "project.json").exists():
+                    shutil.copytree(
+                        project, copy, symlinks=True, ignore=shutil.ignore_patterns("node.*")
+                    )
+                projects["before"][size] = copy
             repos[size] = base / f"git-{size}"
             if not (repos[size] / ".git").exists():
                 git_repo(repos[size], size, env)
         small, large = sizes[0], sizes[-1]
         if args.in_process_only:
-            library = interleaved_in_process(projects, env, max(rounds, 3))
-            report["in_process_seconds"] = {str(size): library[size] for size in sizes}
-            report["in_process_largest_vs_smallest"] = {
-                name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
-            }
+            library = interleaved_in_process(projects, envs, max(rounds, 3))
+            for tree in envs:
+                found = library[tree]
+                part = report if tree == "now" else report.setdefault("before", {})
+                assert isinstance(part, dict)  # noqa: S101 - built just above
+                part["in_process_seconds"] = {str(size): found[size] for size in sizes}
+                part["in_process_largest_vs_smallest"] = {
+                    name: ratio(found[large][name], found[small][name]) for name in IN_PROCESS
+                }
             report["load_average_after"] = load_average()
             print(json.dumps(report, indent=1))
             return 0
         trials: dict[str, Callable[[], float]] = {}
+        for tree, tree_env in envs.items():
+            prefix = "" if tree == "now" else f"{tree}:"
+            for size in sizes:
+                where = projects[tree][size]
+                for name, argv in COMMANDS.items():
+                    trials[f"{prefix}{name}@{size}"] = partial(
+                        run, [*PROML, *argv], where, tree_env
+                    )
+                trials[f"{prefix}transition@{size}"] = partial(_transition, where, tree_env)
         for size in sizes:
-            for name, argv in COMMANDS.items():
-                trials[f"{name}@{size}"] = partial(run, [*PROML, *argv], projects[size], env)
-            trials[f"transition@{size}"] = partial(_transition, projects[size], env)
             trials[f"git_log@{size}"] = partial(run, ["git", "log"], repos[size], env)
         trials["help"] = partial(run, [*PROML, "--help"], base, env)
         print(f"history_scale: measuring, {rounds} rounds", file=sys.stderr)
         times = interleaved(trials, rounds)
         print("history_scale: in-process library calls", file=sys.stderr)
-        library = interleaved_in_process(projects, env, max(rounds, 3))
+        library = interleaved_in_process(projects, envs, max(rounds, 3))
     medians = {name: median(values) for name, values in times.items()}
-    help_ = medians["help"]
     report["median_seconds"] = medians
-    report["reads_vs_help_at_largest"] = {r: ratio(medians[f"{r}@{large}"], help_) for r in READS}
-    report["log_json_vs_git_log_at_largest"] = ratio(
-        medians[f"log_json@{large}"], medians[f"git_log@{large}"]
-    )
-    report["largest_vs_smallest"] = {
-        name: ratio(medians[f"{name}@{large}"], medians[f"{name}@{small}"])
-        for name in (*COMMANDS, "git_log")
-    }
-    report["in_process_seconds"] = {str(size): library[size] for size in sizes}
-    report["in_process_largest_vs_smallest"] = {
-        name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
-    }
+    for tree in envs:
+        prefix = "" if tree == "now" else f"{tree}:"
+        part = report if tree == "now" else report.setdefault("before", {})
+        assert isinstance(part, dict)  # noqa: S101 - built just above
+        _ratios(part, medians, library[tree], prefix, small, large)
     report["targets"] = {
         "reads_vs_help": 2.0,
         "log_json_vs_git_log": 5.0,
@@ -204,6 +231,35 @@ def main() -> int:
     report["rounds"] = rounds
     print(json.dumps(report, indent=1))
     return 0
+
+
+def _ratios(
+    part: dict[str, object],
+    medians: dict[str, float],
+    library: dict[int, dict[str, float]],
+    prefix: str,
+    small: int,
+    large: int,
+) -> None:
+    """The requirement's ratios of one tree's medians (``prefix``: its trials' prefix)."""
+    help_ = medians["help"]
+    part["reads_vs_help_at_largest"] = {
+        r: ratio(medians[f"{prefix}{r}@{large}"], help_) for r in READS
+    }
+    part["log_json_vs_git_log_at_largest"] = ratio(
+        medians[f"{prefix}log_json@{large}"], medians[f"git_log@{large}"]
+    )
+    part["largest_vs_smallest"] = {
+        name: ratio(medians[f"{prefix}{name}@{large}"], medians[f"{prefix}{name}@{small}"])
+        for name in COMMANDS
+    }
+    part["git_log_largest_vs_smallest"] = ratio(
+        medians[f"git_log@{large}"], medians[f"git_log@{small}"]
+    )
+    part["in_process_seconds"] = {str(size): library[size] for size in (small, large)}
+    part["in_process_largest_vs_smallest"] = {
+        name: ratio(library[large][name], library[small][name]) for name in IN_PROCESS
+    }
 
 
 if __name__ == "__main__":

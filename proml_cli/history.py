@@ -24,8 +24,10 @@ once; what still disagrees is the chain's own event record, and is refused as be
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.digest import prefixed
@@ -251,7 +253,8 @@ def _version_key(artefact: str, digest: str) -> bytes:
     return version_key_of(_name32(artefact), _digest32(digest))
 
 
-def _names(mask: int, role_names: Sequence[str]) -> tuple[str, ...]:
+@lru_cache(maxsize=1024)
+def _names(mask: int, role_names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for bit, name in enumerate(role_names) if (mask >> bit) & 1)
 
 
@@ -267,6 +270,7 @@ def build(events: Sequence[ChainEvent], role_names: Sequence[str] = ()) -> Histo
     (a rebind) gives new versions its new kind. Events that name something unknown (only a
     tampered index has them) are kept out of the fold rather than crashing it.
     """
+    role_names = tuple(role_names)
     kinds: dict[str, Kind] = {}
     artefact_kinds: dict[str, str] = {}
     versions: dict[tuple[str, str], VersionHistory] = {}
@@ -354,11 +358,30 @@ def read(ledger: Ledger) -> History:
     The events come from the ledger's decoded history index; when a version disagrees with the
     contract the index is rebuilt from the chain once and read again.
     """
-    history = _read(ledger, ledger.history())
-    if history.problems():
-        ledger.history_index(rebuild=True)
+    with _no_cycle_collection():
         history = _read(ledger, ledger.history())
+        if history.problems():
+            ledger.history_index(rebuild=True)
+            history = _read(ledger, ledger.history())
     return history
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector while a whole history is built (tens of thousands of objects).
+
+    The objects made form no reference cycles; without the pause the collector would walk
+    every live object of the process several times over while they are made.
+    """
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def view(ledger: Ledger, *, strict: bool = True) -> History:
@@ -395,7 +418,7 @@ def _check(
     kind_names: Sequence[str],
 ) -> None:
     """Compare each version with contract storage (one batched call); mark disagreements."""
-    from proml_cli.ledger import VersionRef, step_chain, unpack_word
+    from proml_cli.ledger import VersionRef, unpack_word
 
     refs = [VersionRef(v.artefact, v.digest) for v in versions]
     for version, word in zip(versions, ledger.version_words(refs), strict=True):
@@ -408,7 +431,7 @@ def _check(
             version.problem = "the contract names a kind it does not define"
             continue
         version.kind = kind.name
-        found = step_chain([s.event for s in version.steps], kind.states.index(kind.initial))
+        found = _head([s.event for s in version.steps], kind.states.index(kind.initial))
         if version.problem is None and found != (steps, head):
             version.problem = (
                 f"the index holds {found[0]} step(s) for it, the contract committed to {steps}"
@@ -425,6 +448,35 @@ def _check(
                 step.target = _state(kind.states, r.get("target"))
         if version.problem is None and version.state != kind.states[state]:  # pragma: no cover
             version.problem = f"the contract says state '{kind.states[state]}': {TAMPERED}"
+
+
+def _head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
+    """:func:`proml_cli.ledger.step_chain` of these events, remembered by every field it hashes.
+
+    The head is a pure function of the fields below (all of them, as read now from the index):
+    a process that keeps results (the node) recomputes it only for events it has not seen.
+    """
+    from proml_cli.ledger import step_chain
+    from proml_cli.ledger._storage import remembered_pure
+
+    fields: tuple[tuple[object, ...], ...] = tuple(
+        (
+            e.name,
+            e.raw.get("actor"),
+            e.raw.get("roles"),
+            e.raw.get("recordCid"),
+            e.raw.get("cid"),
+            tuple(e.raw.get("inputs", ())),  # type: ignore[arg-type]
+            e.raw.get("transition"),
+            e.raw.get("source"),
+            e.raw.get("target"),
+        )
+        for e in events
+    )
+    found: tuple[int, str] = remembered_pure(
+        ("step_chain", initial, fields), lambda: step_chain(events, initial)
+    )
+    return found
 
 
 def require_consistent(history: History) -> History:
@@ -458,17 +510,41 @@ def load(project: Any) -> History:
 
 
 def _record_step(store: Any, record_cid: str) -> str | None:
-    """The step (or decision) a record describes, for the log; None if it cannot be read."""
+    """The step (or decision) a record describes, for the log; None if it cannot be read.
+
+    The store checks what it reads against the CID, so what a record says (or that its bytes
+    are no record) is a function of the CID: a process that keeps results (the node) reads
+    each record once. One the store could not give is asked for again next time.
+    """
+    from proml_cli.ledger._storage import recalled, remember
+
+    question = ("record_step", record_cid)
+    known = recalled(question)
+    if known is not None:
+        said: str | None = known[0]
+        return said
+    found, settled = _read_record_step(store, record_cid)
+    if settled:
+        remember(question, (found,))
+    return found
+
+
+def _read_record_step(store: Any, record_cid: str) -> tuple[str | None, bool]:
+    """What the record says, and whether that is settled (its bytes were read and checked)."""
     from proml_cli.errors import ProMLError
     from proml_cli.record import parse_record
 
     try:
-        document = parse_record(store.cat(record_cid), cid=record_cid)
+        data = store.cat(record_cid)
     except (ProMLError, OSError):
-        return None
+        return None, False
+    try:
+        document = parse_record(data, cid=record_cid)
+    except ProMLError:
+        return None, True
     if "step" in document:
-        return f"step {document['step']}"
-    return f"decision {document.get('transition')}"
+        return f"step {document['step']}", True
+    return f"decision {document.get('transition')}", True
 
 
 @dataclass(frozen=True)
@@ -630,12 +706,18 @@ class RecordDetail:
         return {"record_cid": self.record_cid, "record": self.record}
 
 
-def log_entry(version: VersionHistory, step: HistoryStep, by: str | None = None) -> LogEntry:
-    """The log row of one step of a (checked) version."""
+@lru_cache(maxsize=4096)
+def _time_text(seconds: int) -> str:
+    """A block's time as RFC 3339 UTC (many steps share a block: each is converted once)."""
     from proml_cli.record import from_timestamp
 
+    return from_timestamp(seconds)
+
+
+def log_entry(version: VersionHistory, step: HistoryStep, by: str | None = None) -> LogEntry:
+    """The log row of one step of a (checked) version."""
     return LogEntry(
-        time=from_timestamp(step.event.timestamp),
+        time=_time_text(step.event.timestamp),
         block=step.event.block,
         log_index=step.event.log_index,
         tx_hash=step.event.tx_hash,
@@ -659,6 +741,13 @@ def log_rows(
 
     Records are read (for ``by``) only for the rows returned.
     """
+    with _no_cycle_collection():
+        return _log_rows(history, artefact, limit, store)
+
+
+def _log_rows(
+    history: History, artefact: str | None, limit: int | None, store: Any
+) -> list[LogEntry]:
     found = [
         (version, step)
         for version in history.versions.values()

@@ -36,6 +36,7 @@ from proml_cli.ledger import (
     VersionRef,
     VersionState,
 )
+from proml_cli.ledger._storage import keccak as fast_keccak
 
 if TYPE_CHECKING:
     from proml_cli.ledger._index import HistoryIndex
@@ -107,7 +108,7 @@ def cid_text(raw: bytes) -> str:
 
 def version_key(ref: VersionRef) -> bytes:
     """The contract's version key: keccak256(artefact32 ‖ digest32)."""
-    return bytes(keccak(name32(ref.artefact) + digest32(ref.digest)))
+    return fast_keccak(name32(ref.artefact) + digest32(ref.digest))
 
 
 def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
@@ -124,9 +125,9 @@ def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
         if event.name == "Registered":
             action = name32("register")
             source, target = NO_STATE, initial
-            cid_hash = bytes(keccak(bytes(r["cid"])))
+            cid_hash = fast_keccak(bytes(r["cid"]))
             packed = b"".join(bytes(k) for k in r["inputs"])
-            inputs_hash = bytes(keccak(packed))
+            inputs_hash = fast_keccak(packed)
         elif event.name == "Transitioned":
             action = bytes(r["transition"])
             source, target = int(r["source"]), int(r["target"])
@@ -142,12 +143,12 @@ def chain_head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:
                 source.to_bytes(32, "big"),
                 target.to_bytes(32, "big"),
                 int(r["roles"]).to_bytes(32, "big"),
-                bytes(keccak(bytes(r["recordCid"]))),
+                fast_keccak(bytes(r["recordCid"])),
                 cid_hash,
                 inputs_hash,
             )
         )
-        digest = bytes(keccak(words))
+        digest = fast_keccak(words)
         head = (int.from_bytes(digest, "big") & HEAD_MASK).to_bytes(32, "big")
         steps += 1
     return steps, "0x" + head.hex()

@@ -25,6 +25,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable, InputError
-from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, VersionRef
+from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, Kind, VersionRef
 from proml_cli.ledger._client import ContractLedger
 from proml_cli.ledger._index import edit_counter
 
@@ -228,22 +229,94 @@ class EmbeddedLedger(ContractLedger):
     def version_words(self, refs: Sequence[VersionRef]) -> list[int]:
         """The versions' storage words, read from the head's state.
 
-        What ``versionWords`` returns, without interpreting the contract's loop in the EVM
-        (half the time, and no per-call VM set-up).
+        What ``versionWords`` returns, without interpreting the contract's loop in the EVM:
+        one walk of the contract's storage trie, each node checked against its hash (see
+        :mod:`proml_cli.ledger._storage`).
         """
-        from eth_utils.crypto import keccak
-
-        from proml_cli.bundle.format import VERSIONS_SLOT
         from proml_cli.ledger._client import version_key
+        from proml_cli.ledger._index import _key_of
 
-        chain = self._tester.backend.chain
-        state = chain.get_vm(chain.get_canonical_head()).state
-        address = bytes.fromhex(self.address.removeprefix("0x"))
+        return self.version_words_of(
+            [_key_of(r.artefact, r.digest) or version_key(r) for r in refs]
+        )
+
+    def version_words_of(self, keys: Sequence[bytes]) -> list[int]:
+        """:meth:`version_words` by version key (keccak256(artefact32 ‖ digest32))."""
+        from proml_cli.bundle.format import VERSIONS_SLOT
+        from proml_cli.ledger import _storage
+
         slot = VERSIONS_SLOT.to_bytes(32, "big")
-        return [
-            int(state.get_storage(address, int.from_bytes(keccak(version_key(r) + slot), "big")))
-            for r in refs
-        ]
+        header = self._tester.backend.chain.get_canonical_head()
+        address = bytes.fromhex(self.address.removeprefix("0x"))
+        try:
+            return _storage.words(
+                bytes(header.state_root),
+                address,
+                [_slot_of(key, slot) for key in keys],
+                self._trie_nodes,
+            )
+        except _storage.StorageError as exc:
+            raise damaged_database(self._path, f"the contract's storage: {exc}") from exc
+
+    def _contract_state(self) -> tuple[bytes, bytes]:
+        """The contract's storage root and code hash at the canonical head."""
+        from proml_cli.ledger import _storage
+
+        header = self._tester.backend.chain.get_canonical_head()
+        address = bytes.fromhex(self.address.removeprefix("0x"))
+        try:
+            return _storage.account(bytes(header.state_root), address, self._trie_nodes)
+        except _storage.StorageError as exc:
+            raise damaged_database(self._path, f"the contract's account: {exc}") from exc
+
+    def kind_names(self) -> tuple[str, ...]:
+        """Every kind defined on-chain, in definition order (kept by storage root in a node)."""
+        from proml_cli.ledger._storage import keeping, remembered
+
+        if not keeping():
+            return super().kind_names()
+        names: tuple[str, ...] = remembered(
+            self._contract_state(), "kind_names", super().kind_names
+        )
+        return names
+
+    def kind(self, name: str) -> Kind | None:
+        """A kind's definition, read back from the contract (kept by storage root in a node)."""
+        from proml_cli.ledger._storage import keeping, remembered
+
+        if not keeping():
+            return super().kind(name)
+        found: Kind | None = remembered(
+            self._contract_state(), ("kind", name), lambda: super(EmbeddedLedger, self).kind(name)
+        )
+        return found
+
+    def role_names(self) -> tuple[str, ...]:
+        """The roles defined on-chain, in bit order (kept by storage root in a node)."""
+        from proml_cli.ledger._storage import keeping, remembered
+
+        if not keeping():
+            return super().role_names()
+        names: tuple[str, ...] = remembered(
+            self._contract_state(), "role_names", super().role_names
+        )
+        return names
+
+    def _trie_nodes(self, hashes: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The stored trie nodes with these hashes (absent ones left out)."""
+        found: dict[bytes, bytes] = {}
+        for start in range(0, len(hashes), 500):
+            part = tuple(hashes[start : start + 500])
+            marks = ",".join("?" * len(part))
+            rows = self._query(f"SELECT key, value FROM kv WHERE key IN ({marks})", part)  # noqa: S608
+            found.update((bytes(k), bytes(v)) for k, v in rows)
+        if len(found) < len(hashes):
+            # Not written through to SQLite yet (py-evm's own batch): ask its database.
+            db = self._tester.backend.chain.chaindb.db
+            for key in hashes:
+                if key not in found and key in db:
+                    found[key] = bytes(db[key])
+        return found
 
     def head_block(self) -> tuple[int, str, str]:
         """The canonical head's number, hash and parent's hash."""
@@ -370,6 +443,14 @@ class EmbeddedLedger(ContractLedger):
 def _now() -> int:
     """The wall clock, in whole seconds (a block's time)."""
     return int(time.time())
+
+
+@lru_cache(maxsize=1 << 16)
+def _slot_of(key: bytes, mapping: bytes) -> bytes:
+    """The storage slot of ``key`` in the mapping at slot ``mapping``."""
+    from proml_cli.ledger._storage import keccak
+
+    return keccak(key + mapping)
 
 
 def _row(log: Any, stamp: int) -> tuple[Any, ...]:

@@ -30,7 +30,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from proml_cli.errors import ProMLError
@@ -324,22 +324,35 @@ class HistoryIndex:
         where the index holds their registration (else None, as the full decode gives).
         """
         if keys is None:
+            from proml_cli.ledger._storage import remembered_last
+
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM hist_steps ORDER BY block, log_index"  # noqa: S608
             ).fetchall()
-        else:
-            wanted = list(dict.fromkeys(keys))
-            rows = []
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                rows.extend(
-                    self._conn.execute(
-                        f"SELECT {_COLUMNS} FROM hist_steps WHERE vkey IN ({marks})",  # noqa: S608
-                        part,
-                    ).fetchall()
-                )
-            rows.sort(key=lambda r: (r[0], r[1]))
+            others = self._conn.execute(
+                "SELECT block, log_index, tx_hash, time, name, args FROM hist_other"
+            ).fetchall()
+            # The events are a function of these rows alone (inputs resolve among them): a
+            # process that keeps results reuses the last ones when every row is the same.
+            return remembered_last(
+                "history_events", (rows, others), lambda: self._events(rows, others)
+            )
+        wanted = list(dict.fromkeys(keys))
+        rows = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows.extend(
+                self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM hist_steps WHERE vkey IN ({marks})",  # noqa: S608
+                    part,
+                ).fetchall()
+            )
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return self._events(rows, None)
+
+    def _events(self, rows: list[Any], others: list[Any] | None) -> list[ChainEvent]:
+        """Rows as events, inputs resolved; ``others``: the other events' rows, merged in."""
         needed = {
             bytes(r[17][i : i + 32])
             for r in rows
@@ -347,15 +360,21 @@ class HistoryIndex:
             for i in range(0, len(r[17]), 32)
         }
         refs = self._refs(needed)
-        events = [e for e in (_event(r, refs) for r in rows) if e is not None]
-        if keys is None:
-            others = [
+        from proml_cli.ledger._storage import remembered_pure
+
+        found = (
+            # A row without inputs is its event's only source: a process that keeps results
+            # converts each such row (compared whole) once; inputs are resolved every time.
+            _event(r, refs) if r[17] else remembered_pure(("index_row", r), partial(_event, r, {}))
+            for r in rows
+        )
+        events = [e for e in found if e is not None]
+        if others is not None:
+            rest = [
                 ChainEvent(str(n), int(b), int(t), str(h), int(i), json.loads(a))
-                for b, i, h, t, n, a in self._conn.execute(
-                    "SELECT block, log_index, tx_hash, time, name, args FROM hist_other"
-                )
+                for b, i, h, t, n, a in others
             ]
-            events = sorted([*events, *others], key=lambda e: (e.block, e.log_index))
+            events = sorted([*events, *rest], key=lambda e: (e.block, e.log_index))
         return events
 
     def _refs(self, keys: set[bytes]) -> dict[bytes, dict[str, str]]:
@@ -423,9 +442,9 @@ def _create(conn: sqlite3.Connection) -> None:
 
 def version_key_of(artefact_raw: bytes, digest_raw: bytes) -> bytes:
     """The contract's version key from the event's raw artefact and digest words."""
-    from eth_utils.crypto import keccak
+    from proml_cli.ledger._storage import keccak
 
-    return bytes(keccak(bytes(artefact_raw) + bytes(digest_raw)))
+    return keccak(bytes(artefact_raw) + bytes(digest_raw))
 
 
 def _raw(value: object) -> bytes:
@@ -487,13 +506,22 @@ def _cid_bytes(cid: str | None) -> bytes | None:
 
 def _matches(vkey: bytes, artefact: str, digest: str) -> bool:
     """Whether a row's artefact and digest are the ones its version key was made from."""
+    return _key_of(artefact, digest) == bytes(vkey)
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_of(artefact: str, digest: str) -> bytes | None:
+    """The version key of an artefact's name and a digest (hex); None if not ones the chain holds.
+
+    A version's registration and transitions share it: each is computed once.
+    """
     from proml_cli.errors import InputError
     from proml_cli.ledger._client import digest32, name32
 
     try:
-        return version_key_of(name32(artefact), digest32(digest)) == bytes(vkey)
+        return version_key_of(name32(artefact), digest32(digest))
     except InputError:
-        return False
+        return None
 
 
 def _event(row: Sequence[Any], refs: dict[bytes, dict[str, str]]) -> ChainEvent | None:

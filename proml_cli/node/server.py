@@ -3,11 +3,13 @@
 One command runs at a time (a lock): each request sets the working directory, the environment
 and the standard streams of the interpreter to the caller's, runs the very same Typer command
 the ``proml`` script would, and restores the node's own afterwards. Nothing is cached across
-requests beyond the loaded modules (and, on request, a decrypted keystore key): every command
-loads its policy, settings and ledger afresh, exactly as a fresh process would. The embedded
-chain's file lock is therefore held only while a command has the ledger open, and a write made
-meanwhile by another process (the Python API, ``PROML_NODE=off``, another node) is seen by the
-next request.
+requests beyond the loaded modules, on request a decrypted keystore key, and contract storage
+words by the storage root they were read under (each trie node checked against its hash, see
+:mod:`proml_cli.ledger._storage`: an unchanged root is the same storage): every command
+loads its policy, settings, ledger and history index afresh, as a fresh process would. The
+embedded chain's file lock is therefore held only while a command has the ledger open, and a
+write made meanwhile by another process (the Python API, ``PROML_NODE=off``, another node) is
+seen by the next request.
 
 ``proml run`` hands the user's command back to the client (``execute``), and a password prompt
 is asked at the client's terminal (``prompt``); the lock is released while the client works, so
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import hashlib
 import io
 import json
@@ -400,6 +403,11 @@ def _install_hooks() -> None:
     capture.execute = _remote_execute
     getpass.getpass = _remote_getpass
     _keystore.decrypt = _KeyCache(_keystore.decrypt)
+    from proml_cli.ledger import _storage
+
+    # Contract storage read from the chain, kept by storage root with every trie node checked
+    # against its hash (see that module): a read of an unchanged ledger skips the walk.
+    _storage.keep_across_reads()
 
 
 def _warm_up() -> None:
@@ -637,6 +645,10 @@ def run_node(state_dir: Path, ready_fd: int | None = None) -> int:
     try:
         _warm_up()
         _install_hooks()
+        # What the warm-up loaded lives as long as the node: keep it out of the collector's
+        # walks, which would otherwise visit every module's objects on each full collection.
+        gc.collect()
+        gc.freeze()
         server = node.listen()
         node.code_changed()  # the first call records what was loaded
     except (OSError, ImportError) as exc:

@@ -1,0 +1,171 @@
+"""What a warm node keeps between reads (contract storage by root, decoded events while every
+index row is the same, step-chain heads by every field they hash) never makes it more trusting.
+
+Real ``proml`` processes and the real node on the embedded chain. Between two requests to the
+same warm node an attacker edits ``.proml/chain/chain.sqlite``: index rows (edited, removed,
+a version inserted), or a leaf of the contract's storage trie. Answers stay the untouched
+project's; a forged version is never served; and a process that keeps nothing refuses the
+edited storage (a trie node that does not match its hash) instead of reading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _nodes import stop_nodes
+from _project import POLICY, fork, ok, process_env, proml, proml_argv, write_project
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("caches") / "project"
+    write_project(root, POLICY)
+    ok(proml(root, "init"))
+    ok(proml(root, "run", "--", "python", "prepare.py"))
+    ok(proml(root, "transition", "dataset", "validate"))
+    ok(proml(root, "run", "--", "python", "train.py"))
+    ok(proml(root, "run", "--", "python", "evaluate.py"))
+    return root
+
+
+@pytest.fixture
+def project(base: Path, tmp_path: Path) -> Any:
+    root = fork(base, tmp_path / "project")
+    yield root
+    stop_nodes(tmp_path)
+
+
+def _cli(root: Path, *args: str, node: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        proml_argv(*args),
+        cwd=root,
+        env=process_env(None if node else {"PROML_NODE": "off"}),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def _log(root: Path, *, node: bool = True) -> list[dict[str, Any]]:
+    done = _cli(root, "log", "--json", node=node)
+    assert done.returncode == 0, done.stderr
+    entries: list[dict[str, Any]] = json.loads(done.stdout)["entries"]
+    return entries
+
+
+def _node_pid(root: Path) -> int:
+    return int(json.loads((root / ".proml" / "node.pid").read_text())["pid"])
+
+
+def _db(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite", isolation_level=None)
+
+
+def _steps(root: Path, artefact: str) -> list[tuple[Any, ...]]:
+    with _db(root) as db:
+        return db.execute(
+            "SELECT * FROM hist_steps WHERE artefact = ? ORDER BY block, log_index", (artefact,)
+        ).fetchall()
+
+
+def test_index_rows_edited_between_two_requests_are_never_served(project: Path) -> None:
+    before = _log(project)  # the node is warm: storage, events and heads kept
+    pid = _node_pid(project)
+    assert _log(project) == before
+    move = next(r for r in _steps(project, "model") if r[9] != "register")
+    with _db(project) as db:
+        db.execute(
+            "UPDATE hist_steps SET actor = ?, roles = '0' WHERE block = ? AND log_index = ?",
+            ("0x" + "11" * 20, move[0], move[1]),
+        )
+    assert _log(project) == before
+    assert _steps(project, "model")[1] == move  # rebuilt from the chain
+    with _db(project) as db:
+        db.execute("DELETE FROM hist_steps WHERE block = ? AND log_index = ?", move[:2])
+    assert _log(project) == before
+    assert _node_pid(project) == pid  # the same warm node answered every time
+
+
+def test_a_version_inserted_between_two_requests_is_never_served(project: Path) -> None:
+    from eth_utils.crypto import keccak
+
+    before = _log(project)
+    evil = project / "deploy" / "evil.bin"
+    evil.parent.mkdir()
+    evil.write_bytes(b"never recorded\n")
+    digest = hashlib.sha256(evil.read_bytes()).hexdigest()
+    vkey = bytes(keccak(b"model".ljust(32, b"\0") + bytes.fromhex(digest)))
+    register, move = _steps(project, "model")[:2]
+    with _db(project) as db:
+        for offset, row in enumerate((register, move)):
+            forged = list(row)
+            forged[0], forged[1], forged[4], forged[6] = 10_000, offset, vkey, digest
+            db.execute(f"INSERT INTO hist_steps VALUES ({','.join('?' * 18)})", forged)  # noqa: S608
+    verdict = _cli(project, "verify", "deploy/evil.bin", "--artefact", "model", "--json")
+    assert verdict.returncode == 1, verdict.stderr
+    assert "is not a recorded version of 'model'" in json.loads(verdict.stdout)["reasons"][0]
+    assert _log(project) == before
+
+
+def _forge_storage_leaf(root: Path, artefact: str, digest: str) -> None:
+    """Rewrite the storage-trie leaf of a version's word in the chain database (same key)."""
+    import rlp
+
+    from proml_cli.bundle.format import VERSIONS_SLOT
+    from proml_cli.ledger import VersionRef, _storage
+    from proml_cli.ledger._client import version_key
+    from proml_cli.project import load_project
+    from proml_cli.settings import Settings
+
+    policy = str(root / "proml.yaml")
+    with load_project(policy, settings=Settings.from_environ()).ledger() as ledger:
+        header = ledger._tester.backend.chain.get_canonical_head()  # type: ignore[attr-defined]
+        address = bytes.fromhex(ledger.address.removeprefix("0x"))
+        fetch = ledger._trie_nodes  # type: ignore[attr-defined]
+        storage_root = _storage.storage_root(bytes(header.state_root), address, fetch)
+    slot = keccak_of(version_key(VersionRef(artefact, digest)) + VERSIONS_SLOT.to_bytes(32, "big"))
+    path = keccak_of(slot).hex()
+    ref, depth = storage_root, 0
+    with _db(root) as db:
+        while True:
+            (stored,) = db.execute("SELECT value FROM kv WHERE key = ?", (ref,)).fetchone()
+            node = rlp.decode(stored)
+            if len(node) == 17:
+                ref, depth = node[int(path[depth], 16)], depth + 1
+                continue
+            assert len(node) == 2  # the version's leaf (a 32-byte word is never held inline)
+            word = int.from_bytes(rlp.decode(node[1]), "big")
+            forged = rlp.encode([node[0], rlp.encode(word ^ (1 << 200))])
+            db.execute("UPDATE kv SET value = ? WHERE key = ?", (forged, ref))
+            return
+
+
+def keccak_of(data: bytes) -> bytes:
+    from proml_cli.ledger._storage import keccak
+
+    return keccak(data)
+
+
+def test_contract_storage_edited_on_disk_is_refused_cold_and_unchanged_warm(
+    project: Path,
+) -> None:
+    before = _log(project)  # the warm node keeps the words verified under this storage root
+    model = next(e for e in before if e["artefact"] == "model")
+    _forge_storage_leaf(project, "model", model["sha256"].removeprefix("sha256:"))
+    assert _log(project) == before  # the same root: the words read under it, not the forgery
+    cold = _cli(project, "log", "--json", node=False)
+    assert cold.returncode == 2, cold.stderr
+    assert "is damaged" in cold.stderr
+    assert "does not match its hash" in cold.stderr
+    assert cold.stdout == ""
