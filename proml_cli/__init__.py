@@ -1,42 +1,40 @@
 """proml: tamper-evident, shared provenance for ML datasets and models.
 
 The public API (``import proml_cli as proml``; docs/api.md) is every name in ``__all__``; the
-rest of the package is internal. Importing it loads no chain or store library: the types that
-need one are loaded when first used.
+rest of the package is internal. Importing it loads nothing else: each public name is loaded when
+first used.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from proml_cli.api import (
-    Project,
-    StepRun,
-    current_step,
-    log_metrics,
-    log_params,
-    open_project,
-    step,
-    verify_or_raise,
-)
-from proml_cli.digest import Digest
-from proml_cli.errors import (
-    BackendUnavailable,
-    ContentError,
-    ExitCode,
-    InputError,
-    JournalError,
-    LedgerError,
-    PolicyError,
-    ProMLError,
-    RefusedError,
-    VerificationFailed,
-)
-from proml_cli.settings import Settings
-
 if TYPE_CHECKING:
+    from proml_cli.api import (
+        Project,
+        StepRun,
+        current_step,
+        log_metrics,
+        log_params,
+        open_project,
+        step,
+        verify_or_raise,
+    )
     from proml_cli.capture import RunOutcome
     from proml_cli.content import ContentStore
+    from proml_cli.digest import Digest
+    from proml_cli.errors import (
+        BackendUnavailable,
+        ContentError,
+        ExitCode,
+        InputError,
+        JournalError,
+        LedgerError,
+        PolicyError,
+        ProMLError,
+        RefusedError,
+        VerificationFailed,
+    )
     from proml_cli.history import (
         History,
         HistoryStep,
@@ -51,12 +49,34 @@ if TYPE_CHECKING:
     from proml_cli.ledger import Kind, LedgerReader, Transition
     from proml_cli.queries import ArtefactStatus, RoleHolders
     from proml_cli.record import DecisionRecord, FileEntry, RunRecord
+    from proml_cli.settings import Settings
     from proml_cli.verify import Verdict
 
 __version__ = "0.1.0"
 
-#: Public names loaded on first use (their modules import the chain's data types).
+#: Every public name, loaded on first use: a bare ``import proml_cli`` (what the ``proml``
+#: command's client does) stays cheap.
 _LAZY = {
+    "Project": ("proml_cli.api", "Project"),
+    "StepRun": ("proml_cli.api", "StepRun"),
+    "current_step": ("proml_cli.api", "current_step"),
+    "log_metrics": ("proml_cli.api", "log_metrics"),
+    "log_params": ("proml_cli.api", "log_params"),
+    "open_project": ("proml_cli.api", "open_project"),
+    "step": ("proml_cli.api", "step"),
+    "verify_or_raise": ("proml_cli.api", "verify_or_raise"),
+    "Digest": ("proml_cli.digest", "Digest"),
+    "Settings": ("proml_cli.settings", "Settings"),
+    "BackendUnavailable": ("proml_cli.errors", "BackendUnavailable"),
+    "ContentError": ("proml_cli.errors", "ContentError"),
+    "ExitCode": ("proml_cli.errors", "ExitCode"),
+    "InputError": ("proml_cli.errors", "InputError"),
+    "JournalError": ("proml_cli.errors", "JournalError"),
+    "LedgerError": ("proml_cli.errors", "LedgerError"),
+    "PolicyError": ("proml_cli.errors", "PolicyError"),
+    "ProMLError": ("proml_cli.errors", "ProMLError"),
+    "RefusedError": ("proml_cli.errors", "RefusedError"),
+    "VerificationFailed": ("proml_cli.errors", "VerificationFailed"),
     "ArtefactStatus": ("proml_cli.queries", "ArtefactStatus"),
     "ContentStore": ("proml_cli.content", "ContentStore"),
     "DecisionRecord": ("proml_cli.record", "DecisionRecord"),

@@ -359,7 +359,7 @@ def read(ledger: Ledger) -> History:
     contract the index is rebuilt from the chain once and read again.
     """
     with _no_cycle_collection():
-        history = _read(ledger, ledger.history())
+        history = _read_kept(ledger, ledger.history())
         if history.problems():
             ledger.history_index(rebuild=True)
             history = _read(ledger, ledger.history())
@@ -395,6 +395,25 @@ def view(ledger: Ledger, *, strict: bool = True) -> History:
     history = History([], kinds, {}, {}, [], checked=True)
     history.source = _IndexSource(ledger, kinds, strict=strict)
     return history
+
+
+def _read_kept(ledger: Ledger, events: list[ChainEvent]) -> History:
+    """:func:`_read`, reused by a process that keeps results while its inputs are the same.
+
+    A checked history is a function of the events (compared whole; a process that keeps
+    results gets the very same event objects while every index row is unchanged, so the
+    comparison is by identity first) and of what the contract answers, which is a function
+    of its storage root and code hash. Callers only read the history they are given.
+    """
+    from proml_cli.ledger._storage import remembered_last
+
+    state = ledger.kept_state()
+    if state is None:
+        return _read(ledger, events)
+    kept: list[History] = remembered_last(
+        "checked_history", (state, events), lambda: [_read(ledger, events)]
+    )
+    return kept[0]
 
 
 def _read(ledger: Ledger, events: Sequence[ChainEvent]) -> History:
@@ -741,8 +760,21 @@ def log_rows(
 
     Records are read (for ``by``) only for the rows returned.
     """
+    from proml_cli.ledger._storage import forget_last, remembered_last
+
     with _no_cycle_collection():
-        return _log_rows(history, artefact, limit, store)
+        # A process that keeps results (the node) is given the same checked history while
+        # nothing changed (see _read_kept); its rows are a function of it and of the records,
+        # which are content-addressed. Rows missing a record's step are not kept: the record
+        # may be readable next time.
+        rows: list[LogEntry] = remembered_last(
+            "log_rows",
+            (history, artefact, limit),
+            lambda: _log_rows(history, artefact, limit, store),
+        )
+        if store is None or any(r.by is None for r in rows):
+            forget_last("log_rows")
+        return rows
 
 
 def _log_rows(

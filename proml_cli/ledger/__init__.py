@@ -237,6 +237,15 @@ class LedgerReader(Protocol):
         """Every role defined on-chain."""
         ...
 
+    def kept_state(self) -> tuple[bytes, bytes] | None:
+        """The contract's storage root and code hash, when this process keeps reads (the node).
+
+        What the contract answers is a function of these two: a process that keeps results
+        may reuse one computed from the same pair. None when nothing is kept, or the ledger
+        cannot name them without a round trip (JSON-RPC).
+        """
+        ...
+
     def roles_of(self, account: str) -> tuple[str, ...]:
         """The roles ``account`` holds now."""
         ...

@@ -502,6 +502,10 @@ class ContractLedger:
         """Every defined role."""
         return tuple(text32(r) for r in self._call(self._contract.functions.roleNames()))
 
+    def kept_state(self) -> tuple[bytes, bytes] | None:
+        """None: a chain read over JSON-RPC is not kept between commands."""
+        return None
+
     def roles_of(self, account: str) -> tuple[str, ...]:
         """The roles ``account`` holds."""
         fn = self._contract.functions.rolesOf(_address(account))

@@ -269,6 +269,12 @@ class EmbeddedLedger(ContractLedger):
         except _storage.StorageError as exc:
             raise damaged_database(self._path, f"the contract's account: {exc}") from exc
 
+    def kept_state(self) -> tuple[bytes, bytes] | None:
+        """The contract's storage root and code hash at the head, when this process keeps reads."""
+        from proml_cli.ledger._storage import keeping
+
+        return self._contract_state() if keeping() else None
+
     def kind_names(self) -> tuple[str, ...]:
         """Every kind defined on-chain, in definition order (kept by storage root in a node)."""
         from proml_cli.ledger._storage import keeping, remembered

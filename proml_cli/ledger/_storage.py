@@ -161,6 +161,12 @@ def remembered_last(name: str, inputs: Any, answer: Callable[[], list[Any]]) -> 
     return found
 
 
+def forget_last(name: str) -> None:
+    """Drop what :func:`remembered_last` keeps by ``name`` (an answer not to be reused)."""
+    if _kept is not None:
+        _kept.last.pop(name, None)
+
+
 # ---------------------------------------------------------------------------- RLP
 
 

@@ -181,11 +181,10 @@ def _converse(conn: socket.socket, argv: list[str]) -> int | None:
                 return _RESTART if message.get("restart") else None
             answered = True
             if op == "output":
-                for chunk in message.get("chunks") or []:
-                    if not (isinstance(chunk, list) and len(chunk) == 2):
-                        raise ProtocolError("an output chunk is [stream, bytes]")
-                    stream = sys.stdout if chunk[0] == "stdout" else sys.stderr
-                    _write(stream, protocol.decode_bytes(chunk[1]))
+                data = message.get("data")
+                if not isinstance(data, bytes):
+                    raise ProtocolError("output is sent as a raw frame")
+                _write(sys.stdout if message.get("stream") == "stdout" else sys.stderr, data)
             elif op == "exit":
                 code = message.get("code")
                 return code if isinstance(code, int) else 1

@@ -1,8 +1,9 @@
 """The node's wire format and where its files live.
 
-Frames are a 4-byte big-endian length then that many bytes of UTF-8 JSON; output bytes
-travel base64-encoded. Everything here is standard library only: the client imports it on
-every command.
+Frames are a 4-byte big-endian length then that many bytes: UTF-8 JSON (a body that starts
+with ``{``), or a command's output, raw (a body that starts with the byte 1 for stdout or 2
+for stderr, then the bytes as written). Everything here is standard library only: the client
+imports it on every command.
 
 Files, all under the project's ``.proml/`` directory (mode 0700):
 
@@ -18,7 +19,6 @@ Files, all under the project's ``.proml/`` directory (mode 0700):
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 #: Bumped whenever a frame changes meaning; a node answering another version is not used.
-PROTOCOL = 2
+PROTOCOL = 3
 
 #: The largest frame either side accepts (bytes); a longer one is a protocol error.
 MAX_FRAME = 256 * 1024 * 1024
@@ -53,10 +53,30 @@ class ProtocolError(Exception):
     """The peer sent something that is not a frame of this protocol (or hung up mid-frame)."""
 
 
+#: The first byte of an output frame, by stream (a JSON frame starts with ``{``).
+_OUTPUT_TAGS = {"stdout": b"\x01", "stderr": b"\x02"}
+_OUTPUT_STREAMS = {tag[0]: name for name, tag in _OUTPUT_TAGS.items()}
+
+
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     """Send one frame."""
     body = json.dumps(message, separators=(",", ":")).encode()
     sock.sendall(struct.pack(">I", len(body)) + body)
+
+
+def send_output(sock: socket.socket, stream: str, data: bytes) -> None:
+    """Send bytes written to ``stream`` (``stdout`` or ``stderr``) as one raw output frame.
+
+    Received as ``{"op": "output", "stream": stream, "data": data}``. Raw, so a large output
+    (``log --json`` of a long history) is neither encoded nor parsed on its way.
+    """
+    if len(data) + 1 > MAX_FRAME:  # split what one frame cannot hold
+        step = MAX_FRAME - 1
+        for start in range(0, len(data), step):
+            send_output(sock, stream, data[start : start + step])
+        return
+    sock.sendall(struct.pack(">I", len(data) + 1) + _OUTPUT_TAGS[stream])
+    sock.sendall(data)
 
 
 def recv(sock: socket.socket) -> dict[str, Any] | None:
@@ -74,6 +94,9 @@ def recv(sock: socket.socket) -> dict[str, Any] | None:
         raise ProtocolError(f"frame of {size} bytes exceeds {MAX_FRAME}")
     body = _read_exactly(sock, size, eof_ok=False)
     assert body is not None  # noqa: S101 - eof_ok=False raises instead
+    stream = _OUTPUT_STREAMS.get(body[0]) if body else None
+    if stream is not None:
+        return {"op": "output", "stream": stream, "data": body[1:]}
     try:
         message = json.loads(body)
     except ValueError as exc:
@@ -95,21 +118,6 @@ def _read_exactly(sock: socket.socket, size: int, *, eof_ok: bool) -> bytes | No
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
-
-
-def encode_bytes(data: bytes) -> str:
-    """Bytes as frame text."""
-    return base64.b64encode(data).decode("ascii")
-
-
-def decode_bytes(text: object) -> bytes:
-    """Frame text back to bytes (anything else is a protocol error)."""
-    if not isinstance(text, str):
-        raise ProtocolError("expected base64 text")
-    try:
-        return base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ProtocolError("invalid base64") from None
 
 
 def socket_path(state_dir: Path) -> Path:

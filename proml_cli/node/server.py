@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import gc
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -235,16 +237,19 @@ class Request:
         except OSError:  # the project is gone (the node exits soon): stand anywhere
             os.chdir("/")
 
-    def output_frame(self) -> dict[str, Any] | None:
-        """The output written since the last frame, in order, as a frame (None if none)."""
+    def send_output(self) -> None:
+        """Send the output written since the last call, in order: a raw frame per run of one stream.
+
+        Raises:
+            OSError: the client's socket failed.
+        """
         for stream in (self.stdout, self.stderr):
             with contextlib.suppress(ValueError):
                 stream.flush()
-        if not self._chunks:
-            return None
-        chunks = [[name, protocol.encode_bytes(data)] for name, data in self._chunks]
+        chunks = list(self._chunks)
         self._chunks.clear()
-        return {"op": "output", "chunks": chunks}
+        for name, run in itertools.groupby(chunks, key=lambda chunk: chunk[0]):
+            protocol.send_output(self.conn, name, b"".join(data for _, data in run))
 
     def callback(self, message: dict[str, Any]) -> dict[str, Any]:
         """Ask the client to do something (run the command, prompt) and wait for its answer.
@@ -254,13 +259,11 @@ class Request:
         Raises:
             ClientGone: the client hung up or answered nonsense; the command is abandoned.
         """
-        frame = self.output_frame()
         self.leave()
         _interpreter.release()
         reply: dict[str, Any] | None = None
         try:
-            if frame is not None:
-                protocol.send(self.conn, frame)
+            self.send_output()
             protocol.send(self.conn, message)
             reply = protocol.recv(self.conn)
         except (OSError, ProtocolError) as exc:
@@ -279,12 +282,20 @@ def _follow_timezone(before: Mapping[str, str]) -> None:
         time.tzset()
 
 
-def _run_command(request: Request) -> int:
-    """Run the Typer application on the request's argv; its exit code."""
+@functools.lru_cache(maxsize=1)
+def _command() -> Any:
+    """The application's click command, built once (Typer builds it anew on every call)."""
+    from typer.main import get_command
+
     from proml_cli._cli.app import app
 
+    return get_command(app)
+
+
+def _run_command(request: Request) -> int:
+    """Run the Typer application on the request's argv; its exit code."""
     try:
-        app(args=request.argv, prog_name=request.prog_name, standalone_mode=True)
+        _command().main(args=request.argv, prog_name=request.prog_name, standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         if code is None:
@@ -320,9 +331,7 @@ def _handle_call(conn: socket.socket, message: Mapping[str, Any], node_dir: Path
             request.leave()
             _current.request = None
     log.info("command %s exit %d in %.3f s", name, code, time.monotonic() - began)
-    frame = request.output_frame()
-    if frame is not None:
-        protocol.send(conn, frame)
+    request.send_output()
     protocol.send(conn, {"op": "exit", "code": code})
 
 
@@ -432,6 +441,7 @@ def _warm_up() -> None:
         "eth_account",
     ):
         importlib.import_module(module)
+    _command()
 
 
 # ---------------------------------------------------------------------------- the server

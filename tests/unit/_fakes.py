@@ -133,6 +133,9 @@ class FakeReader:
     def roles_of(self, account: str) -> tuple[str, ...]:
         return self.roles.get(account, ())
 
+    def kept_state(self) -> tuple[bytes, bytes] | None:
+        return None
+
     def history(self, from_block: int = 0) -> list[ChainEvent]:
         """Every event from ``from_block`` on, read from the decoded history index."""
         return [e for e in self.history_index().events() if e.block >= from_block]

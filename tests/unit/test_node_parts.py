@@ -19,10 +19,12 @@ from proml_cli.node.server import DEFAULT_IDLE, _KeyCache, idle_seconds
 def test_frames_round_trip_and_bad_frames_are_errors() -> None:
     left, right = socket.socketpair()
     with left, right:
-        protocol.send(left, {"op": "x", "data": protocol.encode_bytes(b"\0\xff")})
-        message = protocol.recv(right)
-        assert message is not None
-        assert protocol.decode_bytes(message["data"]) == b"\0\xff"
+        protocol.send(left, {"op": "x", "data": "é"})
+        assert protocol.recv(right) == {"op": "x", "data": "é"}
+        protocol.send_output(left, "stderr", b"\0\xff{")
+        assert protocol.recv(right) == {"op": "output", "stream": "stderr", "data": b"\0\xff{"}
+        protocol.send_output(left, "stdout", b"")
+        assert protocol.recv(right) == {"op": "output", "stream": "stdout", "data": b""}
         left.sendall(struct.pack(">I", protocol.MAX_FRAME + 1))
         with pytest.raises(ProtocolError, match="exceeds"):
             protocol.recv(right)
@@ -135,12 +137,22 @@ def test_a_requests_output_keeps_the_order_of_stdout_and_stderr(tmp_path: Path) 
         request.stdout.write("data 1\n")
         request.stderr.write("note é\n")
         request.stdout.write("data 2\n")
-        frame = request.output_frame()
-        assert frame is not None
-        chunks = [(name, protocol.decode_bytes(data)) for name, data in frame["chunks"]]
+        request.send_output()
+        chunks = [_output(right) for _ in range(3)]
         assert chunks == [
             ("stdout", b"data 1\n"),
             ("stderr", "note é\n".encode()),
             ("stdout", b"data 2\n"),
         ]
-        assert request.output_frame() is None  # nothing new
+        request.send_output()  # nothing new: nothing sent
+        right.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            right.recv(1)
+
+
+def _output(sock: socket.socket) -> tuple[str, bytes]:
+    """The stream and bytes of the next frame, which must be output."""
+    message = protocol.recv(sock)
+    assert message is not None
+    assert message["op"] == "output"
+    return message["stream"], message["data"]
