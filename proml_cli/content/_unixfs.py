@@ -1021,8 +1021,10 @@ _Written = tuple[int, memoryview, int, list[tuple[bytes, int, int]], _Blocks]
 class _Mapped:
     """A regular file mapped read-only while this process holds a read lease on it.
 
-    Reading a file through a mapping saves copying every byte into a buffer (a quarter of a
-    sha256 pass here, on the reader's thread). A mapping alone would be unsafe: a file cut
+    Reading a file through a mapping saves copying every byte into a buffer (0.26 s of CPU per
+    GiB measured, on the reader's thread beside its 0.6 s of sha256; with the pack's direct
+    writes from the page cache's pages, the store's CPU per GiB fell from 1.76 s to 1.42 s, two
+    sha256 passes being 1.2 s of it). A mapping alone would be unsafe: a file cut
     short under it turns a read into SIGBUS, which kills the process. The read lease
     (``F_SETLEASE``) closes that: while it is held, another open for writing or a truncate of
     the file waits, so the mapped bytes cannot change or vanish, and the kernel grants the lease
