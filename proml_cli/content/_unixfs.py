@@ -70,6 +70,9 @@ class Layout:
     buffer_size: int = DEFAULT_BUFFER_SIZE
     #: Run the file's plain sha256 on a helper thread (off only to measure what it buys).
     threaded: bool = True
+    #: Hash a large single file (CIDv1) as ``copy_file`` reads it, mapped under a read lease
+    #: where one is granted (off only to measure the two-buffer hasher, ``hash_file``).
+    mapped: bool = True
 
     def read_size(self) -> int:
         """Return the read buffer size rounded down to a whole number of chunks (at least one)."""
@@ -1387,7 +1390,14 @@ def import_path(
             raise _os_error(display, exc) from exc
     counter = _Progress(progress)
     if stat.S_ISREG(info.st_mode):
-        if sink is None and cid_version == 1 and not follow and info.st_size >= MAPPED_HASH_MIN:
+        if (
+            sink is None
+            and cid_version == 1
+            and layout.mapped
+            and layout.threaded
+            and not follow
+            and info.st_size >= MAPPED_HASH_MIN
+        ):
             # Hashing alone, a large file: read as a product is stored, mapped under a read
             # lease where one is granted (no copy into this process), nothing kept.
             digest = copy_file(raw, display, _Discard(), on_bytes=counter.add, layout=layout)
