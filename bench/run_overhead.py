@@ -16,13 +16,16 @@ medians minus the bare median; ratios compare overheads. ``proml --help`` and ``
 pass`` are timed alongside as floors. Prints one JSON object; progress goes to stderr.
 
 The large step also times, in the same rounds, what any tool must pay for its bytes: one
-sha256 pass (hashlib), a copy (``cp``) and a direct-I/O copy (``dd oflag=direct``); and the
+sha256 pass (hashlib), a copy (``cp``) and a direct-I/O copy (``dd oflag=direct``); what proml
+must pay at least: the file's sha256 and its CID's leaf digests, two passes on two threads
+(``two_pass_floor``); and the
 same step writing 16 bytes in the same project under each tool, whose overhead is the tool's
 fixed cost: ``data_overhead_seconds`` is the large step's overhead minus it, per tool.
 
 ``proml`` is timed three ways: ``proml`` with the project's node warm (the default after the
 first command), ``proml_cold`` with the node stopped beforehand (the timed command starts it
-and waits while it loads) and ``proml_in_process`` with ``PROML_NODE=off``.
+and waits while it loads) and ``proml_in_process`` with ``PROML_NODE=off``. ``--compare TREE``
+adds ``proml_compare``: that tree's code, node warm, in a project of its own beside this one.
 """
 
 from __future__ import annotations
@@ -79,6 +82,26 @@ digest, buffer = hashlib.sha256(), bytearray(1 << 20)
 with open("out.bin", "rb", buffering=0) as stream:
     while count := stream.readinto(buffer):
         digest.update(memoryview(buffer)[:count])
+"""
+
+
+_TWO_PASSES = """
+import hashlib, mmap
+from concurrent.futures import ThreadPoolExecutor
+step = 2 << 20
+with open("out.bin", "rb") as stream:
+    mapping = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+mapping.madvise(mmap.MADV_SEQUENTIAL)
+view = memoryview(mapping)
+whole = hashlib.sha256()
+with ThreadPoolExecutor(1) as helper:
+    for at in range(0, len(view), step):
+        window = view[at : at + step]
+        done = helper.submit(whole.update, window)
+        for leaf in range(0, len(window), 262144):
+            hashlib.sha256(window[leaf : leaf + 262144]).digest()
+        done.result()
+        mapping.madvise(mmap.MADV_DONTNEED, at, len(window))
 """
 
 
@@ -144,14 +167,27 @@ def measure(
         trials["dvc_add"] = lambda: (
             run(command, project, env) + run([dvc, "add", "-q", "out.bin"], project, env)
         )
+    other_project: Path | None = None
     if compare is not None:
+        # The other tree in a project of its own, with its own node warm: a node serves only
+        # the code it runs, so one project shared by both trees would restart it every time.
         other = environment(compare)
-        trials["proml_compare"] = lambda: run([*PROML, "run", "--", *command], project, other)
+        twin = other_project = make_project(root.parent / f"{root.name}-compare", other)
+        if make is not None:
+            (twin / "make.py").write_text(make)
+        run([*PROML, "node", "start"], twin, other)
+        trials["proml_compare"] = lambda: run([*PROML, "run", "--", *command], twin, other)
     if floors:
         # What any tool must at least pay for the product, in the same run: one sha256 pass
         # (hashlib, as in-toto-run hashes) and one copy of the bytes (cp, reflinked if it can).
         trials["sha256_floor"] = lambda: (
             run(command, project, env) + run([sys.executable, "-c", _SHA256], project, env)
+        )
+        # What proml's bytes must at least cost it: the file's sha256 and its 256 KiB leaves'
+        # digests (the CID), each a pass of its own, on two threads over the page cache's
+        # pages (mapped 2 MiB at a time, as proml reads a product), nothing written.
+        trials["two_pass_floor"] = lambda: (
+            run(command, project, env) + run([sys.executable, "-c", _TWO_PASSES], project, env)
         )
         trials["copy_floor"] = lambda: (
             run(command, project, env)
@@ -175,6 +211,8 @@ def measure(
     trials["python"] = lambda: run([sys.executable, "-c", "pass"], project, env)
     times = interleaved(trials, rounds)
     run([*PROML, "node", "stop"], project, env)
+    if other_project is not None:
+        run([*PROML, "node", "stop"], other_project, environment(compare))
     medians = {name: median(values) for name, values in times.items()}
     bare = medians["bare"]
     over: dict[str, float] = {
@@ -187,6 +225,7 @@ def measure(
             "in_toto",
             "dvc_add",
             "sha256_floor",
+            "two_pass_floor",
             "copy_floor",
             "direct_copy_floor",
         )

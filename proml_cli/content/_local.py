@@ -21,12 +21,16 @@ is checked, masked or ignored, never trusted beyond them.
 
 A single large file (CIDv1, :data:`COPY_MIN` and up) gets a pack of its own holding its bytes
 at their offsets in the file: a copy-on-write clone where the filesystem offers one (FICLONE),
-else written while it is hashed (``copy_file``: one read; leaves the store already holds leave
-holes), with direct I/O, so that a big product is not throttled as dirty page cache on a busy
-machine (bench/run_overhead.py). Durability: a pack so written and its index are flushed (one
-fdatasync each) before the file's root is written. Other blocks are not fsynced one by one; a
-block damaged by a power loss is caught instead, because every read rehashes the block against
-its CID, and a damaged block is replaced by the next put or fetch.
+else written while it is hashed (``copy_file``: one read, through a mapping of the file held
+under a read lease where the kernel grants one, so no byte is copied into the process; leaves
+the store already holds leave holes), with direct I/O, so that a big product is not throttled
+as dirty page cache on a busy machine (bench/run_overhead.py). Never a hard link: the user's
+later writes would change the stored bytes. Durability: a pack so written and its index are
+flushed (one fdatasync each) before the file's root is written; after direct I/O the flush
+only commits the device's cache and the file's size (a few milliseconds per GiB measured), so
+a recorded version never names bytes a crash could lose. Other blocks are not fsynced one by
+one; a block damaged by a power loss is caught instead, because every read rehashes the block
+against its CID, and a damaged block is replaced by the next put or fetch.
 """
 
 from __future__ import annotations
@@ -986,7 +990,9 @@ class EmbeddedStore:
         Where the filesystem can clone (FICLONE), the pack shares the file's extents and is
         hashed from there (the bytes hashed are the bytes stored). Elsewhere the file is read
         once by ``copy_file``: its sha256, its leaves and the pack's writes overlap on three
-        threads, the pack written with direct I/O. Durability: that pack and its index are
+        threads, from the file's own pages where it can be mapped under a read lease (a
+        writer's open or truncate waits meanwhile), the pack written with direct I/O from
+        them. Durability: that pack and its index are
         flushed (one fdatasync each) before the root block is written, so a root that is
         present names leaves that are on disk; block files (and a clone) stay unsynced, as
         elsewhere.
