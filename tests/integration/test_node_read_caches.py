@@ -19,7 +19,16 @@ from typing import Any
 
 import pytest
 from _nodes import stop_nodes
-from _project import POLICY, fork, ok, process_env, proml, proml_argv, write_project
+from _project import (
+    POLICY,
+    call_env,
+    fork,
+    ok,
+    process_env,
+    proml,
+    proml_argv,
+    write_project,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +178,45 @@ def test_contract_storage_edited_on_disk_is_refused_cold_and_unchanged_warm(
     assert "is damaged" in cold.stderr
     assert "does not match its hash" in cold.stderr
     assert cold.stdout == ""
+
+
+def test_a_checked_history_is_reused_only_while_rows_and_storage_are_the_same(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process, as the node reads: the same checked history object while nothing changed;
+    a new one after another process's write; the chain's answer after an edit of the index."""
+    import proml_cli as proml
+    from proml_cli import history
+    from proml_cli.ledger import _storage
+
+    for name, value in call_env().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    opened = proml.open_project(project)
+
+    def read() -> history.History:
+        with opened._context.ledger() as ledger:
+            return history.read(ledger)
+
+    assert read() is not read()  # a process that keeps nothing checks afresh
+    _storage.keep_across_reads()
+    try:
+        first = read()
+        assert read() is first
+        rows = opened.log()
+        assert opened.log() == rows
+        done = _cli(project, "transition", "dataset", "deprecate", node=False)
+        assert done.returncode == 0, done.stderr
+        after = read()
+        assert after is not first
+        assert [v.state for v in after.versions.values() if v.artefact == "dataset"] == [
+            "deprecated"
+        ]
+        assert read() is after
+        with _db(project) as db:  # the index's rows edited: rebuilt, what is served is the chain's
+            db.execute("UPDATE hist_steps SET time = time + 1")
+        assert [e.to_json() for e in opened.log()] == _log(project, node=False)
+    finally:
+        _storage.keep_across_reads(False)
