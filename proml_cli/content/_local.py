@@ -1318,18 +1318,9 @@ def _is_finished(index: str) -> bool:
     belongs to an import that ended (or died): it will not grow.
     """
     try:
-        fd = os.open(
-            index.removesuffix(".idx") + ".pack", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-        )
+        return _pack_held(index.removesuffix(".idx") + ".pack") is False
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # closing drops the lock taken just now
-    return True
 
 
 def _records(entries: dict[bytes, tuple[int, int, int]]) -> bytes:
@@ -1361,10 +1352,19 @@ def _without_masked(
 
 def is_pack_in_use(pack: Path) -> bool:
     """Whether an import still holds ``pack`` open for writing (see ``_Pack``)."""
+    return _pack_held(pack) is True
+
+
+def _pack_held(pack: str | Path) -> bool | None:
+    """Whether an import holds ``pack`` (its lock); None when there is no such pack.
+
+    Raises:
+        OSError: the pack cannot be opened or locked for another reason.
+    """
     try:
         fd = os.open(pack, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

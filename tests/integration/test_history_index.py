@@ -10,13 +10,13 @@ stay the untouched project's answers.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _index_tamper import index_db, index_steps, insert_forged_version
 from _project import POLICY, fork, log_entries, ok, proml, write_project
 
 pytestmark = pytest.mark.integration
@@ -48,17 +48,6 @@ def project(base: Base, tmp_path: Path) -> Path:
     return fork(base.root, tmp_path / "project")
 
 
-def _db(root: Path) -> sqlite3.Connection:
-    return sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite", isolation_level=None)
-
-
-def _steps(root: Path, artefact: str) -> list[tuple[Any, ...]]:
-    with _db(root) as db:
-        return db.execute(
-            "SELECT * FROM hist_steps WHERE artefact = ? ORDER BY block, log_index", (artefact,)
-        ).fetchall()
-
-
 def _answers_are_untouched(root: Path, base: Base) -> None:
     assert log_entries(root) == base.log
     assert log_entries(root, "--limit", "2") == base.log[:2]
@@ -71,7 +60,7 @@ def _answers_are_untouched(root: Path, base: Base) -> None:
 def test_the_index_holds_every_step_and_the_untouched_project_reads_from_it(
     project: Path, base: Base
 ) -> None:
-    with _db(project) as db:
+    with index_db(project) as db:
         (count,) = db.execute("SELECT count(*) FROM hist_steps").fetchone()
     assert count == len(base.log)
     _answers_are_untouched(project, base)
@@ -79,7 +68,7 @@ def test_the_index_holds_every_step_and_the_untouched_project_reads_from_it(
 
 @pytest.mark.parametrize("column", ["record_cid", "actor", "roles", "source", "artefact"])
 def test_an_edited_row_is_rebuilt_never_served(project: Path, base: Base, column: str) -> None:
-    move = next(r for r in _steps(project, "model") if r[9] != "register")
+    move = next(r for r in index_steps(project, "model") if r[9] != "register")
     value: object = {
         "record_cid": "bafkreiforgedforgedforgedforgedforgedforgedforgedforgedfor",
         "actor": "0x" + "11" * 20,
@@ -87,45 +76,36 @@ def test_an_edited_row_is_rebuilt_never_served(project: Path, base: Base, column
         "source": 0,
         "artefact": "dataset",
     }[column]
-    with _db(project) as db:
+    with index_db(project) as db:
         db.execute(
             f"UPDATE hist_steps SET {column} = ? WHERE block = ? AND log_index = ?",  # noqa: S608
             (value, move[0], move[1]),
         )
     _answers_are_untouched(project, base)
     if column != "record_cid":  # that text is never served, nor looked up: nothing to rebuild
-        assert _steps(project, "model")[1] == move  # rebuilt from the chain
+        assert index_steps(project, "model")[1] == move  # rebuilt from the chain
 
 
 def test_a_removed_row_is_rebuilt(project: Path, base: Base) -> None:
-    register, move = _steps(project, "model")[:2]
-    with _db(project) as db:
+    register, move = index_steps(project, "model")[:2]
+    with index_db(project) as db:
         db.execute("DELETE FROM hist_steps WHERE block = ? AND log_index = ?", move[:2])
     _answers_are_untouched(project, base)
-    with _db(project) as db:
+    with index_db(project) as db:
         db.execute("DELETE FROM hist_steps WHERE block = ? AND log_index = ?", register[:2])
     _answers_are_untouched(project, base)
 
 
 def test_an_inserted_version_is_never_served(project: Path, base: Base) -> None:
-    from eth_utils.crypto import keccak
-
     evil = project / "deploy" / "evil.bin"
     evil.parent.mkdir()
     evil.write_bytes(b"never recorded\n")
-    digest = hashlib.sha256(evil.read_bytes()).hexdigest()
-    vkey = bytes(keccak(b"model".ljust(32, b"\0") + bytes.fromhex(digest)))
-    register, move = _steps(project, "model")[:2]
-    with _db(project) as db:
-        for offset, row in enumerate((register, move)):
-            forged = list(row)
-            forged[0], forged[1], forged[4], forged[6] = 10_000, offset, vkey, digest
-            db.execute(f"INSERT INTO hist_steps VALUES ({','.join('?' * 18)})", forged)  # noqa: S608
+    digest = insert_forged_version(project, "model", evil)
     verdict = proml(project, "verify", "deploy/evil.bin", "--artefact", "model", "--json")
     assert verdict.code == 1
     assert "is not a recorded version of 'model'" in verdict.json()["reasons"][0]
     _answers_are_untouched(project, base)
-    assert all(r[6] != digest for r in _steps(project, "model"))
+    assert all(r[6] != digest for r in index_steps(project, "model"))
 
 
 def test_another_project_s_index_is_dropped(project: Path, base: Base, tmp_path: Path) -> None:
@@ -133,7 +113,7 @@ def test_another_project_s_index_is_dropped(project: Path, base: Base, tmp_path:
     write_project(other, POLICY)
     ok(proml(other, "init"))
     ok(proml(other, "run", "--", "python", "prepare.py"))
-    with _db(project) as db:
+    with index_db(project) as db:
         db.execute("ATTACH DATABASE ? AS other", (str(other / ".proml/chain/chain.sqlite"),))
         for table in ("hist_steps", "hist_inputs", "hist_other", "hist_meta"):
             db.execute(f"DELETE FROM main.{table}")  # noqa: S608
@@ -143,15 +123,15 @@ def test_another_project_s_index_is_dropped(project: Path, base: Base, tmp_path:
 
 
 def test_a_tip_that_is_not_the_chain_s_block_rebuilds_the_index(project: Path, base: Base) -> None:
-    register = _steps(project, "model")[0]
-    with _db(project) as db:
+    register = index_steps(project, "model")[0]
+    with index_db(project) as db:
         db.execute("UPDATE hist_meta SET value = ? WHERE key = 'tip_hash'", ("0x" + "ab" * 32,))
         db.execute(
             "UPDATE hist_steps SET record_cid = 'forged' WHERE block = ? AND log_index = ?",
             register[:2],
         )
     ok(proml(project, "status"))
-    assert _steps(project, "model")[0] == register  # rebuilt before anything was read
+    assert index_steps(project, "model")[0] == register  # rebuilt before anything was read
     _answers_are_untouched(project, base)
 
 
@@ -214,8 +194,8 @@ def test_a_rebuild_is_noted_once_with_its_reason(
 ) -> None:
     quiet = ok(proml(project, "log"))
     assert _notes(quiet.stderr) == []  # an index that matches the chain is not rebuilt
-    move = _steps(project, "model")[1]
-    with _db(project) as db:
+    move = index_steps(project, "model")[1]
+    with index_db(project) as db:
         (tip,) = db.execute("SELECT value FROM hist_meta WHERE key = 'tip'").fetchone()
         damage(db, move)
 
@@ -223,7 +203,7 @@ def test_a_rebuild_is_noted_once_with_its_reason(
 
     assert _notes(first.stderr) == [f"WARNING  history index rebuilt: {why.format(tip=tip)}"]
     assert first.stdout == quiet.stdout
-    assert _steps(project, "model")[1] == move
+    assert index_steps(project, "model")[1] == move
     again = ok(proml(project, "log"))
     assert _notes(again.stderr) == []
     _answers_are_untouched(project, base)

@@ -10,14 +10,13 @@ edited storage (a trie node that does not match its hash) instead of reading it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _index_tamper import index_db, index_steps, insert_forged_version
 from _nodes import stop_nodes
 from _project import (
     POLICY,
@@ -77,50 +76,30 @@ def _node_pid(root: Path) -> int:
     return int(json.loads((root / ".proml" / "node.pid").read_text())["pid"])
 
 
-def _db(root: Path) -> sqlite3.Connection:
-    return sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite", isolation_level=None)
-
-
-def _steps(root: Path, artefact: str) -> list[tuple[Any, ...]]:
-    with _db(root) as db:
-        return db.execute(
-            "SELECT * FROM hist_steps WHERE artefact = ? ORDER BY block, log_index", (artefact,)
-        ).fetchall()
-
-
 def test_index_rows_edited_between_two_requests_are_never_served(project: Path) -> None:
     before = _log(project)  # the node is warm: storage, events and heads kept
     pid = _node_pid(project)
     assert _log(project) == before
-    move = next(r for r in _steps(project, "model") if r[9] != "register")
-    with _db(project) as db:
+    move = next(r for r in index_steps(project, "model") if r[9] != "register")
+    with index_db(project) as db:
         db.execute(
             "UPDATE hist_steps SET actor = ?, roles = '0' WHERE block = ? AND log_index = ?",
             ("0x" + "11" * 20, move[0], move[1]),
         )
     assert _log(project) == before
-    assert _steps(project, "model")[1] == move  # rebuilt from the chain
-    with _db(project) as db:
+    assert index_steps(project, "model")[1] == move  # rebuilt from the chain
+    with index_db(project) as db:
         db.execute("DELETE FROM hist_steps WHERE block = ? AND log_index = ?", move[:2])
     assert _log(project) == before
     assert _node_pid(project) == pid  # the same warm node answered every time
 
 
 def test_a_version_inserted_between_two_requests_is_never_served(project: Path) -> None:
-    from eth_utils.crypto import keccak
-
     before = _log(project)
     evil = project / "deploy" / "evil.bin"
     evil.parent.mkdir()
     evil.write_bytes(b"never recorded\n")
-    digest = hashlib.sha256(evil.read_bytes()).hexdigest()
-    vkey = bytes(keccak(b"model".ljust(32, b"\0") + bytes.fromhex(digest)))
-    register, move = _steps(project, "model")[:2]
-    with _db(project) as db:
-        for offset, row in enumerate((register, move)):
-            forged = list(row)
-            forged[0], forged[1], forged[4], forged[6] = 10_000, offset, vkey, digest
-            db.execute(f"INSERT INTO hist_steps VALUES ({','.join('?' * 18)})", forged)  # noqa: S608
+    insert_forged_version(project, "model", evil)
     verdict = _cli(project, "verify", "deploy/evil.bin", "--artefact", "model", "--json")
     assert verdict.returncode == 1, verdict.stderr
     assert "is not a recorded version of 'model'" in json.loads(verdict.stdout)["reasons"][0]
@@ -146,7 +125,7 @@ def _forge_storage_leaf(root: Path, artefact: str, digest: str) -> None:
     slot = keccak_of(version_key(VersionRef(artefact, digest)) + VERSIONS_SLOT.to_bytes(32, "big"))
     path = keccak_of(slot).hex()
     ref, depth = storage_root, 0
-    with _db(root) as db:
+    with index_db(root) as db:
         while True:
             (stored,) = db.execute("SELECT value FROM kv WHERE key = ?", (ref,)).fetchone()
             node = rlp.decode(stored)
@@ -215,7 +194,8 @@ def test_a_checked_history_is_reused_only_while_rows_and_storage_are_the_same(
             "deprecated"
         ]
         assert read() is after
-        with _db(project) as db:  # the index's rows edited: rebuilt, what is served is the chain's
+        # The index's rows edited: it is rebuilt, and what is served is the chain's.
+        with index_db(project) as db:
             db.execute("UPDATE hist_steps SET time = time + 1")
         assert [e.to_json() for e in opened.log()] == _log(project, node=False)
     finally:
