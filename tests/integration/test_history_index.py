@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from _index_tamper import index_db, index_steps, insert_forged_version
-from _project import POLICY, fork, log_entries, ok, proml, write_project
+from _project import POLICY, build_project, fork, log_entries, ok, proml, write_project
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,7 @@ class Base:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     """Dataset validated, model trained and evaluated; the log and `show model` as they are."""
-    root = tmp_path_factory.mktemp("hindex") / "project"
-    write_project(root, POLICY)
-    ok(proml(root, "init"))
-    ok(proml(root, "run", "--", "python", "prepare.py"))
-    ok(proml(root, "transition", "dataset", "validate"))
-    ok(proml(root, "run", "--", "python", "train.py"))
-    ok(proml(root, "run", "--", "python", "evaluate.py"))
+    root = build_project(tmp_path_factory.mktemp("hindex") / "project")
     shown = ok(proml(root, "show", "model", "--json")).json()
     return Base(root, log_entries(root), shown)
 

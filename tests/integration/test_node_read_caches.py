@@ -19,14 +19,11 @@ import pytest
 from _index_tamper import index_db, index_steps, insert_forged_version
 from _nodes import stop_nodes
 from _project import (
-    POLICY,
+    build_project,
     call_env,
     fork,
-    ok,
     process_env,
-    proml,
     proml_argv,
-    write_project,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,13 +33,7 @@ TIMEOUT = 120.0
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("caches") / "project"
-    write_project(root, POLICY)
-    ok(proml(root, "init"))
-    ok(proml(root, "run", "--", "python", "prepare.py"))
-    ok(proml(root, "transition", "dataset", "validate"))
-    ok(proml(root, "run", "--", "python", "train.py"))
-    ok(proml(root, "run", "--", "python", "evaluate.py"))
+    root = build_project(tmp_path_factory.mktemp("caches") / "project")
     return root
 
 
