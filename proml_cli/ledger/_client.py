@@ -743,7 +743,7 @@ class ContractLedger:
         sender = self._signer.address
         tx: dict[str, Any] = {"from": sender, "chainId": self.chain_id}
         try:
-            tx["gas"] = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
+            tx["gas"] = self._gas(fn, sender)
         except self._revert_errors as exc:
             raise _ledger_error(exc) from exc
         tx.update(self._fees())
@@ -770,6 +770,14 @@ class ContractLedger:
             raise LedgerError(f"transaction {tx_hash.hex()} reverted on-chain")
         self._after_receipt(receipt)
         return receipt
+
+    def _gas(self, fn: Any, sender: str) -> int:
+        """The gas limit of ``fn`` sent by ``sender``: the chain's estimate with a margin.
+
+        Raises:
+            ContractCustomError, ContractLogicError: the contract refuses the call.
+        """
+        return int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
 
     def _fees(self) -> dict[str, int]:
         latest = self._fee_block()
