@@ -24,7 +24,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -290,37 +290,31 @@ class EmbeddedLedger(ContractLedger):
 
         return self._contract_state() if keeping() else None
 
+    def _kept(self, question: object, answer: Callable[[], Any]) -> Any:
+        """``answer()``, kept by the contract's storage root and code hash where reads are kept.
+
+        A view of the contract is a function of those two; a process that keeps nothing asks.
+        """
+        from proml_cli.ledger._storage import remembered
+
+        state = self.kept_state()
+        return answer() if state is None else remembered(state, question, answer)
+
     def kind_names(self) -> tuple[str, ...]:
         """Every kind defined on-chain, in definition order (kept by storage root in a node)."""
-        from proml_cli.ledger._storage import keeping, remembered
-
-        if not keeping():
-            return super().kind_names()
-        names: tuple[str, ...] = remembered(
-            self._contract_state(), "kind_names", super().kind_names
-        )
+        names: tuple[str, ...] = self._kept("kind_names", super().kind_names)
         return names
 
     def kind(self, name: str) -> Kind | None:
         """A kind's definition, read back from the contract (kept by storage root in a node)."""
-        from proml_cli.ledger._storage import keeping, remembered
-
-        if not keeping():
-            return super().kind(name)
-        found: Kind | None = remembered(
-            self._contract_state(), ("kind", name), lambda: super(EmbeddedLedger, self).kind(name)
+        found: Kind | None = self._kept(
+            ("kind", name), lambda: super(EmbeddedLedger, self).kind(name)
         )
         return found
 
     def role_names(self) -> tuple[str, ...]:
         """The roles defined on-chain, in bit order (kept by storage root in a node)."""
-        from proml_cli.ledger._storage import keeping, remembered
-
-        if not keeping():
-            return super().role_names()
-        names: tuple[str, ...] = remembered(
-            self._contract_state(), "role_names", super().role_names
-        )
+        names: tuple[str, ...] = self._kept("role_names", super().role_names)
         return names
 
     def _trie_nodes(self, hashes: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -381,19 +381,10 @@ def test_a_deep_confirmation_is_waited_for_with_few_calls(
     """Six confirmations on 1 s blocks: the wait sleeps through blocks instead of polling."""
     from eth_account import Account
 
-    from proml_cli.ledger import _rpc
-
     url = interval_anvil
     signer = Account.create()
     address = _deploy_blob_ledger(url, signer, tmp_path / "admin")
-    calls: list[str] = []
-    single = _rpc._Provider.make_request
-
-    def counting(self: Any, method: Any, params: Any) -> Any:
-        calls.append(str(method))
-        return single(self, method, params)
-
-    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    calls = _count_calls(monkeypatch)
     deep = rpc_config(url, confirmations=6, state_dir=tmp_path / "deep")
     record = bytes_cid(b"a deep record")
     with open_ledger(deep, signer=signer, address=address) as ledger:
@@ -509,14 +500,7 @@ def test_a_write_after_a_read_asks_for_no_header(
 
     from proml_cli.ledger import _rpc
 
-    calls: list[str] = []
-    single = _rpc._Provider.make_request
-
-    def counting(self: Any, method: Any, params: Any) -> Any:
-        calls.append(str(method))
-        return single(self, method, params)
-
-    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    calls = _count_calls(monkeypatch)
     signer = Account.from_key(ANVIL_KEY)
     config = rpc_config(anvil_url, state_dir=tmp_path / "chain")
     with open_ledger(config, signer=signer) as ledger:
@@ -586,3 +570,18 @@ def test_a_tampered_history_index_on_a_network_chain_is_rebuilt(
     )
     with open_ledger(config, signer=None, address=address) as ledger:
         assert ledger.history() == before
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The JSON-RPC methods the ledger sends one at a time from now on, in order."""
+    from proml_cli.ledger import _rpc
+
+    calls: list[str] = []
+    single = _rpc._Provider.make_request
+
+    def counting(self: Any, method: Any, params: Any) -> Any:
+        calls.append(str(method))
+        return single(self, method, params)
+
+    monkeypatch.setattr(_rpc._Provider, "make_request", counting)
+    return calls
