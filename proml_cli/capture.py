@@ -16,7 +16,9 @@ ledger itself) waiting for as long as the training lasts. :func:`decide` opens i
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import select
 import signal
 import subprocess
 import sys
@@ -314,9 +316,36 @@ def _wait_interruptibly(child: subprocess.Popen[bytes]) -> int:
     ``child.wait()`` then sleeps in ``waitpid`` until the child exits, with SIGTERM still
     unforwarded (python/cpython#98140; bpo-30643 calls it a well-known race). Under load this
     hung `proml run` after a SIGTERM until the command ended on its own. Waiting in slices of at
-    most :data:`SIGNAL_LATENCY` bounds the delay instead (Popen's timed wait polls ``waitpid``
-    with growing sleeps capped at 50 ms); the wake-ups cost nothing measurable.
+    most :data:`SIGNAL_LATENCY` bounds the delay instead.
+
+    Each slice polls a pidfd (Linux 5.3+), which becomes readable the moment the child exits:
+    the command's end is seen at once. Popen's own timed wait sleeps between ``waitpid`` polls
+    (growing to 16 ms within a slice), which added about 8 ms to every step on average; it
+    remains the fallback where pidfds are missing.
     """
+    pidfd = _pidfd(child)
+    if pidfd is None:
+        return _wait_polling(child)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        while child.poll() is None:
+            poller.poll(SIGNAL_LATENCY * 1000)
+    finally:
+        os.close(pidfd)
+    return int(child.returncode)
+
+
+def _pidfd(child: subprocess.Popen[bytes]) -> int | None:
+    """A pidfd of the running ``child`` (None where the system has none)."""
+    try:
+        return os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # not Linux, an old kernel, or a seccomp filter
+        return None
+
+
+def _wait_polling(child: subprocess.Popen[bytes]) -> int:
+    """:func:`_wait_interruptibly` without a pidfd: Popen's timed wait, slice by slice."""
     while True:
         try:
             return child.wait(timeout=SIGNAL_LATENCY)

@@ -26,19 +26,15 @@ from proml_cli.errors import InputError
 
 FORMAT = "proml-bundle"
 SCHEMA_VERSION = 1
-#: The ledger contract's storage slot of its ``_versions`` mapping (see the contract's layout).
-VERSIONS_SLOT = 12
 
 
 def version_slot(artefact: str, digest: str) -> bytes:
     """The storage slot of a version's word: keccak(version key ‖ slot of ``_versions``)."""
-    from eth_utils.crypto import keccak
-
     from proml_cli.ledger import VersionRef
     from proml_cli.ledger._client import version_key
+    from proml_cli.ledger._layout import VERSIONS_SLOT, mapping_slot
 
-    key = version_key(VersionRef(artefact, digest))
-    return bytes(keccak(key + VERSIONS_SLOT.to_bytes(32, "big")))
+    return mapping_slot(version_key(VersionRef(artefact, digest)), VERSIONS_SLOT)
 
 
 def materials(record: dict[str, Any]) -> set[tuple[str, str]]:

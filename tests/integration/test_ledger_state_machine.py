@@ -44,6 +44,8 @@ from proml_cli.ledger import (
     VersionRef,
     open_ledger,
 )
+from proml_cli.ledger._client import ContractLedger
+from proml_cli.ledger._embedded import EmbeddedLedger
 
 pytestmark = pytest.mark.integration
 
@@ -427,8 +429,28 @@ class LedgerMachine(RuleBasedStateMachine):
         for account, held in self.model.roles.items():
             assert self.admin.roles_of(account) == _ordered(held, ROLES)
 
+    def check_views_from_storage(self) -> None:
+        """The embedded ledger answers views from storage words: the EVM must agree on each."""
+        admin = self.admin
+        assert isinstance(admin, EmbeddedLedger)
+        assert admin.kind_names() == ContractLedger.kind_names(admin)
+        assert admin.role_names() == ContractLedger.role_names(admin)
+        for name in (*self.model.kinds, self.fresh("k")):
+            assert admin.kind(name) == ContractLedger.kind(admin, name)
+        for artefact in (*self.model.artefacts, self.undefined_artefact):
+            assert admin.artefact_kind(artefact) == ContractLedger.artefact_kind(admin, artefact)
+        for account in (*self.model.roles, new_account().address):
+            assert admin.roles_of(account) == ContractLedger.roles_of(admin, account)
+        unknown = [VersionRef(self.undefined_artefact, d) for d in self.digests]
+        for ref in (*self.model.versions, *unknown):
+            in_storage, in_evm = admin.version(ref), ContractLedger.version(admin, ref)
+            assert in_storage == in_evm
+            if in_storage is not None and in_evm is not None:
+                assert (in_storage.steps, in_storage.head) == (in_evm.steps, in_evm.head)
+
     def teardown(self) -> None:
         self.check_roles()
+        self.check_views_from_storage()
         for digest in self.digests:  # nothing ever registers versions of an unbound artefact
             assert self.admin.version(VersionRef(self.undefined_artefact, digest)) is None
 

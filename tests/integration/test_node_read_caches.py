@@ -101,9 +101,9 @@ def _forge_storage_leaf(root: Path, artefact: str, digest: str) -> None:
     """Rewrite the storage-trie leaf of a version's word in the chain database (same key)."""
     import rlp
 
-    from proml_cli.bundle.format import VERSIONS_SLOT
     from proml_cli.ledger import VersionRef, _storage
     from proml_cli.ledger._client import version_key
+    from proml_cli.ledger._layout import VERSIONS_SLOT
     from proml_cli.project import load_project
     from proml_cli.settings import Settings
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from proml_cli import capture
 from proml_cli.capture import execute
 
 #: The child sleeps this long unless the signal reaches it (seconds).
@@ -40,9 +41,23 @@ def own_handlers() -> Iterator[list[int]]:
         signal.signal(signum, handler)
 
 
+@pytest.fixture(params=["pidfd", "polling"])
+def wait(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs with both waits: on a pidfd, and Popen's polling (no pidfd here)."""
+    if request.param == "polling":
+        monkeypatch.setattr(capture, "_pidfd", lambda _child: None)
+    else:
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except (AttributeError, OSError):
+            pytest.skip("this system has no pidfd_open")
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
+@pytest.mark.usefixtures("wait")
 def test_a_signal_arriving_as_the_child_starts_reaches_the_child(
     monkeypatch: pytest.MonkeyPatch, own_handlers: list[int], signum: int, code: int
 ) -> None:
@@ -75,6 +90,7 @@ def _main_thread_blocked(tid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.usefixtures("wait")
 def test_a_signal_the_blocked_wait_never_saw_is_still_forwarded(own_handlers: list[int]) -> None:
     """A signal taken by another thread (as one arriving just before ``waitpid`` is) still counts.
 
@@ -110,3 +126,17 @@ def test_a_signal_the_blocked_wait_never_saw_is_still_forwarded(own_handlers: li
     assert status == 143
     assert time.monotonic() - started < CHILD_SLEEP / 2
     assert own_handlers == []
+
+
+@pytest.mark.parametrize(("script", "code"), [("pass", 0), ("raise SystemExit(3)", 3)])
+@pytest.mark.usefixtures("wait")
+def test_the_exit_status_is_the_commands(script: str, code: int) -> None:
+    assert execute([sys.executable, "-c", script]) == code
+
+
+def test_the_pidfd_wait_closes_its_descriptor() -> None:
+    before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").is_dir() else None
+    for _ in range(3):
+        execute([sys.executable, "-c", "pass"])
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
