@@ -12,9 +12,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from eth_abi.exceptions import DecodingError
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
+from web3.contract import Contract
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
@@ -36,6 +38,7 @@ from proml_cli.ledger import (
     VersionRef,
     VersionState,
 )
+from proml_cli.ledger._storage import EMPTY_CODE_HASH
 from proml_cli.ledger._storage import keccak as fast_keccak
 
 if TYPE_CHECKING:
@@ -275,19 +278,27 @@ class ContractLedger:
         if address is None:
             address = self._deploy(abi)
         else:
-            code = bytes(w3.eth.get_code(to_checksum_address(address)))
-            if not code:
+            code_hash = self._code_hash(to_checksum_address(address))
+            if code_hash in (b"", EMPTY_CODE_HASH):
                 raise InputError(
                     f"no contract at {address} on this chain", hint="check chain settings"
                 )
             expected = bytes.fromhex(compiled_contract()["deployed_bytecode"].removeprefix("0x"))
-            if code != expected:
+            if code_hash != fast_keccak(expected):
                 # A look-alike contract could answer every call and enforce nothing.
                 raise InputError(
                     f"the contract at {address} is not this version of the ProMLLedger",
                     hint="check the ledger address, or upgrade proml to the project's version",
                 )
-        self._contract = w3.eth.contract(address=to_checksum_address(address), abi=abi)
+        self._contract = self._contract_at(to_checksum_address(address), abi)
+
+    def _code_hash(self, address: ChecksumAddress) -> bytes:
+        """keccak256 of the code deployed at ``address`` (that of no code where there is none)."""
+        return fast_keccak(bytes(self._w3.eth.get_code(address)))
+
+    def _contract_at(self, address: ChecksumAddress, abi: list[dict[str, Any]]) -> Contract:
+        """The web3 contract object of the ledger at ``address``."""
+        return self._w3.eth.contract(address=address, abi=abi)
 
     # -- properties
 

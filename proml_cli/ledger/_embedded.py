@@ -24,19 +24,22 @@ import contextlib
 import copy
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import rlp
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
+from eth_typing import ChecksumAddress
 from filelock import FileLock, Timeout
 from web3 import EthereumTesterProvider, Web3
+from web3.contract import Contract
 from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable, InputError
@@ -121,7 +124,8 @@ class EmbeddedLedger(ContractLedger):
             except sqlite3.DatabaseError as exc:
                 raise damaged_database(path, exc) from exc
             self._tester = _open_tester(self._conn, path, must_exist=address is not None)
-            super().__init__(Web3(EthereumTesterProvider(self._tester)), signer, address)
+            self._session: _Session | None = _Session.take(self._tester)
+            super().__init__(self._session.w3, signer, address)
             self._commit()
         except BaseException:
             self.close()
@@ -287,12 +291,16 @@ class EmbeddedLedger(ContractLedger):
 
     def _contract_state(self) -> tuple[bytes, bytes]:
         """The contract's storage root and code hash at the canonical head."""
+        return self._account(self.address)
+
+    def _account(self, address: str) -> tuple[bytes, bytes]:
+        """An account's storage root and code hash at the canonical head, from the state trie."""
         from proml_cli.ledger import _storage
 
         header = self._tester.backend.chain.get_canonical_head()
-        address = bytes.fromhex(self.address.removeprefix("0x"))
+        raw = bytes.fromhex(address.removeprefix("0x"))
         try:
-            return _storage.account(bytes(header.state_root), address, self._trie_nodes)
+            return _storage.account(bytes(header.state_root), raw, self._trie_nodes)
         except _storage.StorageError as exc:
             raise damaged_database(self._path, f"the contract's account: {exc}") from exc
 
@@ -505,8 +513,65 @@ class EmbeddedLedger(ContractLedger):
                     self._conn.execute("ROLLBACK")
             self._conn.close()
             self._conn = None
+        session, self._session = getattr(self, "_session", None), None
+        if session is not None:
+            session.give_back()
         if self._lock.is_locked:
             self._lock.release()
+
+    def _code_hash(self, address: ChecksumAddress) -> bytes:
+        # The code hash in the account's leaf of the state trie (checked against the head's
+        # state root), rather than the whole code fetched through the EVM to be compared.
+        return self._account(address)[1]
+
+    def _contract_at(self, address: ChecksumAddress, abi: list[dict[str, Any]]) -> Contract:
+        assert self._session is not None  # noqa: S101 - open while the ledger is
+        return self._session.contract_at(address, abi)
+
+
+class _Session:
+    """A Web3 instance over an embedded chain, reused by the ledgers a process opens in turn.
+
+    Building one (its provider and middleware, and the contract's classes from the ABI) costs
+    8 ms, twice per `proml run`; a node serving commands opens ledgers all day. A session is
+    lent to one open ledger at a time (another ledger open at once builds its own), pointed at
+    that ledger's chain while lent, and at none once given back: nothing of one chain's state
+    is kept in it, only the contract's classes, by address.
+    """
+
+    #: Sessions kept idle in a process.
+    KEPT = 2
+    _idle: ClassVar[list[_Session]] = []
+    _guard = threading.Lock()
+
+    def __init__(self) -> None:
+        self.provider = EthereumTesterProvider(_template_tester())
+        self.w3 = Web3(self.provider)
+        self._contracts: dict[str, Contract] = {}
+
+    @classmethod
+    def take(cls, tester: EthereumTester) -> _Session:
+        """An idle session (or a new one), pointed at ``tester``'s chain."""
+        with cls._guard:
+            session = cls._idle.pop() if cls._idle else None
+        if session is None:
+            session = cls()
+        session.provider.ethereum_tester = tester
+        return session
+
+    def give_back(self) -> None:
+        """Point the session at no project's chain and keep it for the next ledger opened."""
+        self.provider.ethereum_tester = _template_tester()
+        with self._guard:
+            if len(self._idle) < self.KEPT:
+                self._idle.append(self)
+
+    def contract_at(self, address: ChecksumAddress, abi: list[dict[str, Any]]) -> Contract:
+        """The contract object at ``address`` (built once per session)."""
+        found = self._contracts.get(address)
+        if found is None:
+            found = self._contracts[address] = self.w3.eth.contract(address=address, abi=abi)
+        return found
 
 
 def _now() -> int:
@@ -852,6 +917,15 @@ def _open_tester(
             raise damaged_database(path, "its genesis block is not the one it was created with")
     backend.chain = chain
     return EthereumTester(backend=backend)
+
+
+@lru_cache(maxsize=1)
+def _template_tester() -> EthereumTester:
+    """An EthereumTester over the template backend's throwaway chain.
+
+    What an idle :class:`_Session` points at: never a project's chain.
+    """
+    return EthereumTester(backend=_template_backend())
 
 
 @lru_cache(maxsize=1)

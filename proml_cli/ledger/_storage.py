@@ -35,6 +35,8 @@ from typing import Any
 
 #: keccak256 of rlp(b""): the root of an empty trie.
 EMPTY_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
+#: keccak256(b""): the code hash of an account without code.
+EMPTY_CODE_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 
 #: Decoded nodes (and pure answers) kept at most, and storage roots whose words are kept.
 MAX_NODES = 1 << 17

@@ -32,6 +32,7 @@ from _chain_helpers import (
 
 from proml_cli.errors import InputError, LedgerError
 from proml_cli.ledger import ChainConfig, Ledger, Registration, VersionRef, open_ledger
+from proml_cli.ledger._client import ContractLedger
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +120,44 @@ def test_reopening_gives_the_same_chain(tmp_path: Path) -> None:
         assert ledger.roles_of(admin.address) == ("data-admin",)
         assert ledger.tx_status(receipt.tx_hash) == receipt
         assert ledger.tx_status("0x" + "ab" * 32) is None
+
+
+def test_ledgers_opened_in_turn_or_at_once_each_see_their_own_chain(tmp_path: Path) -> None:
+    """A process reuses its web3 sessions between ledgers: never one chain's state for another."""
+    admin = new_account()
+
+    def deploy(state_dir: Path) -> tuple[str, VersionRef]:
+        with open_ledger(ChainConfig(state_dir=state_dir), signer=admin) as ledger:
+            ledger.define_roles(ROLES)
+            ledger.define_kind(DATASET)
+            ledger.define_artefacts({"train-set": "dataset"})
+            ledger.grant_role("data-admin", admin.address)
+            ref = VersionRef("train-set", random_digest())
+            ledger.submit(random_cid(), [Registration(ref, random_cid())], [])
+            return ledger.address, ref
+
+    def opened(name: str) -> Any:
+        return open_ledger(ChainConfig(state_dir=tmp_path / name), signer=None, address=address)
+
+    (address, ref_one), (same, ref_two) = deploy(tmp_path / "one"), deploy(tmp_path / "two")
+    assert same == address  # one deployer, one nonce: only the chain tells the two apart
+    with opened("one") as first:
+        with opened("two") as second:  # both open at once: a session each
+            assert first._w3 is not second._w3
+            assert second.version(ref_one) is None
+            assert first.version(ref_two) is None
+        history = history_json(first)
+    # Opened in turn, each takes a session another chain's ledger gave back.
+    for _ in range(2):
+        for name, mine, theirs in (("two", ref_two, ref_one), ("one", ref_one, ref_two)):
+            with opened(name) as ledger:
+                assert ledger.version(mine) is not None
+                assert ledger.version(theirs) is None
+                # and the EVM, reached through the session's web3, runs on this chain too
+                assert ContractLedger.version(ledger, mine) == ledger.version(mine)
+                assert ContractLedger.version(ledger, theirs) is None
+                if name == "one":
+                    assert history_json(ledger) == history
 
 
 def test_a_block_takes_the_time_it_is_sent_at_never_before_its_parent(
