@@ -233,7 +233,7 @@ def _execute(message: dict[str, Any]) -> int:
     cwd = message.get("cwd")
     if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
         raise ProtocolError("execute needs a command")
-    from proml_cli.capture import execute
+    from proml_cli.execution import execute
 
     return execute(argv, cwd=Path(cwd) if isinstance(cwd, str) else None)
 

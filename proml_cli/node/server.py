@@ -339,7 +339,7 @@ def _handle_call(conn: socket.socket, message: Mapping[str, Any], node_dir: Path
 
 
 def _remote_execute(argv: Any, cwd: Path | None = None) -> int:
-    """``capture.execute`` in the node: the client runs the command in its own process."""
+    """``execution.execute`` in the node: the client runs the command in its own process."""
     request: Request | None = getattr(_current, "request", None)
     if request is None:  # pragma: no cover - only requests run commands in the node
         return _local_execute(argv, cwd)
@@ -406,10 +406,10 @@ def _install_hooks() -> None:
     global _local_execute
     import getpass
 
-    from proml_cli import _keystore, capture
+    from proml_cli import _keystore, execution
 
-    _local_execute = capture.execute
-    capture.execute = _remote_execute
+    _local_execute = execution.execute
+    execution.execute = _remote_execute
     getpass.getpass = _remote_getpass
     _keystore.decrypt = _KeyCache(_keystore.decrypt)
     from proml_cli.ledger import _storage

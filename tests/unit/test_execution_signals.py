@@ -1,4 +1,4 @@
-"""Signal forwarding in ``capture.execute``: no window in which a signal misses the child.
+"""Signal forwarding in ``execution.execute``: no window in which a signal misses the child.
 
 The forwarding handlers used to be installed only after ``Popen`` returned. On a loaded machine
 the child can start, and be seen to start, before the parent runs its next line: a SIGTERM sent
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from proml_cli import capture
-from proml_cli.capture import execute
+from proml_cli import execution
+from proml_cli.execution import execute
 
 #: The child sleeps this long unless the signal reaches it (seconds).
 CHILD_SLEEP = 30
@@ -45,7 +45,7 @@ def own_handlers() -> Iterator[list[int]]:
 def wait(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test runs with both waits: on a pidfd, and Popen's polling (no pidfd here)."""
     if request.param == "polling":
-        monkeypatch.setattr(capture, "_pidfd", lambda _child: None)
+        monkeypatch.setattr(execution, "_pidfd", lambda _child: None)
     else:
         try:
             os.close(os.pidfd_open(os.getpid()))
