@@ -43,7 +43,7 @@ from web3.contract import Contract
 from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable, InputError
-from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, Kind, VersionRef, VersionState
+from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, Kind, VersionRef, VersionState, _storage
 from proml_cli.ledger._client import ContractLedger, _address, name32
 from proml_cli.ledger._index import edit_counter
 
@@ -113,6 +113,10 @@ class EmbeddedLedger(ContractLedger):
     ) -> None:
         self._lock = _lock(state_dir, lock_timeout)
         self._conn: sqlite3.Connection | None = None
+        # What this ledger's storage reads keep while it is open (a process that keeps reads
+        # across commands, the node, uses its own instead): a view reads a few words at a
+        # time, each read walking from the state root again.
+        self._reads = _storage.Caches()
         self._path = state_dir / DB_NAME
         try:
             path = self._path
@@ -271,22 +275,20 @@ class EmbeddedLedger(ContractLedger):
 
         Read in one walk of the storage trie, each node checked against the head's state root.
         """
-        from proml_cli.ledger import _storage
-
         header = self._tester.backend.chain.get_canonical_head()
         address = bytes.fromhex(self.address.removeprefix("0x"))
         try:
-            return _storage.words(bytes(header.state_root), address, slots, self._trie_nodes)
+            return _storage.words(
+                bytes(header.state_root), address, slots, self._trie_nodes, self._reads
+            )
         except _storage.StorageError as exc:
             raise damaged_database(self._path, f"the contract's storage: {exc}") from exc
 
     def _layout_view(self, view: Callable[[], Any]) -> Any:
         """``view()``, one of :mod:`proml_cli.ledger._layout`'s readers; damage reported."""
-        from proml_cli.ledger._storage import StorageError
-
         try:
             return view()
-        except StorageError as exc:
+        except _storage.StorageError as exc:
             raise damaged_database(self._path, f"the contract's storage: {exc}") from exc
 
     def _contract_state(self) -> tuple[bytes, bytes]:
@@ -295,30 +297,24 @@ class EmbeddedLedger(ContractLedger):
 
     def _account(self, address: str) -> tuple[bytes, bytes]:
         """An account's storage root and code hash at the canonical head, from the state trie."""
-        from proml_cli.ledger import _storage
-
         header = self._tester.backend.chain.get_canonical_head()
         raw = bytes.fromhex(address.removeprefix("0x"))
         try:
-            return _storage.account(bytes(header.state_root), raw, self._trie_nodes)
+            return _storage.account(bytes(header.state_root), raw, self._trie_nodes, self._reads)
         except _storage.StorageError as exc:
             raise damaged_database(self._path, f"the contract's account: {exc}") from exc
 
     def kept_state(self) -> tuple[bytes, bytes] | None:
         """The contract's storage root and code hash at the head, when this process keeps reads."""
-        from proml_cli.ledger._storage import keeping
-
-        return self._contract_state() if keeping() else None
+        return self._contract_state() if _storage.keeping() else None
 
     def _kept(self, question: object, answer: Callable[[], Any]) -> Any:
         """``answer()``, kept by the contract's storage root and code hash where reads are kept.
 
         A view of the contract is a function of those two; a process that keeps nothing asks.
         """
-        from proml_cli.ledger._storage import remembered
-
         state = self.kept_state()
-        return answer() if state is None else remembered(state, question, answer)
+        return answer() if state is None else _storage.remembered(state, question, answer)
 
     # The contract's views read its storage and decode it: here they read the same words
     # from the storage trie (every node checked) instead of running the contract in the EVM,

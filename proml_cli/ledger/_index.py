@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the rows' meaning changes: an index of another schema is rebuilt.
-SCHEMA = "3"
+SCHEMA = "4"
 #: Where ``_plain`` puts the names of a Registered event's fields.
 STEP_EVENTS = ("Registered", "Transitioned")
 #: The ``source`` of a registration step.
@@ -62,6 +63,9 @@ def edit_counter(table: str, meta: str, key: str, names: Sequence[str]) -> str:
         for name, op in zip(names, ("INSERT", "UPDATE", "DELETE"), strict=True)
     )
 
+
+#: The index's tables of rows (``hist_meta`` beside them says what they cover).
+_INDEX_TABLES = ("hist_steps", "hist_inputs", "hist_other", "hist_counts")
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS hist_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -86,11 +90,13 @@ CREATE TABLE IF NOT EXISTS hist_other (
     time INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
     PRIMARY KEY (block, log_index)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hist_counts (
+    artefact TEXT PRIMARY KEY, registered INTEGER NOT NULL
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO hist_meta VALUES ('edits', '0');
 """
 _TABLES += "".join(
-    edit_counter(t, "hist_meta", "edits", (f"{t}_i", f"{t}_u", f"{t}_d"))
-    for t in ("hist_steps", "hist_inputs", "hist_other")
+    edit_counter(t, "hist_meta", "edits", (f"{t}_i", f"{t}_u", f"{t}_d")) for t in _INDEX_TABLES
 )
 
 _COLUMNS = (
@@ -119,7 +125,7 @@ class HistoryIndex:
         return {str(k): str(v) for k, v in self._conn.execute("SELECT key, value FROM hist_meta")}
 
     def _clear(self, ledger_id: str) -> None:
-        for table in ("hist_steps", "hist_inputs", "hist_other", "hist_meta"):
+        for table in (*_INDEX_TABLES, "hist_meta"):
             self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
         self._conn.executemany(
             "INSERT INTO hist_meta VALUES (?, ?)",
@@ -203,7 +209,7 @@ class HistoryIndex:
         fresh = HistoryIndex(sqlite3.connect(":memory:"), lambda: None)
         fresh._append([e for e in ledger.events_between(0, tip) if e.block <= tip])
         differ = []
-        for table in ("hist_steps", "hist_inputs", "hist_other"):
+        for table in _INDEX_TABLES:
             query = f"SELECT * FROM {table}"  # noqa: S608 - fixed names
             if set(self._conn.execute(query)) != set(fresh._conn.execute(query)):
                 differ.append(table)
@@ -219,12 +225,14 @@ class HistoryIndex:
         steps: list[tuple[Any, ...]] = []
         inputs: list[tuple[bytes, bytes]] = []
         others: list[tuple[Any, ...]] = []
+        registered: Counter[str] = Counter()
         for e in events:
             if e.name in STEP_EVENTS:
                 row = _step_row(e)
                 steps.append(row)
                 if e.name == "Registered":
                     inputs.extend((bytes(k), row[4]) for k in e.raw["inputs"])  # type: ignore[attr-defined]
+                    registered[row[5]] += 1
             else:
                 others.append(
                     (e.block, e.log_index, e.tx_hash, e.timestamp, e.name, json.dumps(e.args))
@@ -234,6 +242,13 @@ class HistoryIndex:
             steps,
         )
         self._conn.executemany("INSERT OR IGNORE INTO hist_inputs VALUES (?, ?)", inputs)
+        # Registrations per artefact, kept as they are appended (sync appends only blocks
+        # above the tip, each once): `status` shows the count without counting the rows.
+        self._conn.executemany(
+            "INSERT INTO hist_counts VALUES (?, ?) ON CONFLICT (artefact) "
+            "DO UPDATE SET registered = registered + excluded.registered",
+            registered.items(),
+        )
         self._conn.executemany(
             "INSERT OR REPLACE INTO hist_other VALUES (?, ?, ?, ?, ?, ?)", others
         )
@@ -283,10 +298,9 @@ class HistoryIndex:
     def count(self, artefact: str) -> int:
         """How many registrations of ``artefact`` the index holds."""
         row = self._conn.execute(
-            "SELECT count(*) FROM hist_steps WHERE artefact = ? AND action = 'register'",
-            (artefact,),
+            "SELECT registered FROM hist_counts WHERE artefact = ?", (artefact,)
         ).fetchone()
-        return int(row[0])
+        return int(row[0]) if row is not None else 0
 
     def users(self, key: bytes) -> list[tuple[str, str]]:
         """Versions registered with version key ``key`` among their inputs."""

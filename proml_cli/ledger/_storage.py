@@ -77,7 +77,14 @@ def _trie_key(slot: bytes) -> bytes:
     return _keccak(slot)
 
 
-class _Caches:
+class Caches:
+    """What reads keep: decoded nodes by hash, words by storage root, view answers by state.
+
+    The process's own (:func:`keep_across_reads`), or one reader's for its life (a ledger
+    opened in a process that keeps nothing across reads): every entry is a function of the
+    hash or root it is kept by, so either is sound; both are trimmed to the same bounds.
+    """
+
     def __init__(self) -> None:
         self.nodes: dict[bytes, Node] = {}
         self.words: dict[bytes, dict[bytes, bytes]] = {}
@@ -99,13 +106,13 @@ class _Caches:
             self.answers.pop(next(iter(self.answers)))
 
 
-_kept: _Caches | None = None
+_kept: Caches | None = None
 
 
 def keep_across_reads(keep: bool = True) -> None:
     """Keep decoded nodes and found words between reads in this process (or stop and drop them)."""
     global _kept  # one cache per process, switched on by the node
-    _kept = _Caches() if keep else None
+    _kept = Caches() if keep else None
 
 
 def keeping() -> bool:
@@ -229,16 +236,27 @@ def _path(encoded: bytes) -> tuple[str, bool]:
 # ---------------------------------------------------------------------------- the walk
 
 
-def read(root: bytes, keys: Iterable[bytes], fetch: Fetch) -> dict[bytes, bytes]:
+def _using(caches: Caches | None) -> tuple[Caches, bool]:
+    """The caches a read uses and fills: the process's, else the reader's, else throwaway ones."""
+    if _kept is not None:
+        return _kept, True
+    if caches is not None:
+        return caches, True
+    return Caches(), False
+
+
+def read(
+    root: bytes, keys: Iterable[bytes], fetch: Fetch, caches: Caches | None = None
+) -> dict[bytes, bytes]:
     """The leaf values (raw RLP) stored under ``keys`` (32-byte trie keys) in trie ``root``.
 
     Keys absent from the trie are absent from the answer. Kept caches (see
-    :func:`keep_across_reads`) are used and filled.
+    :func:`keep_across_reads`), else ``caches``, are used and filled.
 
     Raises:
         StorageError: a node is missing, malformed or does not match its hash.
     """
-    caches = _kept or _Caches()
+    caches, keeps = _using(caches)
     known = caches.words.get(root)
     wanted = list(dict.fromkeys(keys))
     found: dict[bytes, bytes] = {}
@@ -252,11 +270,9 @@ def read(root: bytes, keys: Iterable[bytes], fetch: Fetch) -> dict[bytes, bytes]
                 found[key] = value
         wanted = missing
     if wanted:
-        walked = _walk(
-            root, wanted, caches.nodes, fetch, caches.subtrees if _kept is not None else None
-        )
+        walked = _walk(root, wanted, caches.nodes, fetch, caches.subtrees if keeps else None)
         found.update(walked)
-        if _kept is not None:
+        if keeps:
             record = caches.words.setdefault(root, {})
             for key in wanted:
                 record[key] = walked.get(key, b"")  # b"": known to be absent
@@ -378,15 +394,19 @@ def _load(hashes: list[bytes], nodes: dict[bytes, Node], fetch: Fetch) -> None:
 # ---------------------------------------------------------------------------- contract storage
 
 
-def account(state_root: bytes, address: bytes, fetch: Fetch) -> tuple[bytes, bytes]:
+def account(
+    state_root: bytes, address: bytes, fetch: Fetch, caches: Caches | None = None
+) -> tuple[bytes, bytes]:
     """The storage root and code hash of account ``address`` in the state trie ``state_root``.
 
     Raises:
         StorageError: a node is missing, malformed or does not match its hash.
     """
-    nodes = _kept.nodes if _kept is not None else {}
+    kept, keeps = _using(caches)
     key = _keccak(address)
-    value = _walk(state_root, [key], nodes, fetch).get(key)
+    value = _walk(state_root, [key], kept.nodes, fetch).get(key)
+    if keeps:
+        kept.trim()
     if value is None:
         return EMPTY_ROOT, b""
     found = decode(value)
@@ -400,13 +420,15 @@ def account(state_root: bytes, address: bytes, fetch: Fetch) -> tuple[bytes, byt
     return bytes(found[2]), bytes(found[3])
 
 
-def storage_root(state_root: bytes, address: bytes, fetch: Fetch) -> bytes:
+def storage_root(
+    state_root: bytes, address: bytes, fetch: Fetch, caches: Caches | None = None
+) -> bytes:
     """The storage root of account ``address`` in the state trie ``state_root``.
 
     Raises:
         StorageError: a node is missing, malformed or does not match its hash.
     """
-    return account(state_root, address, fetch)[0]
+    return account(state_root, address, fetch, caches)[0]
 
 
 def remembered(state: tuple[bytes, bytes], question: object, answer: Callable[[], Any]) -> Any:
@@ -424,15 +446,21 @@ def remembered(state: tuple[bytes, bytes], question: object, answer: Callable[[]
     return kept[question]
 
 
-def words(state_root: bytes, address: bytes, slots: Sequence[bytes], fetch: Fetch) -> list[int]:
+def words(
+    state_root: bytes,
+    address: bytes,
+    slots: Sequence[bytes],
+    fetch: Fetch,
+    caches: Caches | None = None,
+) -> list[int]:
     """The storage words at ``slots`` (32-byte slot numbers) of ``address``, 0 where unset.
 
     Raises:
         StorageError: a node is missing, malformed or does not match its hash.
     """
-    root = storage_root(state_root, address, fetch)
+    root = storage_root(state_root, address, fetch, caches)
     keys = [_trie_key(slot) for slot in slots]
-    values = read(root, keys, fetch)
+    values = read(root, keys, fetch, caches)
     found = []
     for key in keys:
         value = values.get(key)

@@ -80,6 +80,31 @@ def test_an_edited_row_is_rebuilt_never_served(project: Path, base: Base, column
         assert index_steps(project, "model")[1] == move  # rebuilt from the chain
 
 
+def test_registration_counts_follow_the_steps_and_an_edited_count_is_rebuilt(
+    project: Path, base: Base
+) -> None:
+    def counts() -> tuple[dict[str, int], dict[str, int]]:
+        with index_db(project) as db:
+            kept = dict(db.execute("SELECT artefact, registered FROM hist_counts"))
+            rows = db.execute(
+                "SELECT artefact, count(*) FROM hist_steps WHERE action = 'register' "
+                "GROUP BY artefact"
+            )
+            return kept, dict(rows)
+
+    kept, counted = counts()
+    assert kept == counted
+    assert kept["model"] >= 1
+    shown = ok(proml(project, "status", "--json")).json()
+    versions = {row["artefact"]: row["versions"] for row in shown["artefacts"]}
+    assert versions == {name: kept.get(name, 0) for name in versions}
+    with index_db(project) as db:
+        db.execute("UPDATE hist_counts SET registered = registered + 5 WHERE artefact = 'model'")
+    assert ok(proml(project, "status", "--json")).json() == shown
+    assert counts() == (kept, counted)  # rebuilt from the chain
+    _answers_are_untouched(project, base)
+
+
 def test_a_removed_row_is_rebuilt(project: Path, base: Base) -> None:
     register, move = index_steps(project, "model")[:2]
     with index_db(project) as db:

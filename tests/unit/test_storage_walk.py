@@ -8,6 +8,7 @@ changed one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -63,6 +64,15 @@ def test_the_walk_finds_what_the_trie_holds_and_nothing_else(shared: bytes) -> N
         assert found.get(key, b"") == trie.get(key)
 
 
+def test_without_kept_caches_a_second_read_walks_again() -> None:
+    present = _keys(50, 12)
+    store, trie = _trie(dict.fromkeys(present, 3))
+    _storage.read(trie.root_hash, present, store.fetch)
+    first, store.fetched = store.fetched, 0
+    _storage.read(trie.root_hash, present, store.fetch)
+    assert store.fetched == first > 0
+
+
 def test_every_node_is_read_once_per_walk() -> None:
     present = _keys(500, 4)
     store, trie = _trie(dict.fromkeys(present, 7))
@@ -93,27 +103,38 @@ def test_a_missing_node_is_refused() -> None:
         _storage.read(trie.root_hash, present, store.fetch)
 
 
-def test_kept_caches_answer_as_a_fresh_walk_for_the_same_and_a_changed_root() -> None:
-    _storage.keep_across_reads()
+@pytest.fixture(params=["process", "reader"])
+def caches(request: pytest.FixtureRequest) -> _storage.Caches | None:
+    """Kept caches two ways: the process's (a node), or one reader's own (an open ledger)."""
+    if request.param == "process":
+        _storage.keep_across_reads()
+        return None
+    return _storage.Caches()
+
+
+def test_kept_caches_answer_as_a_fresh_walk_for_the_same_and_a_changed_root(
+    caches: _storage.Caches | None,
+) -> None:
+    read = functools.partial(_storage.read, caches=caches)
     present = _keys(200, 8)
     store, trie = _trie(dict.fromkeys(present, 1))
-    first = _storage.read(trie.root_hash, present, store.fetch)
+    first = read(trie.root_hash, present, store.fetch)
     store.fetched = 0
-    assert _storage.read(trie.root_hash, present, store.fetch) == first
+    assert read(trie.root_hash, present, store.fetch) == first
     assert store.fetched == 0  # same root: the words found under it
     old_root = trie.root_hash
     trie[present[0]] = rlp.encode(2)
     del trie[present[1]]
     store.fetched = 0
-    found = _storage.read(trie.root_hash, present, store.fetch)
+    found = read(trie.root_hash, present, store.fetch)
     assert found[present[0]] == rlp.encode(2)
     assert present[1] not in found
     assert all(found[k] == trie.get(k) for k in present[2:])
     assert 0 < store.fetched < 20  # only the nodes on the changed paths are new
     others = [*present[100:150], *_keys(20, 9)]  # another set of keys, some absent
-    found = _storage.read(trie.root_hash, others, store.fetch)
+    found = read(trie.root_hash, others, store.fetch)
     assert all(found.get(k, b"") == trie.get(k) for k in others)
-    assert _storage.read(old_root, present[:2], store.fetch) == {
+    assert read(old_root, present[:2], store.fetch) == {
         present[0]: rlp.encode(1),
         present[1]: rlp.encode(1),
     }
@@ -136,8 +157,8 @@ def test_storage_words_decode_and_refuse_a_non_minimal_integer() -> None:
         _storage.words(state.root_hash, address, slots, state_store.fetch)
 
 
-def test_kept_caches_follow_a_trie_through_many_changes() -> None:
-    _storage.keep_across_reads()
+def test_kept_caches_follow_a_trie_through_many_changes(caches: _storage.Caches | None) -> None:
+    read = functools.partial(_storage.read, caches=caches)
     keys = _keys(400, 10)
     store, trie = _trie(dict.fromkeys(keys[:200], 1))
     for step in range(30):
@@ -146,5 +167,5 @@ def test_kept_caches_follow_a_trie_through_many_changes() -> None:
         trie[keys[step]] = rlp.encode(step + 1000)
         del trie[keys[100 + step]]
         wanted = keys[step * 5 : step * 5 + 250]
-        found = _storage.read(trie.root_hash, wanted, store.fetch)
+        found = read(trie.root_hash, wanted, store.fetch)
         assert {k: found.get(k, b"") for k in wanted} == {k: trie.get(k) for k in wanted}
