@@ -41,6 +41,8 @@ ZERO = "0x0000000000000000000000000000000000000000"
 
 #: What a disagreement between the local index and the contract means, for messages.
 TAMPERED = "rows were added, removed or edited in the local event index"
+#: Why steps that agree with the contract's head but not with each other are refused.
+REWRITTEN = "the version's state was changed outside the contract (the chain's state was edited)"
 
 
 @dataclass
@@ -465,8 +467,37 @@ def _check(
             else:
                 step.source = _state(kind.states, r.get("source"))
                 step.target = _state(kind.states, r.get("target"))
+        broken = _discontinuity(version.steps) if version.problem is None else None
+        if broken is not None:
+            version.problem = broken
+            continue
         if version.problem is None and version.state != kind.states[state]:  # pragma: no cover
             version.problem = f"the contract says state '{kind.states[state]}': {TAMPERED}"
+
+
+def _discontinuity(steps: Sequence[HistoryStep]) -> str | None:
+    """Where the steps do not follow on from each other (None: each starts where the last ended).
+
+    The contract moves a version only from the state its word holds, so every step it applied
+    starts in the state the step before it ended in. The step-chain head commits to each
+    step's source and target: steps that agree with the head but not with each other mean the
+    version's storage word was rewritten between them, outside the contract (a chain database
+    edited to bring a rejected version back, say).
+    """
+    for number, step in enumerate(steps, start=1):
+        if step.action == "register":
+            if number != 1:
+                return f"step {number} registers it again: {REWRITTEN}"
+            continue
+        if number == 1:
+            return f"step 1 ({step.action}) moves it before it was registered: {REWRITTEN}"
+        before = steps[number - 2].target
+        if step.source != before:
+            return (
+                f"step {number} ({step.action}) starts from '{step.source}', but step "
+                f"{number - 1} ended in '{before}': {REWRITTEN}"
+            )
+    return None
 
 
 def _head(events: Sequence[ChainEvent], initial: int) -> tuple[int, str]:

@@ -10,12 +10,16 @@ on the real embedded EVM: every attack is refused with its exit code and the che
 * ``--deep`` following the inputs of a transition's run (a rejected test set);
 * ``run`` preflight: an artefact the ledger does not define → exit 2 before the command starts;
 * kind evolution: redefinition while unused; refusal once used, then a successor kind and a
-  rebind, with old versions keeping their kind.
+  rebind, with old versions keeping their kind;
+* the chain's state rewritten (a block appended whose state brings a rejected model back to
+  ``evaluated``, so the contract then approves it): the steps no longer follow on from each
+  other, and ``verify``, ``log`` and ``show`` refuse the version.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -522,3 +526,29 @@ def test_an_inserted_row_never_marks_a_pending_record_as_anchored(project: Path)
     with load_project(str(project / "proml.yaml"), settings=Settings()).ledger() as ledger:
         assert any(e.args.get("recordCid") == pending for e in ledger.history())
         assert _find_anchor(ledger, pending) is None
+
+
+# ---------------------------------------------------------------------------- the state
+
+
+def test_a_rejected_version_brought_back_by_a_forged_state_is_refused(project: Path) -> None:
+    from _state_forgery import append_block_with_state
+
+    ok(proml(project, "transition", "model", "reject"))
+    refused = proml(project, "transition", "model", "approve")
+    assert refused.code == 1
+    ledger = json.loads((project / ".proml" / "project.json").read_text())["ledger"]
+    evaluated = 1  # weights: trained, evaluated, approved, rejected
+    append_block_with_state(project, "model", "out/model.bin", evaluated, ledger)
+    # The contract reads the forged word and approves: the chain's code cannot tell.
+    ok(proml(project, "transition", "model", "approve"))
+
+    verdict = _verify(project, "out/model.bin", "--deep")
+    assert verdict["exit"] == 1
+    (reason,) = verdict["reasons"]
+    assert "step 4 (approve) starts from 'evaluated', but step 3 ended in 'rejected'" in reason
+    assert "changed outside the contract" in reason
+    for command in (("log",), ("show", "model")):
+        shown = proml(project, *command)
+        assert shown.code == 1, command
+        assert "changed outside the contract" in shown.stderr, command
