@@ -18,7 +18,7 @@ Dataset profiles), openlineage (one RunEvent per run, JSON Lines). ARTEFACT[@VER
 version (VERSION: a content CID, sha256:HEX or a unique hex prefix; default the latest) and its
 direct inputs; --deep its whole upstream lineage; without it, the whole project. slsa gives one
 document for one version, JSON Lines for several. The same history gives the same bytes. spdx3
-and openlineage need the export extra: pip install 'proml-provenance[export]'.
+and openlineage need the export extra: pip install -e 'PATH/TO/proml[export]'.
 
 \b
 Examples:

@@ -7,7 +7,7 @@
 
 ``slsa``, ``prov`` and ``cyclonedx`` need nothing beyond proml itself; ``spdx3`` and
 ``openlineage`` are built with their reference libraries, in the ``export`` extra
-(``pip install 'proml-provenance[export]'``), imported only when used.
+(``pip install -e 'PATH/TO/proml[export]'``), imported only when used.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def builder(name: str) -> Callable[[Facts], Any]:
     except ImportError as exc:
         raise InputError(
             f"export format '{name}' needs {found.needs or exc.name}, which is not installed",
-            hint=f"install proml-provenance[{EXTRA}] (pip install 'proml-provenance[{EXTRA}]')",
+            hint=f"install proml's {EXTRA!r} extra: pip install -e 'PATH/TO/proml[{EXTRA}]' "
+            "(PATH/TO/proml: your clone of proml)",
         ) from exc
     function: Callable[[Facts], Any] = getattr(module, found.function)
     return function

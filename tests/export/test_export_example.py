@@ -152,4 +152,4 @@ def test_export_usage_errors_are_one_line_and_exit_2(
     monkeypatch.setitem(sys.modules, "spdx_python_model.bindings.v3_0_1", None)
     result = proml(workspace, "export", "spdx3")
     assert (result.code, result.stdout) == (2, "")
-    assert "install proml-provenance[export]" in result.stderr
+    assert "install proml's 'export' extra" in result.stderr

@@ -165,7 +165,7 @@ def test_unknown_format_and_missing_extra_are_usage_errors(monkeypatch) -> None:
     with pytest.raises(InputError) as caught:
         builder("openlineage")
     assert "openlineage-python" in caught.value.diagnosis
-    assert "proml-provenance[export]" in (caught.value.hint or "")
+    assert "PATH/TO/proml[export]" in (caught.value.hint or "")
 
 
 def test_dsse_envelope_verifies_offline_against_the_signer_only(facts) -> None:
