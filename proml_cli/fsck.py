@@ -447,11 +447,18 @@ class _Checker:
         problems = _chain_problems(chain_dir, path, self.lock_timeout)
         for problem in problems:
             self.find("chain", path, problem)
-        if not problems:
-            self._check_indexes(chain_dir, path)
+        if problems or not self._check_indexes(chain_dir, path):
+            return
+        # Its blocks are intact: each is executed again, so a state no transaction produced
+        # (a block of someone's making, every trie node hashing right) is found too.
+        for problem in _replay_problems(chain_dir, path, self.lock_timeout):
+            self.find("chain", path, problem)
 
-    def _check_indexes(self, chain_dir: Path, path: Path) -> None:
-        """The event and history indexes against the chain's blocks; rebuilt with --repair."""
+    def _check_indexes(self, chain_dir: Path, path: Path) -> bool:
+        """The event and history indexes against the chain's blocks; rebuilt with --repair.
+
+        Returns whether the chain's blocks are intact (their headers, transactions, receipts).
+        """
         from proml_cli.project import PROJECT_FILE, read_state
 
         try:
@@ -467,19 +474,20 @@ class _Checker:
         except ProMLError as exc:
             # The chain's own blocks are damaged: no index can be rebuilt from them.
             self.find("chain", path, _after_path(exc.diagnosis))
-            return
+            return False
         findings = [self.find("chain", path, problem, repair) for problem in found]
         if not (found and self.is_repair):
-            return
+            return True
         try:
             left = _index_problems(chain_dir, path, address, self.lock_timeout, repair=True)
         except ProMLError as exc:
             self.find("chain", path, f"not repaired: {_after_path(exc.diagnosis)}")
-            return
+            return False
         for finding in findings:
             finding.repaired = not left
         for problem in left:
             self.find("chain", path, f"still after the rebuild: {problem}")
+        return True
 
 
 def check(
@@ -545,6 +553,21 @@ def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[st
     finally:
         lock.release()
     return problems
+
+
+def _replay_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[str]:
+    """Blocks that do not follow from executing the chain again (under its lock)."""
+    from proml_cli.ledger._embedded import _connect, _lock, _open_tester, replay_problems
+
+    lock = _lock(chain_dir, lock_timeout)
+    try:
+        conn = _connect(path, must_exist=True)
+        try:
+            return replay_problems(_open_tester(conn, path, must_exist=True).backend.chain)
+        finally:
+            conn.close()
+    finally:
+        lock.release()
 
 
 def _index_problems(

@@ -12,9 +12,9 @@ from proml_cli._cli.options import JsonOpt, PolicyOpt, environment
 HELP = """Check the project's local state: project.json, keystores (shape and mode), journal
 entries, the content store (every block, every pack and its index, orphan packs left by an
 interrupted import, temporary files) and the embedded chain's database (SQLite integrity,
-genesis, head block and state, every block against its header, the event index and the
-history index against the chain). Each problem is one line on stdout: AREA PATH: PROBLEM, and
-what --repair does about it.
+genesis, head block and state, every block against its header, every block executed again
+from genesis, the event index and the history index against the chain). Each problem is one
+line on stdout: AREA PATH: PROBLEM, and what --repair does about it.
 
 --repair does only what is safe: it moves unreadable journal entries to
 .proml/journal/quarantine/ (never deletes them), removes temporary files and orphan packs

@@ -345,6 +345,30 @@ def test_damaged_block_data_is_reported_never_repaired(damageable: Path, tmp_pat
     assert "repaired" not in result.stdout + result.stderr
 
 
+def test_a_block_whose_state_no_transaction_made_is_found_by_replaying_the_chain(
+    damageable: Path, tmp_path: Path
+) -> None:
+    from _state_forgery import append_block_with_state
+
+    root = fork(damageable, tmp_path / "project")
+    ledger = json.loads((root / ".proml" / "project.json").read_text())["ledger"]
+    with sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite") as conn:
+        (head,) = conn.execute("SELECT max(block) FROM logs").fetchone()
+    # Every trie node of the forged state hashes right, and the block's header is its own.
+    append_block_with_state(root, "dataset", "data/data.csv", 0, ledger)
+
+    for args in ((), ("--repair",)):
+        code, document = _fsck(root, *args)
+
+        assert code == 1, document
+        (problem,) = _chain_problems(document)
+        assert problem.startswith(
+            f"block {head + 1} does not follow from executing the chain again from genesis ("
+        ), problem
+        assert problem.endswith("restore a backup"), problem
+        assert not any(f["repaired"] for f in document["findings"])  # type: ignore[union-attr]
+
+
 def test_without_project_json_the_event_index_is_still_rebuilt(
     damageable: Path, tmp_path: Path
 ) -> None:
