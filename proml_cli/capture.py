@@ -30,7 +30,7 @@ from proml_cli.errors import (
     InputError,
     RefusedError,
 )
-from proml_cli.ledger import Move, Registration, VersionRef
+from proml_cli.ledger import Kind, Move, Registration, VersionRef
 from proml_cli.record import (
     DecisionRecord,
     FileEntry,
@@ -204,12 +204,18 @@ def _written_state(path: Path) -> tuple[tuple[str, int, int, int], ...] | None:
     return tuple(state)
 
 
-def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Material]:
+def check_materials(
+    project: Project, step: Step, ledger: Ledger, kinds: Mapping[str, Kind]
+) -> list[Material]:
     """Check every artefact the step uses: it exists, is a recorded version, in an allowed state.
+
+    ``kinds``: the ledger's kinds by name (as :func:`proml_cli.consistency.require_on_ledger`
+    returns them); a version of a kind not among them is asked of the ledger.
 
     Raises:
         RefusedError: listing every failed check; the command must not start.
     """
+    from proml_cli.history import version_problem
     from proml_cli.suggest import path_to
 
     reasons: list[str] = []
@@ -239,6 +245,13 @@ def check_materials(project: Project, step: Step, ledger: Ledger) -> list[Materi
             route = path_to(kind, state.state, accepted)
             if route:
                 hints.append(" then ".join(f"`proml transition {name} {t}`" for t in route))
+            continue
+        onchain = kinds.get(state.kind) or ledger.kind(state.kind)
+        problem = version_problem(ledger, state, onchain) if onchain is not None else None
+        if problem is not None:
+            reasons.append(
+                f"input '{name}' ({entry.path}): its history does not match the contract: {problem}"
+            )
             continue
         materials.append(Material(entry, state.state, mtime))
     if reasons:
@@ -343,8 +356,10 @@ def prepare(
         # says (exit 2 otherwise), so a run is never wasted on an unanchorable record.
         from proml_cli.consistency import require_on_ledger
 
-        require_on_ledger(policy, ledger, [*step.uses, *step.produces, *step.fires], step.fires)
-        materials = check_materials(project, step, ledger)
+        kinds = require_on_ledger(
+            policy, ledger, [*step.uses, *step.produces, *step.fires], step.fires
+        )
+        materials = check_materials(project, step, ledger, kinds)
     # Chosen (and announced) once the inputs passed, still before the command starts.
     signer = project.signer(account)
     before = {name: _written_state(policy.artefact_path(name)) for name in step.produces}
@@ -594,24 +609,31 @@ def _check_decision(
         InputError: the ledger defines the version's kind otherwise than the policy (exit 2).
         RefusedError: not a recorded version, or in a state the transition does not leave.
     """
+    from proml_cli.history import version_problem
     from proml_cli.suggest import allowed_from
 
     policy = project.policy
     kind = policy.kind_of(artefact)
     current = ledger.version(VersionRef(artefact, subject.sha256))
-    if current is not None:
+    onchain_kind = ledger.kind(current.kind) if current is not None else None
+    if onchain_kind is not None:
         # The version's kind as the ledger defines it must be the policy's (exit 2).
         from proml_cli.consistency import require_same_kind
 
-        onchain_kind = ledger.kind(current.kind)
-        if onchain_kind is not None:
-            require_same_kind(policy, onchain_kind)
+        require_same_kind(policy, onchain_kind)
     if current is None:
         raise RefusedError(
             f"{subject.path} (sha256:{subject.sha256[:12]}) is not a recorded version of "
             f"'{artefact}'",
             ["not a recorded version"],
             hint=_record_first_hint(project, artefact, has_path_option=True),
+        )
+    problem = version_problem(ledger, current, onchain_kind) if onchain_kind is not None else None
+    if problem is not None:
+        raise RefusedError(
+            f"'{artefact}' ({subject.path}): its history does not match the contract: {problem}",
+            ["history does not match the contract"],
+            hint="`proml verify` names the check; `proml fsck` checks the chain's blocks",
         )
     if current.state not in kind.transitions[transition].sources:
         allowed = allowed_from(kind, current.state)

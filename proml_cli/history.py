@@ -35,7 +35,7 @@ from proml_cli.errors import LedgerError
 from proml_cli.ledger import ChainEvent, Kind, Transition
 
 if TYPE_CHECKING:
-    from proml_cli.ledger import Ledger
+    from proml_cli.ledger import Ledger, VersionState
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -399,6 +399,26 @@ def view(ledger: Ledger, *, strict: bool = True) -> History:
     return history
 
 
+def version_problem(ledger: Ledger, current: VersionState, kind: Kind) -> str | None:
+    """What is wrong with one version's recorded events (None: nothing, or it has none).
+
+    ``current`` is the contract's answer for the version (``versionOf``) and ``kind`` its
+    kind as the contract defines it: the same checks as ``verify``'s first are made on the
+    version's events from the history index, with no other call to the chain. ``transition``
+    and ``run`` ask it before moving or consuming a version the contract accepts, so they
+    refuse what the gate would refuse. A version with no events in the index is left to the
+    contract, which the caller asked already.
+    """
+    key = _version_key(current.artefact, current.digest)
+    versions = build(ledger.history_index().events([key])).versions
+    version = versions.get((current.artefact, current.digest))
+    if version is None:
+        return None
+    if current.state not in kind.states:  # pragma: no cover - the contract's own kind
+        return f"the contract says state '{current.state}', not one of its kind's"
+    return _problem(version, kind, kind.states.index(current.state), current.steps, current.head)
+
+
 def _read_kept(ledger: Ledger, events: list[ChainEvent]) -> History:
     """:func:`_read`, reused by a process that keeps results while its inputs are the same.
 
@@ -452,27 +472,44 @@ def _check(
             version.problem = "the contract names a kind it does not define"
             continue
         version.kind = kind.name
-        found = _head([s.event for s in version.steps], kind.states.index(kind.initial))
-        if version.problem is None and found != (steps, head):
-            version.problem = (
-                f"the index holds {found[0]} step(s) for it, the contract committed to {steps}"
-                + (" with another content" if found[0] == steps else "")
-                + f": {TAMPERED}"
-            )
-            continue
-        for step in version.steps:
-            r = step.event.raw
-            if step.action == "register":
-                step.target = kind.initial
-            else:
-                step.source = _state(kind.states, r.get("source"))
-                step.target = _state(kind.states, r.get("target"))
-        broken = _discontinuity(version.steps) if version.problem is None else None
-        if broken is not None:
-            version.problem = broken
-            continue
-        if version.problem is None and version.state != kind.states[state]:  # pragma: no cover
-            version.problem = f"the contract says state '{kind.states[state]}': {TAMPERED}"
+        if version.problem is None:
+            version.problem = _problem(version, kind, state, steps, head)
+        else:
+            _name_steps(version, kind)
+
+
+def _problem(version: VersionHistory, kind: Kind, state: int, steps: int, head: str) -> str | None:
+    """Why ``version``'s events are not what the contract applied (None: they are).
+
+    ``state``, ``steps`` and ``head`` are the contract's (from the version's storage word).
+    The events must recompute the step-chain head, follow on from each other and end in the
+    contract's state. Names each step's source and target once the head matches.
+    """
+    found = _head([s.event for s in version.steps], kind.states.index(kind.initial))
+    if found != (steps, head):
+        return (
+            f"the index holds {found[0]} step(s) for it, the contract committed to {steps}"
+            + (" with another content" if found[0] == steps else "")
+            + f": {TAMPERED}"
+        )
+    _name_steps(version, kind)
+    broken = _discontinuity(version.steps)
+    if broken is not None:
+        return broken
+    if version.state != kind.states[state]:
+        return f"the contract says state '{kind.states[state]}': {TAMPERED}"
+    return None
+
+
+def _name_steps(version: VersionHistory, kind: Kind) -> None:
+    """Each step's source and target state names, from its event's state numbers."""
+    for step in version.steps:
+        r = step.event.raw
+        if step.action == "register":
+            step.target = kind.initial
+        else:
+            step.source = _state(kind.states, r.get("source"))
+            step.target = _state(kind.states, r.get("target"))
 
 
 def _discontinuity(steps: Sequence[HistoryStep]) -> str | None:

@@ -532,16 +532,30 @@ def test_an_inserted_row_never_marks_a_pending_record_as_anchored(project: Path)
 
 
 def test_a_rejected_version_brought_back_by_a_forged_state_is_refused(project: Path) -> None:
+    from _chain_helpers import random_cid
     from _state_forgery import append_block_with_state
 
+    import proml_cli
+    from proml_cli.ledger import Move, VersionRef
+
     ok(proml(project, "transition", "model", "reject"))
-    refused = proml(project, "transition", "model", "approve")
-    assert refused.code == 1
+    assert proml(project, "transition", "model", "approve").code == 1
     ledger = json.loads((project / ".proml" / "project.json").read_text())["ledger"]
     evaluated = 1  # weights: trained, evaluated, approved, rejected
     append_block_with_state(project, "model", "out/model.bin", evaluated, ledger)
-    # The contract reads the forged word and approves: the chain's code cannot tell.
-    ok(proml(project, "transition", "model", "approve"))
+
+    # proml refuses to move it: its last step ended in 'rejected', the contract says otherwise.
+    refused = proml(project, "transition", "model", "approve")
+    assert refused.code == 1
+    assert "its history does not match the contract: the contract says state 'evaluated'" in (
+        refused.stderr
+    )
+    # The forger sends the approval to the contract directly, with the project's key: the
+    # contract reads the forged word and approves (the chain's code cannot tell).
+    digest = hashlib.sha256((project / "out" / "model.bin").read_bytes()).hexdigest()
+    opened = proml_cli.open_project(project)
+    with opened.context.ledger(opened.context.signer()) as chain:
+        chain.submit(random_cid(), [], [Move(VersionRef("model", digest), "approve")])
 
     verdict = _verify(project, "out/model.bin", "--deep")
     assert verdict["exit"] == 1
@@ -552,3 +566,23 @@ def test_a_rejected_version_brought_back_by_a_forged_state_is_refused(project: P
         shown = proml(project, *command)
         assert shown.code == 1, command
         assert "changed outside the contract" in shown.stderr, command
+    # and proml moves it no further
+    assert "changed outside the contract" in proml(project, "transition", "model", "reject").stderr
+
+
+def test_run_refuses_an_input_whose_state_was_forged_back(project: Path) -> None:
+    from _state_forgery import append_block_with_state
+
+    ok(proml(project, "transition", "dataset", "reject"))
+    ledger = json.loads((project / ".proml" / "project.json").read_text())["ledger"]
+    validated = 1  # table: raw, validated, rejected, deprecated
+    append_block_with_state(project, "dataset", "data/data.csv", validated, ledger)
+    (project / "train.started").unlink(missing_ok=True)
+
+    refused = proml(project, "run", "--", "python", "train.py")
+
+    assert refused.code == 1
+    assert "input 'dataset' (data/data.csv): its history does not match the contract" in (
+        refused.stderr
+    )
+    assert not (project / "train.started").exists()  # the command never ran
