@@ -38,6 +38,8 @@ from proml_cli.errors import ProMLError
 from proml_cli.settings import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from proml_cli.content._local import EmbeddedStore
     from proml_cli.project import Project
 
@@ -526,48 +528,45 @@ def check(
 # ---------------------------------------------------------------------------- helpers
 
 
-def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[str]:
-    """What is wrong with the embedded chain's database (under its lock)."""
-    from proml_cli.errors import InputError
-    from proml_cli.ledger._embedded import _connect, _lock, _open_tester
-
-    lock = _lock(chain_dir, lock_timeout)
-    problems: list[str] = []
-    try:
-        try:
-            conn = _connect(path, must_exist=True)
-        except InputError as exc:
-            return [_after_path(exc.diagnosis)]
-        try:
-            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-            if rows != ["ok"]:
-                problems.append(f"SQLite integrity check: {'; '.join(rows[:3])}")
-                return problems
-            try:
-                # Opening checks the genesis entry, the head block and its state.
-                _open_tester(conn, path, must_exist=True)
-            except InputError as exc:
-                return [_after_path(exc.diagnosis)]
-        finally:
-            conn.close()
-    finally:
-        lock.release()
-    return problems
-
-
-def _replay_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[str]:
-    """Blocks that do not follow from executing the chain again (under its lock)."""
-    from proml_cli.ledger._embedded import _connect, _lock, _open_tester, replay_problems
+@contextlib.contextmanager
+def _locked_chain(chain_dir: Path, path: Path, lock_timeout: float) -> Iterator[sqlite3.Connection]:
+    """The chain database, connected under the chain's lock; closed and released afterwards."""
+    from proml_cli.ledger._embedded import _connect, _lock
 
     lock = _lock(chain_dir, lock_timeout)
     try:
         conn = _connect(path, must_exist=True)
         try:
-            return replay_problems(_open_tester(conn, path, must_exist=True).backend.chain)
+            yield conn
         finally:
             conn.close()
     finally:
         lock.release()
+
+
+def _chain_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[str]:
+    """What is wrong with the embedded chain's database (under its lock)."""
+    from proml_cli.errors import InputError
+    from proml_cli.ledger._embedded import _open_tester
+
+    try:
+        with _locked_chain(chain_dir, path, lock_timeout) as conn:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+            if rows != ["ok"]:
+                return [f"SQLite integrity check: {'; '.join(rows[:3])}"]
+            # Opening checks the genesis entry, the head block and its state.
+            _open_tester(conn, path, must_exist=True)
+    except InputError as exc:
+        return [_after_path(exc.diagnosis)]
+    return []
+
+
+def _replay_problems(chain_dir: Path, path: Path, lock_timeout: float) -> list[str]:
+    """Blocks that do not follow from executing the chain again (under its lock)."""
+    from proml_cli.ledger._embedded import _open_tester, replay_problems
+
+    with _locked_chain(chain_dir, path, lock_timeout) as conn:
+        return replay_problems(_open_tester(conn, path, must_exist=True).backend.chain)
 
 
 def _index_problems(
@@ -593,20 +592,13 @@ def _index_problems(
             return ledger.index_problems()
         finally:
             ledger.close()
-    lock = _embedded._lock(chain_dir, lock_timeout)
-    try:
-        conn = _embedded._connect(path, must_exist=True)
-        try:
-            chain = _embedded._open_tester(conn, path, must_exist=True).backend.chain
-            if repair:
-                conn.execute("BEGIN IMMEDIATE")
-                _embedded.rebuild_log_index(conn, chain, path)
-                conn.execute("COMMIT")
-            return _embedded.log_index_problems(conn, chain, path)
-        finally:
-            conn.close()
-    finally:
-        lock.release()
+    with _locked_chain(chain_dir, path, lock_timeout) as conn:
+        chain = _embedded._open_tester(conn, path, must_exist=True).backend.chain
+        if repair:
+            conn.execute("BEGIN IMMEDIATE")
+            _embedded.rebuild_log_index(conn, chain, path)
+            conn.execute("COMMIT")
+        return _embedded.log_index_problems(conn, chain, path)
 
 
 def _reachable(store: EmbeddedStore, roots: Iterable[str]) -> set[bytes]:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import rlp
 from eth.db.atomic import AtomicDB
@@ -43,11 +43,21 @@ from web3.contract import Contract
 from web3.types import Wei
 
 from proml_cli.errors import BackendUnavailable, InputError
-from proml_cli.ledger import LOCK_TIMEOUT, ChainEvent, Kind, VersionRef, VersionState, _storage
-from proml_cli.ledger._client import ContractLedger, _address, name32
+from proml_cli.ledger import (
+    LOCK_TIMEOUT,
+    ChainEvent,
+    Kind,
+    VersionRef,
+    VersionState,
+    _layout,
+    _storage,
+)
+from proml_cli.ledger._client import ContractLedger, _address, name32, version_key
 from proml_cli.ledger._index import edit_counter
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 DB_NAME = "chain.sqlite"
 LOCK_NAME = "chain.lock"
@@ -257,7 +267,6 @@ class EmbeddedLedger(ContractLedger):
         one walk of the contract's storage trie, each node checked against its hash (see
         :mod:`proml_cli.ledger._storage`).
         """
-        from proml_cli.ledger._client import version_key
         from proml_cli.ledger._index import _key_of
 
         return self.version_words_of(
@@ -266,30 +275,28 @@ class EmbeddedLedger(ContractLedger):
 
     def version_words_of(self, keys: Sequence[bytes]) -> list[int]:
         """:meth:`version_words` by version key (keccak256(artefact32 ‖ digest32))."""
-        from proml_cli.ledger._layout import VERSIONS_SLOT, mapping_slot
-
-        return self._words([mapping_slot(key, VERSIONS_SLOT) for key in keys])
+        return self._words([_layout.mapping_slot(key, _layout.VERSIONS_SLOT) for key in keys])
 
     def _words(self, slots: Sequence[bytes]) -> list[int]:
         """The contract's storage words at ``slots``, at the canonical head (0 where unset).
 
         Read in one walk of the storage trie, each node checked against the head's state root.
         """
-        header = self._tester.backend.chain.get_canonical_head()
-        address = bytes.fromhex(self.address.removeprefix("0x"))
-        try:
-            return _storage.words(
-                bytes(header.state_root), address, slots, self._trie_nodes, self._reads
+        return self._view(
+            lambda: _storage.words(
+                self._state_root(), _raw(self.address), slots, self._trie_nodes, self._reads
             )
+        )
+
+    def _view(self, read: Callable[[], _T]) -> _T:
+        """``read()`` of the contract's state; storage that fails its checks is damage (exit 2)."""
+        try:
+            return read()
         except _storage.StorageError as exc:
             raise damaged_database(self._path, f"the contract's storage: {exc}") from exc
 
-    def _layout_view(self, view: Callable[[], Any]) -> Any:
-        """``view()``, one of :mod:`proml_cli.ledger._layout`'s readers; damage reported."""
-        try:
-            return view()
-        except _storage.StorageError as exc:
-            raise damaged_database(self._path, f"the contract's storage: {exc}") from exc
+    def _state_root(self) -> bytes:
+        return bytes(self._tester.backend.chain.get_canonical_head().state_root)
 
     def _contract_state(self) -> tuple[bytes, bytes]:
         """The contract's storage root and code hash at the canonical head."""
@@ -297,12 +304,11 @@ class EmbeddedLedger(ContractLedger):
 
     def _account(self, address: str) -> tuple[bytes, bytes]:
         """An account's storage root and code hash at the canonical head, from the state trie."""
-        header = self._tester.backend.chain.get_canonical_head()
-        raw = bytes.fromhex(address.removeprefix("0x"))
-        try:
-            return _storage.account(bytes(header.state_root), raw, self._trie_nodes, self._reads)
-        except _storage.StorageError as exc:
-            raise damaged_database(self._path, f"the contract's account: {exc}") from exc
+        return self._view(
+            lambda: _storage.account(
+                self._state_root(), _raw(address), self._trie_nodes, self._reads
+            )
+        )
 
     def kept_state(self) -> tuple[bytes, bytes] | None:
         """The contract's storage root and code hash at the head, when this process keeps reads."""
@@ -322,58 +328,40 @@ class EmbeddedLedger(ContractLedger):
 
     def kind_names(self) -> tuple[str, ...]:
         """Every kind defined on-chain, in definition order (kept by storage root in a node)."""
-        from proml_cli.ledger import _layout
-
         names: tuple[str, ...] = self._kept(
-            "kind_names", lambda: self._layout_view(lambda: _layout.kind_names(self._words))
+            "kind_names", lambda: self._view(lambda: _layout.kind_names(self._words))
         )
         return names
 
     def kind(self, name: str) -> Kind | None:
         """A kind's definition, read back from the contract (kept by storage root in a node)."""
-        from proml_cli.ledger import _layout
-
         key = name32(name)
         found: Kind | None = self._kept(
-            ("kind", name), lambda: self._layout_view(lambda: _layout.kind(self._words, key))
+            ("kind", name), lambda: self._view(lambda: _layout.kind(self._words, key))
         )
         return found
 
     def role_names(self) -> tuple[str, ...]:
         """The roles defined on-chain, in bit order (kept by storage root in a node)."""
-        from proml_cli.ledger import _layout
-
         names: tuple[str, ...] = self._kept(
-            "role_names", lambda: self._layout_view(lambda: _layout.role_names(self._words))
+            "role_names", lambda: self._view(lambda: _layout.role_names(self._words))
         )
         return names
 
     def artefact_kind(self, name: str) -> str | None:
         """The kind ``name`` is bound to, or None (read from the contract's storage)."""
-        from proml_cli.ledger import _layout
-
         key = name32(name)
-        found: str = self._layout_view(lambda: _layout.artefact_kind(self._words, key))
-        return found or None
+        return self._view(lambda: _layout.artefact_kind(self._words, key)) or None
 
     def roles_of(self, account: str) -> tuple[str, ...]:
         """The roles ``account`` holds (read from the contract's storage)."""
-        from proml_cli.ledger import _layout
-
-        address = bytes.fromhex(_address(account).removeprefix("0x"))
-        found: tuple[str, ...] = self._layout_view(lambda: _layout.roles_of(self._words, address))
-        return found
+        address = _raw(_address(account))
+        return self._view(lambda: _layout.roles_of(self._words, address))
 
     def version(self, ref: VersionRef) -> VersionState | None:
         """A version's current state, read from the contract's storage."""
-        from proml_cli.ledger import _layout
-        from proml_cli.ledger._client import version_key
-
         key = version_key(ref)
-        found: VersionState | None = self._layout_view(
-            lambda: _layout.version(self._words, ref, key)
-        )
-        return found
+        return self._view(lambda: _layout.version(self._words, ref, key))
 
     def _trie_nodes(self, hashes: Sequence[bytes]) -> dict[bytes, bytes]:
         """The stored trie nodes with these hashes (absent ones left out)."""
@@ -486,7 +474,7 @@ class EmbeddedLedger(ContractLedger):
         chain = self._tester.backend.chain
         header = chain.get_canonical_block_header_by_number(number)
         db = chain.chaindb.db
-        address = bytes.fromhex(self.address.removeprefix("0x"))
+        address = _raw(self.address)
         state = HexaryTrie(db, header.state_root)
         account_nodes = state.get_proof(bytes(keccak(address)))  # type: ignore[no-untyped-call]
         account = rlp.decode(state.get(bytes(keccak(address))))
@@ -568,6 +556,11 @@ class _Session:
         if found is None:
             found = self._contracts[address] = self.w3.eth.contract(address=address, abi=abi)
         return found
+
+
+def _raw(address: str) -> bytes:
+    """A ``0x`` address as its 20 bytes."""
+    return bytes.fromhex(address.removeprefix("0x"))
 
 
 def _now() -> int:
