@@ -842,12 +842,7 @@ class EmbeddedStore:
             return False
         target = pack()
         offset = target.append(digest, parts, size)
-        with self._index_lock:
-            self._packed[digest] = (target.path, offset, size)
-            if target.path not in self._own_packs:
-                self._own_packs.add(target.path)
-                self._announce(target.path)
-            self._damaged.discard(digest)
+        self.remember_packed(digest, target.path, offset, size)
         return True
 
     # ------------------------------------------------------------------ writing

@@ -1147,7 +1147,6 @@ def copy_file(
     *,
     on_bytes: Callable[[int], None] | None = None,
     layout: Layout = DEFAULT_LAYOUT,
-    mapped: bool = True,
 ) -> FileDigest:
     """Read a regular file once: its sha256, its CIDv1 DAG, and its bytes handed to ``sink``.
 
@@ -1155,7 +1154,7 @@ def copy_file(
     window and adds it to the file's sha256; the calling thread hashes its 256 KiB chunks (the
     raw leaves) and builds the DAG; one hands the window to the sink and gives it back. hashlib
     and writes release the GIL, so on two cores this costs about one sha256 pass. A window is
-    the file's own pages where it can be mapped under a read lease (``mapped``, see
+    the file's own pages where it can be mapped under a read lease (``layout.mapped``, see
     :class:`_Mapped`: no copy into this process), else a page-aligned buffer it is read into;
     either way page-aligned, so a sink may write it with direct I/O. The bytes the sink keeps
     are the bytes that were hashed (the same window); the root block is put last, after
@@ -1252,7 +1251,7 @@ def copy_file(
         with os.fdopen(fd, "rb", buffering=0) as stream:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise InputError(f"{display} is not a regular file or directory")
-            source[0] = _Mapped.open(fd) if mapped else None
+            source[0] = _Mapped.open(fd) if layout.mapped else None
             try:
                 before = os.fstat(fd)  # under the lease, if any: the size is final
                 with ThreadPoolExecutor(max_workers=2, thread_name_prefix="proml-copy") as pool:

@@ -527,18 +527,19 @@ class ContractLedger:
         events = self.history_index().events()
         return [e for e in events if e.block >= from_block]
 
-    def history_index(self, *, rebuild: bool = False) -> HistoryIndex:
+    def history_index(self, *, rebuild: bool = False, is_quiet: bool = False) -> HistoryIndex:
         """The decoded history index, brought up to the newest (confirmed) block.
 
         ``rebuild``: drop it and decode every event again (when what it served disagreed with
-        the contract). See :mod:`proml_cli.ledger._index`.
+        the contract). ``is_quiet``: a rebuild the caller reports itself is not noted. See
+        :mod:`proml_cli.ledger._index`.
         """
         from proml_cli.ledger._index import HistoryIndex
 
         if self._hindex is None:
             conn, commit = self._index_connection()
             self._hindex = HistoryIndex(conn, commit)
-        self._hindex.sync(self, rebuild=rebuild)
+        self._hindex.sync(self, rebuild=rebuild, is_quiet=is_quiet)
         return self._hindex
 
     def events_between(self, first: int, last: int) -> list[ChainEvent]:

@@ -435,13 +435,10 @@ class EmbeddedLedger(ContractLedger):
         Raises:
             ChainDatabaseError: the chain's own block data is damaged (nothing is changed).
         """
-        from proml_cli.ledger._index import HistoryIndex
-
         assert self._conn is not None  # noqa: S101 - open while the ledger is
         count = rebuild_log_index(self._conn, self._tester.backend.chain, self._path)
-        self._hindex = None
         # Asked for, not found stale: the caller reports it, so no note.
-        HistoryIndex(self._conn, self._commit).sync(self, rebuild=True, is_quiet=True)
+        self.history_index(rebuild=True, is_quiet=True)
         return count
 
     # -- raw chain data, straight from py-evm's database (no JSON round trip)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
@@ -64,7 +65,9 @@ def test_copy_gives_the_hash_of_one_pass_and_every_byte(
     target.write_bytes(data)
     expected = _unixfs.import_path(target, 1, layout=TINY)
     sink = RecordingSink(data)
-    got = _unixfs.copy_file(bytes(target), str(target), sink, layout=TINY, mapped=mapped)
+    got = _unixfs.copy_file(
+        bytes(target), str(target), sink, layout=dataclasses.replace(TINY, mapped=mapped)
+    )
     assert (got.sha256, got.size, got.root.cid) == (expected.sha256, size, expected.root.cid)
     assert bytes(sink.kept) == data
     assert [at for _, at, _ in sink.leaves] == list(range(0, size, 4096))
@@ -82,7 +85,12 @@ def test_a_real_size_file_matches_the_two_buffer_hasher(tmp_path: Path, mapped: 
     expected = _unixfs.hash_file(bytes(target), str(target), 1)
     assert expected.sha256 == hashlib.sha256(data).hexdigest()
     sink = RecordingSink(data)
-    got = _unixfs.copy_file(bytes(target), str(target), sink, mapped=mapped)
+    got = _unixfs.copy_file(
+        bytes(target),
+        str(target),
+        sink,
+        layout=dataclasses.replace(_unixfs.DEFAULT_LAYOUT, mapped=mapped),
+    )
     assert (got.sha256, got.root.cid) == (expected.sha256, expected.root.cid)
     assert bytes(sink.kept) == data
     # Hashing alone (no store) reads a large file the same way, and gives the same.
@@ -114,8 +122,7 @@ def test_a_file_changed_while_copied_is_an_error(tmp_path: Path, mapped: bool) -
                 str(target),
                 sink,
                 on_bytes=append_once,
-                layout=TINY,
-                mapped=mapped,
+                layout=dataclasses.replace(TINY, mapped=mapped),
             )
 
 
