@@ -497,7 +497,8 @@ def _problem(version: VersionHistory, kind: Kind, state: int, steps: int, head: 
     if broken is not None:
         return broken
     if version.state != kind.states[state]:
-        return f"the contract says state '{kind.states[state]}': {TAMPERED}"
+        # The events recompute the head and follow on: the word's state was set by other means.
+        return f"the contract says state '{kind.states[state]}': {REWRITTEN}"
     return None
 
 
@@ -580,9 +581,9 @@ def require_consistent(history: History) -> History:
     raise LedgerError(
         f"the ledger's event index disagrees with the contract for {len(bad)} version(s): "
         f"{named}{more}",
-        hint="nothing it says about them is used; the chain's storage is intact, the event "
-        "index (.proml/chain/chain.sqlite, table logs; rebuilt once already from it: the "
-        "decoded tables hist_*) was altered; `proml fsck` compares it with the chain",
+        hint="nothing it says about them is used; either the event index (.proml/chain/"
+        "chain.sqlite, table logs; rebuilt once already from it: the decoded tables hist_*) or "
+        "the chain's state was altered; `proml fsck` compares both with the chain's blocks",
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -102,7 +101,5 @@ def export(
     if out is None:
         output.emit_bytes(data)
         return
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    output.write_file(out, data, "--output")
     output.info(f"wrote {format_name} to {out} ({len(data)} bytes)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -31,6 +33,31 @@ def emit_bytes(data: bytes) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def write_file(path: Path, data: bytes, option: str) -> None:
+    """Write ``data`` to ``path`` whole (a temporary file renamed over it), for ``option``.
+
+    A path that is there but not a regular file (a pipe, ``/dev/stdout``) is written in place.
+
+    Raises:
+        InputError: (exit 2) the directory is missing, or the file cannot be written there.
+    """
+    from proml_cli.errors import InputError
+
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: no such directory (for {option})")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if path.exists() and not path.is_file():
+            with path.open("wb") as target:
+                target.write(data)
+            return
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write it (for {option}): {exc.strerror}") from exc
 
 
 def stdout_console() -> Console:

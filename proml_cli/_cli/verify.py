@@ -74,7 +74,7 @@ def verify(
         from proml_cli.export import render
         from proml_cli.export.vsa import attest as summarise
 
-        attest.write_bytes(render(summarise(project, verdict, deep=deep)))
+        output.write_file(attest, render(summarise(project, verdict, deep=deep)), "--attest")
         output.info(f"wrote the verification summary to {attest}")
     if as_json:
         output.emit_json(verdict.to_json())

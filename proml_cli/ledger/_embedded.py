@@ -601,15 +601,29 @@ def replay_problems(chain: Any) -> list[str]:
     replay = type(chain).from_genesis(MemoryDB(), params, PyEVMBackend.generate_genesis_state())
     if replay.get_canonical_head().hash != stored.hash:
         return ["the genesis block is not the one proml makes (its state cannot be replayed)"]
-    for number in range(1, int(head.block_number) + 1):
-        try:
-            replay.import_block(chain.get_canonical_block_by_number(number))
-        except Exception as exc:  # noqa: BLE001 - any failure to replay a block is the finding
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            return [
-                f"block {number} does not follow from executing the chain again from genesis "
-                f"({reason}): its state or header was written outside the chain; restore a backup"
-            ]
+    # py-evm logs each block it refuses; the refusal is the finding, reported below.
+    refusals = logging.getLogger("eth")
+    level = refusals.level
+    refusals.setLevel(logging.CRITICAL)
+    try:
+        for number in range(1, int(head.block_number) + 1):
+            try:
+                replay.import_block(chain.get_canonical_block_by_number(number))
+            except Exception as exc:  # noqa: BLE001 - any failure to replay a block is the finding
+                return [
+                    f"block {number} does not follow from executing the chain again from genesis "
+                    f"({type(exc).__name__}): its state or header was written outside the chain; "
+                    "restore a backup"
+                ]
+    finally:
+        refusals.setLevel(level)
+    # The head the chain's state is read from must be the last block replayed, not a header
+    # the head pointer was moved to.
+    if replay.get_canonical_head().hash != head.hash:
+        return [
+            f"the chain's head (block {head.block_number}) is not the block replayed at that "
+            "height: its state or header was written outside the chain; restore a backup"
+        ]
     return []
 
 

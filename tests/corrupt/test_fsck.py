@@ -345,8 +345,9 @@ def test_damaged_block_data_is_reported_never_repaired(damageable: Path, tmp_pat
     assert "repaired" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("move_head_only", [False, True], ids=["appended", "head-moved"])
 def test_a_block_whose_state_no_transaction_made_is_found_by_replaying_the_chain(
-    damageable: Path, tmp_path: Path
+    damageable: Path, tmp_path: Path, move_head_only: bool
 ) -> None:
     from _state_forgery import append_block_with_state
 
@@ -355,16 +356,23 @@ def test_a_block_whose_state_no_transaction_made_is_found_by_replaying_the_chain
     with sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite") as conn:
         (head,) = conn.execute("SELECT max(block) FROM logs").fetchone()
     # Every trie node of the forged state hashes right, and the block's header is its own.
-    append_block_with_state(root, "dataset", "data/data.csv", 0, ledger)
+    append_block_with_state(
+        root, "dataset", "data/data.csv", 0, ledger, move_head_only=move_head_only
+    )
+    expected = (
+        f"the chain's head (block {head}) is not the block replayed at that height"
+        if move_head_only
+        else f"block {head + 1} does not follow from executing the chain again from genesis ("
+    )
+    # `verify` meanwhile rebuilds the history index: only the forged state is left to find.
+    assert proml(root, "verify", "data/data.csv").code == 1
 
     for args in ((), ("--repair",)):
         code, document = _fsck(root, *args)
 
         assert code == 1, document
         (problem,) = _chain_problems(document)
-        assert problem.startswith(
-            f"block {head + 1} does not follow from executing the chain again from genesis ("
-        ), problem
+        assert problem.startswith(expected), problem
         assert problem.endswith("restore a backup"), problem
         assert not any(f["repaired"] for f in document["findings"])  # type: ignore[union-attr]
 

@@ -153,3 +153,20 @@ def test_export_usage_errors_are_one_line_and_exit_2(
     result = proml(workspace, "export", "spdx3")
     assert (result.code, result.stdout) == (2, "")
     assert "install proml's 'export' extra" in result.stderr
+
+
+def test_a_file_that_cannot_be_written_is_one_line_and_exit_2(
+    workspace: Path, tmp_path: Path
+) -> None:
+    taken = tmp_path / "a-directory"
+    taken.mkdir()
+    for args in (
+        ("verify", "models/model.pkl", "--attest", str(taken)),
+        ("export", "prov", "-o", str(taken)),
+    ):
+        result = proml(workspace, *args)
+        assert result.code == 2, str(result)
+        assert result.stderr.startswith(f"proml: error: {taken}: cannot write it"), str(result)
+        assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [taken]  # no temporary file left behind
+    assert list(taken.iterdir()) == []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import rlp
 from eth.constants import BLANK_ROOT_HASH
+from eth.db.schema import SchemaV1
 from trie import HexaryTrie
 
 from proml_cli.ledger import VersionRef
@@ -27,8 +28,14 @@ from proml_cli.ledger._storage import keccak
 STATE_SHIFT = 16
 
 
-def append_block_with_state(root: Path, artefact: str, path: str, state: int, ledger: str) -> None:
-    """Append an empty block whose state gives (``artefact``, sha256 of ``path``) ``state``."""
+def append_block_with_state(
+    root: Path, artefact: str, path: str, state: int, ledger: str, *, move_head_only: bool = False
+) -> None:
+    """Append an empty block whose state gives (``artefact``, sha256 of ``path``) ``state``.
+
+    ``move_head_only``: instead, a copy of the head block with that state, which only the
+    chain's head pointer names (the block stored at its height stays the real one).
+    """
     digest = hashlib.sha256((root / path).read_bytes()).hexdigest()
     slot = mapping_slot(version_key(VersionRef(artefact, digest)), VERSIONS_SLOT)
     conn = sqlite3.connect(root / ".proml" / "chain" / "chain.sqlite", isolation_level=None)
@@ -45,6 +52,11 @@ def append_block_with_state(root: Path, artefact: str, path: str, state: int, le
         storage[keccak(slot)] = rlp.encode(word.to_bytes(32, "big").lstrip(b"\0"))
         account[2] = storage.root_hash
         accounts[account_key] = rlp.encode(account)
+        if move_head_only:
+            forged = head.copy(state_root=accounts.root_hash)
+            db[forged.hash] = rlp.encode(forged)
+            db[SchemaV1.make_canonical_head_hash_lookup_key()] = forged.hash
+            return
         child = head.copy(
             parent_hash=head.hash,
             block_number=head.block_number + 1,
